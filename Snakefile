@@ -1,0 +1,31 @@
+"""casbo-bench: re-run the CASBO paper's claims.
+
+    snakemake --cores 2                                  # config/config.yaml, the quick run
+    snakemake --cores all --configfile config/paper.yaml # the full grid
+
+Every output of a config goes under results/<name>/ and paper_figures/<name>/.
+"""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/benchmark.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/rates.smk"
+include: "workflow/rules/claims.smk"
+include: "workflow/rules/molecules.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),
+        rate_check_outputs(),
+        claims_outputs(),
+        molecule_outputs(),

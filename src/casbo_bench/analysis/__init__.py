@@ -1,0 +1,1 @@
+"""Analysis of validated traces: tables, statistics, figures, rate checks, claims."""

@@ -1,0 +1,300 @@
+"""Paper figures from validated traces: convergence curves and a win matrix.
+
+- ``convergence_<problem>_K<K>_<scoring>``: best-so-far loss against evaluations, one panel
+  per d (rows of at most four panels), the median over seeds with a seeded
+  bootstrap band (95%) of the median. Curves are evaluated on a log-spaced grid of
+  evaluation counts, so a budget of 10^5 plots as fast as one of 10^2. Both axes are
+  logarithmic; the loss axis falls back to symlog (or linear, over a narrow range) in a
+  panel whose values reach zero or below, e.g. negated scores.
+- ``win_matrix``: the fraction of (problem, d, K, scoring, seed) cells in which the row
+  method's final best-so-far is lower than the column method's, ties counting 1/2.
+
+Every method keeps one colour in every figure (:data:`METHOD_COLOURS`; methods not listed
+there take the spare colours in sorted order). Figures are sized for a paper (3.4 in for a
+single column, 7 in across two) with fonts of 7 pt and more, and written as PDF and PNG
+(200 dpi). They are built as plain :class:`matplotlib.figure.Figure` objects rendered by the
+Agg canvas, never through pyplot: no global figure registry, no interactive backend, and
+nothing left open after saving.
+
+>>> paths = make_figures(load_traces(paths), "paper_figures/quick")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.typing import RcKeyType
+from numpy.typing import NDArray
+
+from casbo_bench.analysis.io import CELL_KEYS, SETTING_KEYS, final_by_run
+from casbo_bench.analysis.stats import bootstrap_median_band, win_fraction_matrix
+from casbo_bench.schemas.trace import RUN_KEYS
+from casbo_bench.seeding import derive_rng
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+SINGLE_COLUMN_IN = 3.4
+TWO_COLUMN_IN = 7.0
+PNG_DPI = 200
+GRID_POINTS = 60
+PANELS_PER_ROW = 4
+
+_COLORBLIND = sns.color_palette("colorblind").as_hex()
+METHOD_COLOURS: dict[str, str] = {
+    "casbo": _COLORBLIND[0],
+    "casbo-diag": _COLORBLIND[9],
+    "casbo-latent": _COLORBLIND[2],
+    "cmaes": _COLORBLIND[1],
+    "turbo": _COLORBLIND[3],
+    "random": _COLORBLIND[7],
+}
+"""The benchmark's methods in plotting order, each with its colour (seaborn colorblind)."""
+
+_SPARE_COLOURS: list[str] = [_COLORBLIND[i] for i in (4, 5, 6, 8)]
+
+PAPER_STYLE: dict[RcKeyType, Any] = {
+    **sns.axes_style("ticks"),
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "legend.title_fontsize": 7,
+    "lines.linewidth": 1.2,
+    "axes.linewidth": 0.6,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "axes.grid": True,
+    "grid.linewidth": 0.4,
+    "grid.alpha": 0.5,
+    "pdf.fonttype": 42,  # embed TrueType, so a journal's PDF checks accept the text
+    "ps.fonttype": 42,
+}
+"""The fixed style of every figure (seaborn "ticks" with paper-size fonts, all >= 7 pt)."""
+
+
+def method_palette(methods: Iterable[str]) -> dict[str, str]:
+    """Method -> colour: :data:`METHOD_COLOURS` first, others in sorted order after them.
+
+    Beyond the spare colourblind colours, further methods get evenly spaced husl hues.
+    """
+    names = set(methods)
+    palette = {name: colour for name, colour in METHOD_COLOURS.items() if name in names}
+    others = sorted(names - set(METHOD_COLOURS))
+    spare = list(_SPARE_COLOURS)
+    if len(others) > len(spare):
+        spare += sns.color_palette("husl", len(others) - len(spare)).as_hex()
+    palette.update(zip(others, spare[: len(others)], strict=True))
+    return palette
+
+
+def evaluation_grid(budget: int, points: int = GRID_POINTS) -> IntArray:
+    """Distinct evaluation counts from 1 to ``budget``, log-spaced (at most ``points``)."""
+    if budget < 1:
+        raise ValueError(f"budget must be >= 1; got {budget}")
+    return np.unique(np.geomspace(1, budget, points).round().astype(np.int64))
+
+
+def convergence_curves(traces: pd.DataFrame, grid: IntArray) -> FloatArray:
+    """Best-so-far of every run at the evaluation counts of ``grid``.
+
+    Args:
+        traces: validated traces of runs that all recorded at least ``grid[-1]``
+            evaluations (evaluations 1..n in order, so row e - 1 of a run is evaluation e).
+        grid: a ``m`` array of evaluation counts.
+
+    Returns:
+        A ``n_runs x m`` array, runs in the order of their keys.
+    """
+    ordered = traces.sort_values([*RUN_KEYS, "evaluation"], kind="stable")
+    return np.vstack(
+        [
+            frame["best_so_far"].to_numpy(dtype=np.float64)[grid - 1]
+            for _, frame in ordered.groupby(list(RUN_KEYS), sort=True)
+        ]
+    )
+
+
+def _set_loss_scale(ax: Axes, values: FloatArray) -> None:
+    """Log scale for positive losses; symlog, or linear over < 2 decades, otherwise."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0 or finite.min() > 0:
+        ax.set_yscale("log")
+        return
+    magnitudes = np.abs(finite[finite != 0])
+    if magnitudes.size == 0 or magnitudes.max() / magnitudes.min() < 100:
+        ax.set_yscale("linear")
+        return
+    # A linear band reaching down to the tiniest magnitude would crowd the ticks near zero
+    # with decades nobody reads: keep at most three decades below the largest magnitude.
+    floor = max(float(magnitudes.min()), 1e-3 * float(magnitudes.max()))
+    ax.set_yscale("symlog", linthresh=10.0 ** np.floor(np.log10(floor)))
+
+
+def _present(palette: dict[str, str], frame: pd.DataFrame) -> list[str]:
+    """The methods of ``frame``, in the palette's order."""
+    methods = set(frame["method"].unique())
+    return [name for name in palette if name in methods]
+
+
+def _file_stem(*parts: object) -> str:
+    return "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", str(part)) for part in parts)
+
+
+def _save(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
+    FigureCanvasAgg(figure)
+    paths = [out_dir / f"{stem}.pdf", out_dir / f"{stem}.png"]
+    with mpl.rc_context(PAPER_STYLE):
+        # No creation date: the same traces give byte-identical PDFs (cacheable by hash).
+        figure.savefig(paths[0], metadata={"CreationDate": None})
+        figure.savefig(paths[1], dpi=PNG_DPI)
+    figure.clear()
+    return paths
+
+
+def _draw_panel(
+    ax: Axes,
+    traces: pd.DataFrame,
+    palette: dict[str, str],
+    seed: int,
+    confidence: float,
+) -> None:
+    plotted: list[FloatArray] = []
+    for method in _present(palette, traces):
+        own = traces[traces["method"] == method]
+        spent = own.groupby(list(RUN_KEYS))["evaluation"].max().min()
+        grid = evaluation_grid(int(spent))
+        curves = convergence_curves(own, grid)
+        cell = own.iloc[0][list(CELL_KEYS)].tolist()
+        low, high = bootstrap_median_band(curves, derive_rng("band", seed, *cell), confidence)
+        median = np.median(curves, axis=0)
+        colour = palette[method]
+        ax.fill_between(grid, low, high, color=colour, alpha=0.2, linewidth=0)
+        ax.plot(grid, median, color=colour, label=method)
+        plotted += [low, high, median]
+    ax.set_xscale("log")
+    _set_loss_scale(ax, np.concatenate(plotted))
+
+
+def convergence_figure(
+    traces: pd.DataFrame, palette: dict[str, str], seed: int = 0, confidence: float = 0.95
+) -> Figure:
+    """One setting's (problem, K, scoring) convergence figure: a panel per d."""
+    dims = sorted(traces["d"].unique())
+    nrows = -(-len(dims) // PANELS_PER_ROW)
+    ncols = -(-len(dims) // nrows)
+    width = SINGLE_COLUMN_IN if ncols == 1 else TWO_COLUMN_IN
+    with mpl.rc_context(PAPER_STYLE):
+        figure = Figure(figsize=(width, 1.9 * nrows + 0.5), layout="constrained")
+        axes = figure.subplots(nrows, ncols, squeeze=False)
+        for index, ax in enumerate(axes.flat):
+            if index >= len(dims):
+                ax.set_visible(False)
+                continue
+            _draw_panel(ax, traces[traces["d"] == dims[index]], palette, seed, confidence)
+            ax.set_title(f"d = {dims[index]}")
+            ax.set_xlabel("evaluations")
+            if index % ncols == 0:
+                ax.set_ylabel("best-so-far loss")
+        problem, steps, scoring = (traces[key].iloc[0] for key in ("problem", "K", "scoring"))
+        # Two short lines: one line overflows the single-column width.
+        figure.suptitle(
+            f"{problem}, K = {steps}, {scoring} score\n"
+            f"median over seeds, {confidence:.0%} bootstrap CI",
+            fontsize="medium",
+        )
+        handles = [
+            Line2D([], [], color=palette[name], label=name) for name in _present(palette, traces)
+        ]
+        figure.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=min(len(handles), 8),
+            frameon=False,
+        )
+    return figure
+
+
+def win_matrix_figure(traces: pd.DataFrame, palette: dict[str, str]) -> Figure:
+    """Annotated heatmap of :func:`casbo_bench.analysis.stats.win_fraction_matrix`."""
+    finals = final_by_run(traces).rename(columns={"best_so_far": "value"})
+    order = _present(palette, finals)
+    matrix = win_fraction_matrix(finals, [*SETTING_KEYS, "seed"], order)
+    size = max(SINGLE_COLUMN_IN, min(TWO_COLUMN_IN, 0.45 * len(order) + 1.6))
+    with mpl.rc_context(PAPER_STYLE):
+        figure = Figure(figsize=(size, size * 0.85), layout="constrained")
+        ax = figure.subplots()
+        sns.heatmap(
+            matrix.fraction,
+            ax=ax,
+            vmin=0.0,
+            vmax=1.0,
+            cmap="RdBu",
+            annot=True,
+            fmt=".2f",
+            annot_kws={"size": 7},
+            square=True,
+            linewidths=0.5,
+            mask=~np.isfinite(matrix.fraction.to_numpy()),
+            cbar_kws={"label": "win fraction of row method", "shrink": 0.8},
+        )
+        ax.grid(False)
+        ax.set_xlabel("column method")
+        ax.set_ylabel("row method")
+        ax.tick_params(axis="x", labelrotation=45)
+        ax.tick_params(axis="y", labelrotation=0)
+        shared = matrix.n_cells.to_numpy()[~np.eye(len(order), dtype=bool)]
+        low, high = int(shared.min()), int(shared.max())
+        counted = f"{low}" if low == high else f"{low}-{high}"
+        ax.set_title(
+            f"Row beats column: final best-so-far\n({counted} problem-d-K-scoring-seed "
+            f"cells, ties 1/2)"
+        )
+    return figure
+
+
+def make_figures(
+    traces: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> list[Path]:
+    """Write every convergence figure and the win matrix as PDF and PNG.
+
+    Args:
+        traces: validated traces (:func:`casbo_bench.analysis.io.load_traces`).
+        out_dir: the folder to write to (created if missing).
+        seed: the seed of the bootstrap bands (each band's generator is derived from it and
+            the cell, so the same traces give the same figures).
+        confidence: the level of the bands.
+
+    Returns:
+        The written paths: per (problem, K, scoring), ``convergence_*.pdf`` and ``.png``;
+        then ``win_matrix.pdf`` and ``.png`` when there are at least two methods.
+    """
+    if traces.empty:
+        raise ValueError("there are no traces to plot")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    palette = method_palette(traces["method"].unique())
+    paths: list[Path] = []
+    for (problem, steps, scoring), setting in traces.groupby(["problem", "K", "scoring"]):
+        figure = convergence_figure(setting, palette, seed, confidence)
+        paths += _save(figure, out, _file_stem("convergence", problem, f"K{steps}", scoring))
+    if len(palette) >= 2:
+        paths += _save(win_matrix_figure(traces, palette), out, "win_matrix")
+    return paths

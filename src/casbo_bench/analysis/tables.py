@@ -1,0 +1,405 @@
+"""The benchmark's tables: final loss, significance against the reference, ERT.
+
+:func:`build_tables` turns validated traces (:func:`casbo_bench.analysis.io.load_traces`)
+into frames; :func:`write_tables` validates every frame against its schema
+(:mod:`casbo_bench.schemas.tables`) and writes each as CSV (full precision, for machines),
+Markdown (for people) and LaTeX (booktabs, for the paper), numbers in scientific notation
+with three significant digits in the last two.
+
+Two measures of a run are reported (docs/method.md, section 4):
+
+- best-so-far at the budget: the lowest loss of any sample evaluated within the budget, the
+  headline on sequential problems (what a user of targeted generation keeps);
+- fresh-sample: the mean loss of new samples drawn after the budget from what the method
+  hands over, a measure of the tuned sampler rather than of one sample.
+
+>>> tables = build_tables(load_traces(paths), reference="casbo")  # doctest: +SKIP
+>>> write_tables(tables, "results/quick/tables")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from casbo_bench.analysis.ert import DEFAULT_TARGETS, expected_running_time
+from casbo_bench.analysis.io import CELL_KEYS, SETTING_KEYS, final_by_run
+from casbo_bench.analysis.stats import bootstrap_median_ci, compare_to_reference, holm_adjust
+from casbo_bench.analysis.stats import verdict as call_verdict
+from casbo_bench.schemas.tables import validate_table
+from casbo_bench.seeding import derive_rng
+
+TABLE_HEADINGS: dict[str, str] = {
+    "final_loss": "Final loss per method and setting (best-so-far at the budget; fresh-sample)",
+    "significance": "Each method against the reference: best-so-far loss at the budget",
+    "significance_fresh": "Each method against the reference: fresh-sample loss",
+    "ert": "Expected running time (ERT) at fixed target loss levels",
+}
+"""Table name -> the heading line of its Markdown file and LaTeX comment."""
+
+TABLE_TITLES: dict[str, str] = {
+    "final_loss": (
+        "Final loss over repetition seeds, per method x problem x d x K x scoring. "
+        "best_*: best-so-far loss at the budget (the headline measure on sequential "
+        "problems: the best sample evaluated within the budget); best_ci_*: 95% bootstrap "
+        "interval of its median. fresh_*: fresh-sample loss (the mean loss of new samples "
+        "drawn after the budget from the tuned sampler), over the n_fresh seeds that "
+        "recorded it. q25 and q75 bound the interquartile range; sd is over seeds."
+    ),
+    "significance": (
+        "Each method against the reference on best-so-far loss at the budget, per problem x "
+        "d x K x scoring. Paired Wilcoxon signed-rank test over seeds (the same seed is the "
+        "same problem instance), Mann-Whitney rank-sum where the seeds differ; p_holm is "
+        "Holm-adjusted over every row of this table. median_difference is method - "
+        "reference (negative: the method reaches lower losses); win_fraction counts ties as "
+        "1/2. min_attainable_p is the smallest p the exact test can give with these sample "
+        "sizes (2/2^n for n paired seeds: n = 3 cannot go below 0.25)."
+    ),
+    "significance_fresh": (
+        "As the significance table, on the fresh-sample loss (the tuned sampler's mean "
+        "loss), for the seeds where both methods recorded it; Holm-adjusted over the rows "
+        "of this table."
+    ),
+    "ert": (
+        "Expected running time (COCO) at fixed target loss levels (f* = 0, so a target is "
+        "an optimality gap; targets do not depend on the budget): ERT = evaluations spent "
+        "by all runs until each reached the target (or in all, if it never did) / the "
+        "number of runs that reached it; inf when none did."
+    ),
+}
+"""Table name -> the paragraph under its heading: what every column means."""
+
+_SIGNIFICANCE_COLUMNS: dict[str, str] = {
+    "problem": "str",
+    "d": "int64",
+    "K": "int64",
+    "scoring": "str",
+    "method": "str",
+    "reference": "str",
+    "test": "str",
+    "n_method": "int64",
+    "n_reference": "int64",
+    "n_pairs": "int64",
+    "statistic": "float64",
+    "p_value": "float64",
+    "min_attainable_p": "float64",
+    "p_holm": "float64",
+    "alpha": "float64",
+    "median_difference": "float64",
+    "win_fraction": "float64",
+    "verdict": "str",
+}
+"""Column -> dtype of a significance table, in the order written."""
+
+
+class MissingReferenceError(ValueError):
+    """The reference method is absent from the traces, or from some settings."""
+
+
+def _describe_setting(setting: Sequence[object]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in zip(SETTING_KEYS, setting, strict=True))
+
+
+def _check_reference(finals: pd.DataFrame, reference: str) -> None:
+    methods = sorted(finals["method"].unique())
+    if reference not in methods:
+        raise MissingReferenceError(
+            f"the reference method {reference!r} is not in the traces (methods: "
+            f"{', '.join(methods)}); pass reference=<one of them> or add its traces"
+        )
+    settings = finals[list(SETTING_KEYS)].drop_duplicates()
+    covered = finals.loc[finals["method"] == reference, list(SETTING_KEYS)].drop_duplicates()
+    lacking = settings.merge(covered, how="left", indicator=True).query("_merge == 'left_only'")
+    if not lacking.empty:
+        listed = "; ".join(
+            _describe_setting(row) for row in lacking[list(SETTING_KEYS)].itertuples(index=False)
+        )
+        raise MissingReferenceError(
+            f"the reference method {reference!r} has no runs in {len(lacking)} setting(s): "
+            f"{listed}; run it there, or leave those settings' traces out"
+        )
+
+
+def _summary(values: pd.Series, prefix: str) -> dict[str, float]:
+    array = values.to_numpy(dtype=np.float64)
+    if array.size == 0:
+        return {f"{prefix}_{name}": np.nan for name in ("median", "q25", "q75", "mean", "sd")}
+    q25, median, q75 = np.quantile(array, [0.25, 0.5, 0.75])
+    return {
+        f"{prefix}_median": float(median),
+        f"{prefix}_q25": float(q25),
+        f"{prefix}_q75": float(q75),
+        f"{prefix}_mean": float(array.mean()),
+        f"{prefix}_sd": float(array.std(ddof=1)) if array.size >= 2 else np.nan,
+    }
+
+
+def final_loss_table(
+    finals: pd.DataFrame, seed: int = 0, confidence: float = 0.95, n_resamples: int = 2000
+) -> pd.DataFrame:
+    """Summaries over seeds of each cell's best-so-far at the budget and fresh-sample loss.
+
+    Args:
+        finals: one row per run (:func:`casbo_bench.analysis.io.final_by_run`).
+        seed: the seed of the bootstrap; each cell's resamples come from a generator derived
+            from it and the cell's name, so adding a method changes no other row.
+        confidence: the level of the bootstrap interval of the median.
+        n_resamples: bootstrap resamples.
+
+    Returns:
+        The ``final_loss`` table (columns in :data:`casbo_bench.schemas.tables`), one row per
+        cell, sorted by cell.
+
+    Raises:
+        ValueError: the runs of one cell have different budgets.
+    """
+    rows: list[dict[str, object]] = []
+    for cell, runs in finals.groupby(list(CELL_KEYS), sort=True):
+        budgets = runs["budget"].unique()
+        if budgets.size != 1:
+            raise ValueError(
+                f"the runs of {dict(zip(CELL_KEYS, cell, strict=True))} have different budgets "
+                f"{sorted(budgets.tolist())}; a cell must share one budget"
+            )
+        best = runs["best_so_far"]
+        fresh = runs["fresh_sample_loss"].dropna()
+        interval = bootstrap_median_ci(
+            best.to_numpy(), derive_rng("bootstrap", seed, *cell), confidence, n_resamples
+        )
+        rows.append(
+            {
+                **dict(zip(CELL_KEYS, cell, strict=True)),
+                "n_seeds": len(runs),
+                "budget": int(budgets[0]),
+                "min_evaluations": int(runs["evaluations"].min()),
+                **_summary(best, "best"),
+                "best_ci_low": interval.low,
+                "best_ci_high": interval.high,
+                "n_fresh": len(fresh),
+                **_summary(fresh, "fresh"),
+            }
+        )
+    counts = ("d", "K", "n_seeds", "budget", "min_evaluations", "n_fresh")
+    return pd.DataFrame(rows).astype(dict.fromkeys(counts, "int64"))
+
+
+def significance_table(
+    finals: pd.DataFrame, reference: str, measure: str = "best_so_far", alpha: float = 0.05
+) -> pd.DataFrame:
+    """Every method against ``reference`` per setting, on one measure, Holm over the table.
+
+    Args:
+        finals: one row per run (:func:`casbo_bench.analysis.io.final_by_run`).
+        reference: the method every other method is compared with.
+        measure: ``"best_so_far"`` or ``"fresh_sample_loss"``; runs without a value are left
+            out, and a comparison with no values on either side is not made.
+        alpha: the family-wise error rate of the verdicts.
+
+    Returns:
+        The ``significance`` table: one row per setting and method other than the reference.
+    """
+    rows: list[dict[str, object]] = []
+    usable = finals.dropna(subset=[measure])
+    for setting, runs in usable.groupby(list(SETTING_KEYS), sort=True):
+        ref = runs[runs["method"] == reference]
+        if ref.empty:
+            continue
+        for method, own in runs[runs["method"] != reference].groupby("method", sort=True):
+            comparison = compare_to_reference(own[measure], own["seed"], ref[measure], ref["seed"])
+            rows.append(
+                {
+                    **dict(zip(SETTING_KEYS, setting, strict=True)),
+                    "method": method,
+                    "reference": reference,
+                    "test": comparison.test,
+                    "n_method": comparison.n_method,
+                    "n_reference": comparison.n_reference,
+                    "n_pairs": comparison.n_pairs,
+                    "statistic": comparison.statistic,
+                    "p_value": comparison.p_value,
+                    "min_attainable_p": comparison.min_attainable_p,
+                    "median_difference": comparison.median_difference,
+                    "win_fraction": comparison.win_fraction,
+                }
+            )
+    adjusted = ("p_holm", "alpha", "verdict")
+    table = pd.DataFrame(rows, columns=[c for c in _SIGNIFICANCE_COLUMNS if c not in adjusted])
+    table["p_holm"] = holm_adjust(table["p_value"].to_numpy(dtype=np.float64))
+    table["alpha"] = float(alpha)
+    table["verdict"] = [
+        call_verdict(p, difference, wins, alpha)
+        for p, difference, wins in zip(
+            table["p_holm"], table["median_difference"], table["win_fraction"], strict=True
+        )
+    ]
+    return table[list(_SIGNIFICANCE_COLUMNS)].astype(_SIGNIFICANCE_COLUMNS)
+
+
+def build_tables(
+    traces: pd.DataFrame,
+    reference: str = "casbo",
+    targets: Sequence[float] | ArrayLike = DEFAULT_TARGETS,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> dict[str, pd.DataFrame]:
+    """All tables of the benchmark from validated traces.
+
+    Args:
+        traces: validated traces (:func:`casbo_bench.analysis.io.load_traces`).
+        reference: the method every other method is tested against (CASBO by default).
+        targets: the ERT's target loss levels (fixed, never derived from the budget).
+        alpha: the family-wise error rate of the significance verdicts.
+        seed: the seed of the bootstrap intervals.
+
+    Returns:
+        ``{"final_loss", "significance", "significance_fresh", "ert"}`` -> frame, each
+        satisfying its schema in :mod:`casbo_bench.schemas.tables`.
+
+    Raises:
+        MissingReferenceError: the reference method is absent, or has no runs in a setting
+            where other methods have them.
+    """
+    finals = final_by_run(traces)
+    _check_reference(finals, reference)
+    tables = {
+        "final_loss": final_loss_table(finals, seed=seed),
+        "significance": significance_table(finals, reference, "best_so_far", alpha),
+        "significance_fresh": significance_table(finals, reference, "fresh_sample_loss", alpha),
+        "ert": expected_running_time(traces, targets),
+    }
+    return {name: _reading_order(frame, reference) for name, frame in tables.items()}
+
+
+def _reading_order(frame: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Rows by setting, then the reference before the other methods, then hardest target last."""
+    keys = [*SETTING_KEYS, "method"] + (["target"] if "target" in frame.columns else [])
+
+    def rank(column: pd.Series) -> pd.Series:
+        if column.name == "method":
+            return column.map(lambda name: (name != reference, name))
+        return column
+
+    ascending = [True] * (len(SETTING_KEYS) + 1) + [False] * (len(keys) - len(SETTING_KEYS) - 1)
+    return frame.sort_values(keys, ascending=ascending, key=rank, ignore_index=True)
+
+
+def _format_value(value: object) -> str:
+    """A cell as text: integers whole, reals in scientific notation with 3 significant digits."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value)).lower()
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        if np.isnan(value):
+            return "n/a"
+        if np.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return f"{float(value):.2e}"
+    return str(value)
+
+
+def _text_cells(frame: pd.DataFrame) -> list[list[str]]:
+    return [[_format_value(value) for value in row] for row in frame.itertuples(index=False)]
+
+
+def to_markdown(frame: pd.DataFrame, heading: str, title: str) -> str:
+    """A Markdown document: a heading saying what the table is, a paragraph, a pipe table."""
+    numeric = [pd.api.types.is_numeric_dtype(dtype) for dtype in frame.dtypes]
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---:" if right else ":---" for right in numeric) + "|"
+    body = ["| " + " | ".join(cells) + " |" for cells in _text_cells(frame)]
+    if not body:
+        body = ["", "(no rows)"]
+    return "\n".join([f"# {heading}", "", title, "", header, rule, *body, ""])
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(character, character) for character in text)
+
+
+def _latex_value(text: str) -> str:
+    if text == "inf":
+        return r"$\infty$"
+    mantissa, _, exponent = text.partition("e")
+    if exponent and mantissa.lstrip("-").replace(".", "").isdigit():
+        return f"${mantissa}{{\\times}}10^{{{int(exponent)}}}$"
+    return _latex_escape(text)
+
+
+def to_latex(frame: pd.DataFrame, heading: str, title: str) -> str:
+    """A booktabs ``tabular`` (to ``\\input`` inside a ``table``), headed by comments."""
+    numeric = [pd.api.types.is_numeric_dtype(dtype) for dtype in frame.dtypes]
+    spec = "".join("r" if right else "l" for right in numeric)
+    lines = [f"% {heading}", f"% {title}", f"\\begin{{tabular}}{{{spec}}}", r"\toprule"]
+    lines.append(" & ".join(_latex_escape(str(column)) for column in frame.columns) + r" \\")
+    lines.append(r"\midrule")
+    lines += [" & ".join(map(_latex_value, cells)) + r" \\" for cells in _text_cells(frame)]
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def write_tables(tables: Mapping[str, pd.DataFrame], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Validate every table, then write each as ``<name>.csv``, ``.md`` and ``.tex``.
+
+    Nothing is written unless every table passes its schema; files are written to temporary
+    names in ``out_dir`` and renamed into place only when all are written, so a failure
+    leaves no partial table behind (and no earlier table overwritten by half).
+
+    Returns:
+        The written paths, three per table, in the order of ``tables``.
+
+    Raises:
+        TableValidationError: a table has no schema or fails it (nothing is written).
+    """
+    out = Path(out_dir)
+    documents: dict[Path, str] = {}
+    for name, frame in tables.items():
+        validate_table(name, frame)
+        heading, title = f"{TABLE_HEADINGS[name]} ({name})", TABLE_TITLES[name]
+        documents[out / f"{name}.csv"] = frame.to_csv(index=False, lineterminator="\n")
+        documents[out / f"{name}.md"] = to_markdown(frame, heading, title)
+        documents[out / f"{name}.tex"] = to_latex(frame, heading, title)
+    return write_documents(documents)
+
+
+def write_documents(documents: Mapping[Path, str]) -> list[Path]:
+    """Write text files all-or-nothing: temporary names first, renamed when all are written.
+
+    Returns:
+        The written paths, in the order given.
+    """
+    staged: dict[Path, Path] = {}
+    try:
+        for path, text in documents.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            staged[path] = Path(name)
+            os.chmod(name, 0o644)  # mkstemp's 0600 would make the outputs private
+            with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+                stream.write(text)
+        for path, temporary in staged.items():
+            os.replace(temporary, path)
+    finally:
+        for temporary in staged.values():
+            temporary.unlink(missing_ok=True)
+    return list(documents)

@@ -1,0 +1,452 @@
+"""EDM's equivariant diffusion on (positions, atom types), its loss, and its samplers.
+
+A molecule of ``n`` atoms is the state ``z = [z_x, z_h]``, a ``n x (3 + 4)`` array:
+positions in Angstrom (zero centre of mass) and one-hot types scaled by ``type_scale`` (0.25).
+The forward process is ``z_t = alpha_t z + sigma_t eps`` at integer times t = 0, ..., T with
+``alpha_t^2 = sigmoid(-gamma_t)``, ``sigma_t^2 = sigmoid(gamma_t)``; ``eps`` is Gaussian with
+its position part projected to the zero-centre-of-mass subspace. The noise schedule is EDM's
+``polynomial_2``: ``alpha_t^2 = (1 - (t / (T + 1))^2)^2`` sampled at ``T + 1`` points of
+``[0, T + 1]``, step ratios clipped to >= 0.001, then squeezed into ``[precision,
+1 - precision]``.
+
+Training minimises the plain mean squared error of the noise prediction with t uniform on
+{0, ..., T} (:meth:`EquivariantDiffusion.loss`).
+
+Sampling runs the reverse chain on ``S + 1`` kept times ``T = t_S > ... > t_1 > t_0 = 0``
+(:class:`SamplingSchedule`; S = T is the full sampler). Between consecutive kept times
+``s < t`` the posterior is exact for any gap:
+
+    alpha_{t|s} = alpha_t / alpha_s,   sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2,
+    z_s = z_t / alpha_{t|s} - sigma_{t|s}^2 / (alpha_{t|s} sigma_t) eps_theta(z_t, t)
+          + (sigma_{t|s} sigma_s / sigma_t) xi.
+
+Finally ``x ~ p(x | z_0)``: ``x = (z_0 - sigma_0 eps_theta(z_0, 0)) / alpha_0 +
+(sigma_0 / alpha_0) xi`` and the types are the argmax of the type part.
+
+The noise hook (:func:`sample_from_noise`, :class:`FixedSizeSampler`): every Gaussian vector
+the sampler uses comes from one tensor ``noise`` of shape ``B x K x n x 7``, in generation
+order (``K = S + 2``):
+
+- ``noise[:, 0]``: the initial latent, ``z_T = xi``;
+- ``noise[:, i]`` for ``i = 1, ..., S``: the noise of the reverse step ``t_{S-i+1} -> t_{S-i}``
+  (the i-th step taken; the last of them, ``i = S``, produces ``z_0``);
+- ``noise[:, S + 1]``: the noise of the final step ``x ~ p(x | z_0)`` (its scale
+  ``sigma_0 / alpha_0`` is about 0.003, so it rarely changes the molecule; it is kept so that
+  the unguided sampler is EDM's exactly).
+
+The position part of each injected vector is projected to zero centre of mass by the sampler
+(``xi_x <- xi_x - mean(xi_x)``): a standard Gaussian in ``R^{n x 3}`` projected this way is the
+zero-centre-of-mass Gaussian the model was trained with, so an optimizer can search all of
+``R^{n x 7}`` and the projection is part of the dynamics.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor, nn
+
+from casbo_bench.molecules.egnn import EGNNDenoiser, remove_mean
+
+N_TYPES = 4
+N_FEATURES = 3 + N_TYPES
+
+
+class DiffusionError(ValueError):
+    """A diffusion, schedule or sampler was asked for with impossible sizes or inputs."""
+
+
+def polynomial_alphas2(timesteps: int, power: float = 2.0, precision: float = 1e-5) -> NDArray[Any]:
+    """EDM's polynomial noise schedule: a ``T + 1`` float64 array of alpha_t^2, t = 0..T.
+
+    ``alpha^2 = (1 - (u / (T + 1))^power)^2`` at ``u = linspace(0, T + 1, T + 1)``; the step
+    ratios ``alpha_t^2 / alpha_{t-1}^2`` are clipped below at 0.001 (so no single step destroys
+    the signal) and the result is mapped to ``(1 - 2 precision) alpha^2 + precision``.
+    """
+    if timesteps < 1 or not 0.0 < precision < 0.5:
+        raise DiffusionError(
+            f"a schedule needs timesteps >= 1 and 0 < precision < 0.5; got {timesteps}, {precision}"
+        )
+    steps = timesteps + 1
+    u = np.linspace(0.0, steps, steps)
+    alphas2 = (1.0 - np.power(u / steps, power)) ** 2
+    ratios = np.clip(alphas2 / np.concatenate([[1.0], alphas2[:-1]]), 0.001, 1.0)
+    alphas2 = np.cumprod(ratios)
+    return (1.0 - 2.0 * precision) * alphas2 + precision
+
+
+def gamma_schedule(timesteps: int, power: float = 2.0, precision: float = 1e-5) -> NDArray[Any]:
+    """gamma_t = -log(alpha_t^2 / sigma_t^2), a ``T + 1`` float64 array (t = 0..T)."""
+    alphas2 = polynomial_alphas2(timesteps, power, precision)
+    return -(np.log(alphas2) - np.log1p(-alphas2))
+
+
+@dataclass(frozen=True)
+class SamplingSchedule:
+    """The kept times of a (possibly respaced) reverse chain.
+
+    Attributes:
+        timesteps: the ``S + 1`` kept integer times, descending from T to 0.
+        final_noise: whether the last step ``x ~ p(x | z_0)`` injects noise.
+    """
+
+    timesteps: tuple[int, ...]
+    final_noise: bool = True
+
+    def __post_init__(self) -> None:
+        kept = self.timesteps
+        if len(kept) < 2 or any(t <= s for t, s in itertools.pairwise(kept)):
+            raise DiffusionError(
+                f"a schedule keeps at least two strictly decreasing times; got {kept}"
+            )
+        if kept[-1] != 0:
+            raise DiffusionError(
+                f"a schedule must end at t = 0 (the final step samples p(x | z_0)); got {kept}"
+            )
+
+    @classmethod
+    def respaced(cls, total_steps: int, n_steps: int, final_noise: bool = True) -> SamplingSchedule:
+        """``S = n_steps`` steps evenly spaced in t: ``round(linspace(T, 0, S + 1))``."""
+        if not 1 <= n_steps <= total_steps:
+            raise DiffusionError(
+                f"a respaced schedule takes 1 <= steps <= T = {total_steps}; got {n_steps}"
+            )
+        kept = np.rint(np.linspace(total_steps, 0, n_steps + 1)).astype(np.int64)
+        return cls(tuple(int(t) for t in kept), final_noise)
+
+    @property
+    def n_steps(self) -> int:
+        """S, the number of reverse transitions."""
+        return len(self.timesteps) - 1
+
+    @property
+    def n_injections(self) -> int:
+        """K, the number of injected noise vectors: S + 2 (S + 1 without the final noise)."""
+        return self.n_steps + (2 if self.final_noise else 1)
+
+    def pairs(self) -> Iterator[tuple[int, int]]:
+        """The reverse transitions ``(t, s)`` in the order they are taken."""
+        yield from zip(self.timesteps[:-1], self.timesteps[1:], strict=True)
+
+
+@dataclass(frozen=True)
+class ReverseCoefficients:
+    """Coefficients of the S reverse transitions ``t -> s`` of a schedule, in order.
+
+    Each attribute is a ``S`` float64 tensor: ``t`` and ``s`` (integer times), ``alpha_ts``
+    (alpha_{t|s}), ``sigma2_ts`` (sigma_{t|s}^2), ``sigma_t``, ``sigma_s``.
+    """
+
+    t: Tensor
+    s: Tensor
+    alpha_ts: Tensor
+    sigma2_ts: Tensor
+    sigma_t: Tensor
+    sigma_s: Tensor
+
+    @property
+    def noise_scale(self) -> Tensor:
+        """sigma_{t|s} sigma_s / sigma_t, the standard deviation of each step's noise."""
+        return self.sigma2_ts.sqrt() * self.sigma_s / self.sigma_t
+
+    @property
+    def eps_scale(self) -> Tensor:
+        """sigma_{t|s}^2 / (alpha_{t|s} sigma_t), the weight of the predicted noise."""
+        return self.sigma2_ts / (self.alpha_ts * self.sigma_t)
+
+
+def reverse_coefficients(gamma: Tensor, schedule: SamplingSchedule) -> ReverseCoefficients:
+    """The posterior coefficients between consecutive kept times, in float64.
+
+    With ``gamma`` the ``T + 1`` table of :func:`gamma_schedule`:
+    ``sigma_{t|s}^2 = -expm1(softplus(gamma_s) - softplus(gamma_t))`` and
+    ``log alpha_{t|s} = (log sigmoid(-gamma_t) - log sigmoid(-gamma_s)) / 2``, the forms that
+    stay accurate when t and s are close.
+    """
+    gamma = gamma.to(torch.float64)
+    t = torch.tensor(schedule.timesteps[:-1], dtype=torch.long)
+    s = torch.tensor(schedule.timesteps[1:], dtype=torch.long)
+    gamma_t, gamma_s = gamma[t], gamma[s]
+    softplus = nn.functional.softplus
+    logsigmoid = nn.functional.logsigmoid
+    return ReverseCoefficients(
+        t=t,
+        s=s,
+        alpha_ts=torch.exp(0.5 * (logsigmoid(-gamma_t) - logsigmoid(-gamma_s))),
+        sigma2_ts=-torch.expm1(softplus(gamma_s) - softplus(gamma_t)),
+        sigma_t=torch.sigmoid(gamma_t).sqrt(),
+        sigma_s=torch.sigmoid(gamma_s).sqrt(),
+    )
+
+
+def project_noise(noise: Tensor, mask: Tensor) -> Tensor:
+    """Project ``B x N x 7`` Gaussian noise to the model's state space.
+
+    The position part goes to zero centre of mass over the real atoms; padding is zeroed.
+    """
+    node_mask = mask.to(noise.dtype).unsqueeze(-1)
+    return torch.cat([remove_mean(noise[..., :3], mask), noise[..., 3:] * node_mask], dim=-1)
+
+
+@dataclass(frozen=True)
+class MoleculeSamples:
+    """Generated molecules, padded to N atoms.
+
+    Attributes:
+        positions: a ``B x N x 3`` float tensor (Angstrom, zero centre of mass, 0 on padding).
+        atom_types: a ``B x N`` long tensor of indices into (C, N, O, F), -1 on padding.
+        mask: a ``B x N`` bool tensor, true on real atoms.
+    """
+
+    positions: Tensor
+    atom_types: Tensor
+    mask: Tensor
+
+    @property
+    def num_atoms(self) -> Tensor:
+        """A ``B`` long tensor of atom counts."""
+        return self.mask.sum(dim=1)
+
+
+class EquivariantDiffusion(nn.Module):
+    """EDM's E(3)-equivariant diffusion over positions and one-hot atom types.
+
+    Args:
+        denoiser: the noise predictor eps_theta(z_t, t / T, mask).
+        timesteps: T.
+        noise_precision: the schedule's precision (alpha_t^2 in [p, 1 - p]).
+        type_scale: the factor on one-hot types inside the state (EDM: 1/4).
+    """
+
+    gamma: Tensor
+
+    def __init__(
+        self,
+        denoiser: EGNNDenoiser,
+        timesteps: int = 1000,
+        noise_precision: float = 1e-5,
+        type_scale: float = 0.25,
+    ) -> None:
+        super().__init__()
+        self.denoiser = denoiser
+        self.timesteps = timesteps
+        self.noise_precision = noise_precision
+        self.type_scale = type_scale
+        gamma = torch.from_numpy(gamma_schedule(timesteps, 2.0, noise_precision))
+        self.register_buffer("gamma", gamma, persistent=False)
+
+    def state(self, positions: Tensor, one_hot: Tensor, mask: Tensor) -> Tensor:
+        """The ``B x N x 7`` clean state ``[x - mean(x), type_scale * one_hot]``, masked."""
+        node_mask = mask.to(positions.dtype).unsqueeze(-1)
+        return torch.cat(
+            [remove_mean(positions, mask), self.type_scale * one_hot.to(positions) * node_mask],
+            dim=-1,
+        )
+
+    def loss(
+        self,
+        positions: Tensor,
+        one_hot: Tensor,
+        mask: Tensor,
+        t: Tensor,
+        noise: Tensor,
+    ) -> Tensor:
+        """Per-molecule mean squared error of the noise prediction, a ``B`` tensor.
+
+        ``|| eps - eps_theta(alpha_t z + sigma_t eps, t) ||^2 / (7 n)`` with ``eps`` the
+        projected ``noise`` and n the molecule's number of atoms.
+
+        Args:
+            positions: a ``B x N x 3`` tensor.
+            one_hot: a ``B x N x 4`` tensor.
+            mask: a ``B x N`` tensor, 1 on real atoms.
+            t: a ``B`` long tensor of integer times in {0, ..., T}.
+            noise: a ``B x N x 7`` standard Gaussian tensor (projected here).
+        """
+        z = self.state(positions, one_hot, mask)
+        eps = project_noise(noise.to(z), mask)
+        gamma_t = self.gamma[t].to(z.dtype).view(-1, 1, 1)
+        z_t = torch.sigmoid(-gamma_t).sqrt() * z + torch.sigmoid(gamma_t).sqrt() * eps
+        predicted = self.denoiser(z_t, t.to(z.dtype) / self.timesteps, mask)
+        squared = ((predicted - eps) ** 2).sum(dim=(1, 2))
+        n_atoms = mask.to(z.dtype).sum(dim=1).clamp_min(1.0)
+        return squared / (N_FEATURES * n_atoms)
+
+    @torch.no_grad()
+    def sample_from_noise(
+        self, noise: Tensor, mask: Tensor, schedule: SamplingSchedule
+    ) -> MoleculeSamples:
+        """Run the reverse chain with every injected noise given (the noise hook).
+
+        Args:
+            noise: a ``B x K x N x 7`` tensor in generation order (module docstring), K =
+                ``schedule.n_injections``.
+            mask: a ``B x N`` tensor, 1 on real atoms.
+            schedule: the kept times.
+
+        Returns:
+            The molecules; a deterministic function of ``noise`` and ``mask``.
+        """
+        batch, n_injections, n_atoms, n_features = noise.shape
+        if n_injections != schedule.n_injections or n_features != N_FEATURES:
+            raise DiffusionError(
+                f"the sampler with {schedule.n_steps} steps takes noise of shape "
+                f"(B, {schedule.n_injections}, N, {N_FEATURES}); got {tuple(noise.shape)}"
+            )
+        if mask.shape != (batch, n_atoms):
+            raise DiffusionError(
+                f"mask {tuple(mask.shape)} does not match noise {(batch, n_atoms)}"
+            )
+        if max(schedule.timesteps) > self.timesteps:
+            raise DiffusionError(
+                f"schedule reaches t = {max(schedule.timesteps)} > T = {self.timesteps}"
+            )
+        dtype = next(self.denoiser.parameters()).dtype
+        device = self.gamma.device
+        noise = noise.to(device=device, dtype=dtype)
+        mask = mask.to(device=device)
+        coefficients = reverse_coefficients(self.gamma.cpu(), schedule)
+        alpha_ts = coefficients.alpha_ts.tolist()
+        eps_scale = coefficients.eps_scale.tolist()
+        noise_scale = coefficients.noise_scale.tolist()
+        z = project_noise(noise[:, 0], mask)
+        for i, (t, _) in enumerate(schedule.pairs()):
+            time = torch.full((batch,), t / self.timesteps, dtype=dtype, device=device)
+            eps = self.denoiser(z, time, mask)
+            z = (
+                z / alpha_ts[i]
+                - eps_scale[i] * eps
+                + noise_scale[i] * project_noise(noise[:, i + 1], mask)
+            )
+            # Re-projection keeps the centre of mass at zero against rounding drift.
+            z = torch.cat([remove_mean(z[..., :3], mask), z[..., 3:]], dim=-1)
+        gamma_0 = self.gamma[0].to(torch.float64)
+        alpha_0 = torch.sigmoid(-gamma_0).sqrt().item()
+        sigma_0 = torch.sigmoid(gamma_0).sqrt().item()
+        time = torch.zeros(batch, dtype=dtype, device=device)
+        x = (z - sigma_0 * self.denoiser(z, time, mask)) / alpha_0
+        if schedule.final_noise:
+            x = x + (sigma_0 / alpha_0) * project_noise(noise[:, -1], mask)
+        positions = remove_mean(x[..., :3], mask)
+        valid = mask.to(torch.bool)
+        atom_types = torch.where(valid, x[..., 3:].argmax(dim=-1), -1)
+        return MoleculeSamples(positions=positions, atom_types=atom_types, mask=valid)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n_samples: int,
+        atom_count_histogram: NDArray[Any] | Tensor,
+        generator: torch.Generator,
+        n_steps: int | None = None,
+        batch_size: int = 500,
+        max_atoms: int = 9,
+    ) -> MoleculeSamples:
+        """Unguided samples: atom counts from the histogram, every noise standard Gaussian.
+
+        Args:
+            n_samples: number of molecules.
+            atom_count_histogram: counts (or weights) of molecules with n atoms at index n.
+            generator: a CPU generator; all randomness (counts, noise) is drawn from it on the
+                CPU, so samples do not depend on the device.
+            n_steps: S, the number of reverse steps (None: the full T).
+            batch_size: molecules per forward pass.
+            max_atoms: N, the padded size (at least the largest count with nonzero weight).
+
+        Returns:
+            ``n_samples`` molecules padded to ``max_atoms``.
+        """
+        weights = torch.as_tensor(np.asarray(atom_count_histogram), dtype=torch.float64)
+        if weights.ndim != 1 or (weights < 0).any() or weights[1:].sum() <= 0:
+            raise DiffusionError("the atom-count histogram must be non-negative counts, not all 0")
+        if len(weights) > max_atoms + 1 and weights[max_atoms + 1 :].sum() > 0:
+            raise DiffusionError(f"the histogram has molecules larger than max_atoms={max_atoms}")
+        weights = weights[: max_atoms + 1].clone()
+        weights[0] = 0.0
+        schedule = SamplingSchedule.respaced(
+            self.timesteps, self.timesteps if n_steps is None else n_steps
+        )
+        counts = torch.multinomial(weights, n_samples, replacement=True, generator=generator)
+        parts = []
+        for start in range(0, n_samples, batch_size):
+            chunk = counts[start : start + batch_size]
+            mask = torch.arange(max_atoms).unsqueeze(0) < chunk.unsqueeze(1)
+            noise = torch.randn(
+                len(chunk), schedule.n_injections, max_atoms, N_FEATURES, generator=generator
+            )
+            parts.append(self.sample_from_noise(noise, mask, schedule))
+        return MoleculeSamples(
+            positions=torch.cat([part.positions for part in parts]),
+            atom_types=torch.cat([part.atom_types for part in parts]),
+            mask=torch.cat([part.mask for part in parts]),
+        )
+
+
+class FixedSizeSampler:
+    """The noise hook for molecules of exactly ``n_atoms`` atoms: noise in, molecules out.
+
+    A rollout consumes K = ``n_injections`` noise vectors of size d = ``dim`` = 7 n (module
+    docstring: initial latent, one per reverse step, one for ``p(x | z_0)``), so a black-box
+    optimizer searches ``R^{K x d}`` and the unguided sampler draws each vector from N(0, I).
+
+    >>> sampler = FixedSizeSampler(diffusion, n_atoms=9, n_steps=50)  # doctest: +SKIP
+    >>> sampler.n_injections, sampler.dim  # doctest: +SKIP
+    (52, 63)
+    """
+
+    def __init__(
+        self,
+        diffusion: EquivariantDiffusion,
+        n_atoms: int,
+        n_steps: int | None = None,
+        final_noise: bool = True,
+        batch_size: int = 1000,
+    ) -> None:
+        if n_atoms < 1:
+            raise DiffusionError(f"a molecule needs at least one atom; got n_atoms={n_atoms}")
+        self.diffusion = diffusion
+        self.n_atoms = n_atoms
+        self.schedule = SamplingSchedule.respaced(
+            diffusion.timesteps,
+            diffusion.timesteps if n_steps is None else n_steps,
+            final_noise,
+        )
+        self.batch_size = batch_size
+
+    @property
+    def n_injections(self) -> int:
+        """K, the number of injected noise vectors per rollout."""
+        return self.schedule.n_injections
+
+    @property
+    def dim(self) -> int:
+        """d = 7 n, the size of each injected noise vector (positions, then types, per atom)."""
+        return self.n_atoms * N_FEATURES
+
+    def __call__(self, noise: Tensor | NDArray[Any]) -> MoleculeSamples:
+        """Molecules from a ``B x K x n x 7`` (or ``B x K x d``) noise tensor, batched."""
+        noise = torch.as_tensor(noise)
+        if noise.ndim == 3:
+            noise = noise.reshape(*noise.shape[:2], self.n_atoms, N_FEATURES)
+        expected = (self.n_injections, self.n_atoms, N_FEATURES)
+        if noise.ndim != 4 or tuple(noise.shape[1:]) != expected:
+            raise DiffusionError(
+                f"this sampler takes noise of shape (B, {expected[0]}, {expected[1]}, "
+                f"{expected[2]}) or (B, {expected[0]}, {self.dim}); got {tuple(noise.shape)}"
+            )
+        parts = []
+        for start in range(0, noise.shape[0], self.batch_size):
+            chunk = noise[start : start + self.batch_size]
+            mask = torch.ones(chunk.shape[0], self.n_atoms, dtype=torch.bool)
+            parts.append(self.diffusion.sample_from_noise(chunk, mask, self.schedule))
+        return MoleculeSamples(
+            positions=torch.cat([part.positions for part in parts]),
+            atom_types=torch.cat([part.atom_types for part in parts]),
+            mask=torch.cat([part.mask for part in parts]),
+        )

@@ -1,0 +1,748 @@
+"""Training the heavy-atom EDM: a resumable loop with EMA weights and a divergence guard.
+
+One step: a batch of the ``generative`` split (a seeded permutation per epoch), t uniform on
+{0, ..., T}, the plain noise-prediction MSE, AdamW with a linear warm-up, adaptive gradient
+clipping (the clip level follows the recent gradient norms: ``1.5 mean + 2 std`` of the last
+50), and an exponential moving average (EMA) of the weights, which is what is sampled from.
+
+Divergence guard: every ``snapshot_every`` steps, when the loss is healthy, the model, EMA
+and optimizer are snapshotted in memory. A non-finite loss, or a mean loss over the last
+``spike_window`` steps above ``spike_factor`` times the mean at the snapshot, restores the
+snapshot and halves the learning rate; each such event is logged and kept in the state.
+
+Files in the output folder (each written to a temporary file, then renamed):
+
+- ``training_state.pt``: the full state (fp32 model, EMA, optimizer, step, molecules seen,
+  epoch and position in it, RNG state, clip history, config, curve, guard events), from which
+  ``--resume`` continues exactly where it stopped;
+- ``sampling.pt``: the EMA weights in float16, the config and the atom-count histogram: all a
+  sampler needs (:func:`load_sampling_checkpoint`);
+- ``curve.csv``: step, molecules seen, wall seconds, train loss, EMA validation loss, lr;
+- ``manifest.json``: sha256 and size of the checkpoint files, config, data provenance,
+  training time and hardware per slice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor, nn
+
+from casbo_bench.molecules.data import (
+    MAX_ATOMS,
+    MoleculeDataset,
+    atom_count_histogram,
+    sha256_file,
+)
+from casbo_bench.molecules.diffusion import N_FEATURES, EquivariantDiffusion
+from casbo_bench.molecules.egnn import EGNNDenoiser
+
+STATE_FILE = "training_state.pt"
+SAMPLING_FILE = "sampling.pt"
+CURVE_FILE = "curve.csv"
+MANIFEST_FILE = "manifest.json"
+CURVE_COLUMNS = ("step", "molecules_seen", "wall_seconds", "train_loss", "ema_val_loss", "lr")
+_CLIP_HISTORY = 50
+RESUMABLE_OPTIONS = frozenset({"checkpoint_minutes", "eval_every", "log_every"})
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or resume as asked (missing state, mismatched config, ...)."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Hyperparameters of the model and of its training (all recorded in every checkpoint).
+
+    Attributes:
+        hidden: EGNN node feature size.
+        n_blocks: EGNN equivariant blocks.
+        n_sublayers: message-passing layers per block.
+        timesteps: T of the diffusion.
+        noise_precision: precision of the polynomial_2 schedule.
+        batch_size: molecules per step.
+        lr: peak AdamW learning rate.
+        warmup_steps: linear warm-up length.
+        weight_decay: AdamW weight decay.
+        ema_decay: EMA weight per step of the old average.
+        snapshot_every: steps between divergence-guard snapshots.
+        spike_window: steps averaged to detect a loss spike.
+        spike_factor: a window mean above this multiple of the snapshot's mean is a spike.
+        log_every: steps between curve rows.
+        eval_every: steps between EMA validation losses.
+        eval_size: molecules of the fixed validation subset.
+        checkpoint_minutes: wall minutes between checkpoints.
+        seed: seeds the model initialisation, the data order, t and the noise.
+    """
+
+    hidden: int = 128
+    n_blocks: int = 6
+    n_sublayers: int = 1
+    timesteps: int = 1000
+    noise_precision: float = 1e-5
+    batch_size: int = 64
+    lr: float = 3e-4
+    warmup_steps: int = 500
+    weight_decay: float = 1e-12
+    ema_decay: float = 0.999
+    snapshot_every: int = 2000
+    spike_window: int = 200
+    spike_factor: float = 3.0
+    log_every: int = 100
+    eval_every: int = 2000
+    eval_size: int = 2000
+    checkpoint_minutes: float = 5.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive = {
+            name: getattr(self, name)
+            for name in (
+                "hidden",
+                "n_blocks",
+                "n_sublayers",
+                "timesteps",
+                "batch_size",
+                "lr",
+                "snapshot_every",
+                "spike_window",
+                "log_every",
+                "eval_every",
+                "eval_size",
+                "checkpoint_minutes",
+            )
+        }
+        bad = {name: value for name, value in positive.items() if not value > 0}
+        if bad:
+            raise TrainingError(f"training options must be positive: {bad}")
+        if not 0.0 <= self.ema_decay < 1.0 or not self.spike_factor > 1.0:
+            raise TrainingError(
+                f"need 0 <= ema_decay < 1 and spike_factor > 1; got {self.ema_decay}, "
+                f"{self.spike_factor}"
+            )
+
+    def model_options(self) -> dict[str, Any]:
+        """The options that define the network and the diffusion (what a sampler needs)."""
+        return {
+            "hidden": self.hidden,
+            "n_blocks": self.n_blocks,
+            "n_sublayers": self.n_sublayers,
+            "timesteps": self.timesteps,
+            "noise_precision": self.noise_precision,
+        }
+
+
+def build_diffusion(options: dict[str, Any], seed: int) -> EquivariantDiffusion:
+    """The diffusion model for ``options`` (see :meth:`TrainingConfig.model_options`).
+
+    Weights are initialised from ``seed`` inside a forked RNG, so global state is untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        denoiser = EGNNDenoiser(
+            hidden=options["hidden"],
+            n_blocks=options["n_blocks"],
+            n_sublayers=options["n_sublayers"],
+        )
+    return EquivariantDiffusion(
+        denoiser, timesteps=options["timesteps"], noise_precision=options["noise_precision"]
+    )
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(parameter.numel() for parameter in module.parameters() if parameter.requires_grad)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``/``"cuda"`` as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was asked for but no CUDA device is available")
+    if device not in ("cpu", "cuda"):
+        raise TrainingError(f"device must be auto, cpu or cuda; got {device!r}")
+    return torch.device(device)
+
+
+@dataclass
+class _TrainingData:
+    """Tensors of one split on the training device: ``M x 9 x 3``, ``M x 9 x 4``, ``M x 9``."""
+
+    positions: Tensor
+    one_hot: Tensor
+    mask: Tensor
+
+    @classmethod
+    def from_dataset(cls, dataset: MoleculeDataset, device: torch.device) -> _TrainingData:
+        return cls(
+            positions=torch.from_numpy(dataset.positions).to(device),
+            one_hot=torch.from_numpy(dataset.one_hot).to(device),
+            mask=torch.from_numpy(dataset.mask).to(device),
+        )
+
+    def __len__(self) -> int:
+        return int(self.positions.shape[0])
+
+    def batch(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.positions[rows], self.one_hot[rows], self.mask[rows]
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> NDArray[np.int64]:
+    """The data order of ``epoch``: a permutation of ``n`` rows, ``default_rng([seed, epoch])``."""
+    return np.random.default_rng([seed, epoch]).permutation(n).astype(np.int64)
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        # mkstemp creates the file private (0600); checkpoints are meant to be shared.
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _hardware(device: torch.device, threads: int) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "device": str(device),
+        "torch": str(torch.__version__),
+        "threads": threads,
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+@dataclass
+class TrainingProgress:
+    """The changing part of the training state (what a checkpoint adds to the weights).
+
+    Attributes:
+        step: optimizer steps taken.
+        molecules_seen: molecules in those steps.
+        epoch: the current pass over the generative split.
+        position: rows of the current epoch's permutation already used.
+        wall_seconds: training wall time over all slices.
+        lr_scale: product of the divergence guard's halvings.
+        clip_history: the recent gradient norms of the adaptive clipping.
+        curve: rows of ``CURVE_COLUMNS``.
+        guard_events: one dict per divergence-guard restore.
+        slices: one dict per run of the training command (start, seconds, hardware).
+    """
+
+    step: int = 0
+    molecules_seen: int = 0
+    epoch: int = 0
+    position: int = 0
+    wall_seconds: float = 0.0
+    lr_scale: float = 1.0
+    clip_history: list[float] = field(default_factory=list)
+    curve: list[list[float]] = field(default_factory=list)
+    guard_events: list[dict[str, Any]] = field(default_factory=list)
+    slices: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    """Owns the model, its EMA, the optimizer, the data order and the checkpoints.
+
+    Args:
+        config: the hyperparameters.
+        dataset: the cached QM9 dataset (its ``generative`` split is trained on, a fixed
+            seeded subset of ``validation`` is evaluated).
+        out_dir: where checkpoints, the curve and the manifest go.
+        device: the training device.
+        data_path: the dataset file, recorded in the manifest.
+        threads: CPU threads (recorded).
+    """
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        dataset: MoleculeDataset,
+        out_dir: str | os.PathLike[str],
+        device: torch.device | str = "cpu",
+        data_path: str | os.PathLike[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.out_dir = Path(out_dir)
+        self.data_path = Path(data_path) if data_path is not None else None
+        self.threads = threads if threads is not None else torch.get_num_threads()
+        self.dataset_provenance = dataset.provenance
+        generative = dataset.subset("generative")
+        if len(generative) < config.batch_size:
+            raise TrainingError(
+                f"the generative split has {len(generative)} molecules, fewer than one batch "
+                f"of {config.batch_size}; lower --batch"
+            )
+        self.histogram = atom_count_histogram(dataset, "generative")
+        self.train_data = _TrainingData.from_dataset(generative, self.device)
+        validation_rows = dataset.split_indices("validation")
+        chosen = np.random.default_rng([config.seed, 1]).permutation(len(validation_rows))
+        self.validation_data = _TrainingData.from_dataset(
+            dataset.select(validation_rows[np.sort(chosen[: config.eval_size])]), self.device
+        )
+        self.model = build_diffusion(config.model_options(), config.seed).to(self.device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.progress = TrainingProgress()
+        self._order = epoch_permutation(len(self.train_data), config.seed, 0)
+        self._recent: deque[float] = deque(maxlen=config.spike_window)
+        self._snapshot: dict[str, Any] | None = None
+        self._snapshot_loss = math.inf
+        self._interval_losses: list[float] = []
+        self._stop_requested = False
+
+    # ------------------------------------------------------------------ one step
+    def learning_rate(self) -> float:
+        """lr * lr_scale * min(1, (step + 1) / warmup_steps)."""
+        warmup = min(1.0, (self.progress.step + 1) / max(self.config.warmup_steps, 1))
+        return self.config.lr * self.progress.lr_scale * warmup
+
+    def _next_rows(self) -> Tensor:
+        size = self.config.batch_size
+        if self.progress.position + size > len(self._order):
+            self.progress.epoch += 1
+            self.progress.position = 0
+            self._order = epoch_permutation(
+                len(self.train_data), self.config.seed, self.progress.epoch
+            )
+        rows = self._order[self.progress.position : self.progress.position + size]
+        self.progress.position += size
+        return torch.from_numpy(rows).to(self.device)
+
+    def _clip_level(self) -> float:
+        history = self.progress.clip_history
+        if len(history) < _CLIP_HISTORY:
+            return math.inf
+        values = np.asarray(history)
+        return float(1.5 * values.mean() + 2.0 * values.std())
+
+    def train_step(self) -> float:
+        """One optimizer step; returns the batch's mean loss (NaN steps are not applied)."""
+        rows = self._next_rows()
+        positions, one_hot, mask = self.train_data.batch(rows)
+        batch = positions.shape[0]
+        t = torch.randint(0, self.config.timesteps + 1, (batch,), generator=self.generator)
+        noise = torch.randn(batch, MAX_ATOMS, N_FEATURES, generator=self.generator)
+        self.model.train()
+        loss = self.model.loss(positions, one_hot, mask, t.to(self.device), noise.to(self.device))
+        loss = loss.mean()
+        value = float(loss.item())
+        self.optimizer.zero_grad(set_to_none=True)
+        if math.isfinite(value):
+            loss.backward()
+            level = self._clip_level()
+            norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), level).item())
+            if math.isfinite(norm):
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.learning_rate()
+                self.optimizer.step()
+                self._update_ema()
+                self.progress.clip_history.append(min(norm, level))
+                del self.progress.clip_history[:-_CLIP_HISTORY]
+            else:
+                value = math.nan
+        self.progress.step += 1
+        self.progress.molecules_seen += batch
+        return value
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.config.ema_decay
+        for average, current in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+            average.lerp_(current, 1.0 - decay)
+
+    # ------------------------------------------------------------------ guard
+    def _take_snapshot(self) -> None:
+        self._snapshot = {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "ema": copy.deepcopy(self.ema.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "clip_history": list(self.progress.clip_history),
+            "step": self.progress.step,
+        }
+        self._snapshot_loss = float(np.mean(self._recent)) if self._recent else math.inf
+
+    def _restore_snapshot(self, reason: str) -> None:
+        assert self._snapshot is not None
+        self.model.load_state_dict(self._snapshot["model"])
+        self.ema.load_state_dict(self._snapshot["ema"])
+        self.optimizer.load_state_dict(self._snapshot["optimizer"])
+        self.progress.clip_history = list(self._snapshot["clip_history"])
+        self.progress.lr_scale *= 0.5
+        event = {
+            "step": self.progress.step,
+            "restored_step": self._snapshot["step"],
+            "reason": reason,
+            "new_lr_scale": self.progress.lr_scale,
+        }
+        self.progress.guard_events.append(event)
+        self._recent.clear()
+        print(f"divergence guard: {json.dumps(event)}", file=sys.stderr, flush=True)
+
+    def _guard(self, loss: float) -> None:
+        if not math.isfinite(loss):
+            self._restore_snapshot("non-finite loss")
+            return
+        self._recent.append(loss)
+        window_mean = float(np.mean(self._recent))
+        full = len(self._recent) == self._recent.maxlen
+        if full and window_mean > self.config.spike_factor * self._snapshot_loss:
+            self._restore_snapshot(
+                f"mean loss {window_mean:.4g} over {len(self._recent)} steps > "
+                f"{self.config.spike_factor:g} x {self._snapshot_loss:.4g} at the snapshot"
+            )
+        elif full and self.progress.step % self.config.snapshot_every == 0:
+            self._take_snapshot()
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def validation_loss(self, batch_size: int = 500) -> float:
+        """Mean EMA-model loss on the fixed validation subset with fixed t and noise."""
+        generator = torch.Generator().manual_seed(self.config.seed + 1)
+        self.ema.eval()
+        total, count = 0.0, 0
+        for start in range(0, len(self.validation_data), batch_size):
+            rows = torch.arange(
+                start, min(start + batch_size, len(self.validation_data)), device=self.device
+            )
+            positions, one_hot, mask = self.validation_data.batch(rows)
+            n = positions.shape[0]
+            t = torch.randint(0, self.config.timesteps + 1, (n,), generator=generator)
+            noise = torch.randn(n, MAX_ATOMS, N_FEATURES, generator=generator)
+            losses = self.ema.loss(
+                positions, one_hot, mask, t.to(self.device), noise.to(self.device)
+            )
+            total += float(losses.sum().item())
+            count += n
+        return total / count
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The full training state (plain types and tensors; loadable with weights_only)."""
+        progress = dataclasses.asdict(self.progress)
+        return {
+            "format_version": 1,
+            "config": dataclasses.asdict(self.config),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "progress": progress,
+            "atom_count_histogram": self.histogram.tolist(),
+            "snapshot_loss": self._snapshot_loss,
+            "recent_losses": list(self._recent),
+            "interval_losses": list(self._interval_losses),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (the config must match this trainer's)."""
+        saved = TrainingConfig(**state["config"])
+        differing = {
+            name: (getattr(saved, name), getattr(self.config, name))
+            for name in saved.model_options()
+            if getattr(saved, name) != getattr(self.config, name)
+        }
+        if differing:
+            raise TrainingError(
+                f"the saved state has another model (saved, asked): {differing}; resume with "
+                f"the saved options or train into a new folder"
+            )
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.progress = TrainingProgress(**state["progress"])
+        self._order = epoch_permutation(len(self.train_data), self.config.seed, self.progress.epoch)
+        self._snapshot_loss = float(state["snapshot_loss"])
+        self._recent.extend(state["recent_losses"])
+        self._interval_losses = list(state["interval_losses"])
+
+    def sampling_state(self) -> dict[str, Any]:
+        """What a sampler needs: float16 EMA weights, model options, the atom-count histogram."""
+        return {
+            "format_version": 1,
+            "model_options": self.config.model_options(),
+            "ema_fp16": {
+                name: tensor.detach().to("cpu", torch.float16)
+                for name, tensor in self.ema.state_dict().items()
+            },
+            "atom_count_histogram": self.histogram.tolist(),
+            "step": self.progress.step,
+            "molecules_seen": self.progress.molecules_seen,
+        }
+
+    def save_checkpoint(self) -> None:
+        """Write state, sampling checkpoint, curve and manifest (each atomically)."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        state = self.state_dict()
+        sampling = self.sampling_state()
+        _write_atomically(self.out_dir / STATE_FILE, lambda stream: torch.save(state, stream))
+        _write_atomically(self.out_dir / SAMPLING_FILE, lambda stream: torch.save(sampling, stream))
+        _write_atomically(self.out_dir / CURVE_FILE, self._write_curve)
+        manifest = self.manifest()
+        _write_atomically(
+            self.out_dir / MANIFEST_FILE,
+            lambda stream: stream.write((json.dumps(manifest, indent=2) + "\n").encode()),
+        )
+
+    def _write_curve(self, stream: BinaryIO) -> None:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(CURVE_COLUMNS)
+        for row in self.progress.curve:
+            writer.writerow([int(row[0]), int(row[1]), *(f"{value:.6g}" for value in row[2:])])
+        stream.write(text.getvalue().encode())
+
+    def manifest(self) -> dict[str, Any]:
+        """The checkpoint's record: file hashes, config, data, training time and hardware."""
+        files = {}
+        for name in (SAMPLING_FILE, STATE_FILE, CURVE_FILE):
+            path = self.out_dir / name
+            if path.is_file():
+                files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        last_validation = next(
+            (row[4] for row in reversed(self.progress.curve) if math.isfinite(row[4])), math.nan
+        )
+        return {
+            "model": "EDM (equivariant diffusion), heavy-atom QM9",
+            "files": files,
+            "config": dataclasses.asdict(self.config),
+            "parameters": count_parameters(self.model),
+            "atom_count_histogram": self.histogram.tolist(),
+            "data": {
+                "file": str(self.data_path) if self.data_path is not None else None,
+                "sha256": sha256_file(self.data_path) if self.data_path is not None else None,
+                "provenance": self.dataset_provenance,
+            },
+            "training": {
+                "steps": self.progress.step,
+                "molecules_seen": self.progress.molecules_seen,
+                "epochs": self.progress.molecules_seen / len(self.train_data),
+                "wall_seconds": round(self.progress.wall_seconds, 1),
+                "lr_scale": self.progress.lr_scale,
+                "last_ema_val_loss": None if math.isnan(last_validation) else last_validation,
+                "guard_events": self.progress.guard_events,
+                "slices": self.progress.slices,
+            },
+        }
+
+    # ------------------------------------------------------------------ the loop
+    def request_stop(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        """Finish the current step, checkpoint, and return from :meth:`run`."""
+        self._stop_requested = True
+
+    def run(
+        self,
+        max_seconds: float | None = None,
+        max_steps: int | None = None,
+        progress_bar: bool = True,
+    ) -> TrainingProgress:
+        """Train until ``max_seconds`` of wall time or ``max_steps`` total steps, then save.
+
+        Checkpoints every ``checkpoint_minutes`` and at the end; a curve row every
+        ``log_every`` steps; the EMA validation loss every ``eval_every`` steps.
+        """
+        from tqdm import tqdm
+
+        started = time.monotonic()
+        slice_record: dict[str, Any] = {
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "start_step": self.progress.step,
+            "hardware": _hardware(self.device, self.threads),
+        }
+        self.progress.slices.append(slice_record)
+        if self._snapshot is None:
+            self._take_snapshot()
+        wall_at_start = self.progress.wall_seconds
+        last_checkpoint = started
+        interactive = sys.stderr.isatty()
+        bar = tqdm(
+            initial=self.progress.step,
+            unit="step",
+            file=sys.stderr,
+            disable=not progress_bar,
+            mininterval=1.0 if interactive else 60.0,
+            dynamic_ncols=interactive,
+        )
+        rate_start, rate_molecules = started, self.progress.molecules_seen
+        try:
+            while not self._stop_requested:
+                if max_steps is not None and self.progress.step >= max_steps:
+                    break
+                if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                    break
+                loss = self.train_step()
+                self._guard(loss)
+                if math.isfinite(loss):
+                    self._interval_losses.append(loss)
+                self.progress.wall_seconds = wall_at_start + time.monotonic() - started
+                step = self.progress.step
+                bar.update(1)
+                if step % self.config.log_every == 0:
+                    validation = (
+                        self.validation_loss() if step % self.config.eval_every == 0 else math.nan
+                    )
+                    train_loss = (
+                        float(np.mean(self._interval_losses)) if self._interval_losses else math.nan
+                    )
+                    self._interval_losses.clear()
+                    self.progress.curve.append(
+                        [
+                            step,
+                            self.progress.molecules_seen,
+                            self.progress.wall_seconds,
+                            train_loss,
+                            validation,
+                            self.learning_rate(),
+                        ]
+                    )
+                    now = time.monotonic()
+                    rate = (self.progress.molecules_seen - rate_molecules) / max(
+                        now - rate_start, 1e-9
+                    )
+                    rate_start, rate_molecules = now, self.progress.molecules_seen
+                    postfix = {"loss": f"{train_loss:.4f}", "mol/s": f"{rate:.0f}"}
+                    if math.isfinite(validation):
+                        postfix["ema_val"] = f"{validation:.4f}"
+                    bar.set_postfix(postfix, refresh=False)
+                if time.monotonic() - last_checkpoint >= 60.0 * self.config.checkpoint_minutes:
+                    slice_record["seconds"] = round(time.monotonic() - started, 1)
+                    slice_record["end_step"] = self.progress.step
+                    self.save_checkpoint()
+                    last_checkpoint = time.monotonic()
+        finally:
+            bar.close()
+            slice_record["seconds"] = round(time.monotonic() - started, 1)
+            slice_record["end_step"] = self.progress.step
+            self.save_checkpoint()
+        return self.progress
+
+
+def resume_trainer(
+    out_dir: str | os.PathLike[str],
+    dataset: MoleculeDataset,
+    device: torch.device | str = "cpu",
+    data_path: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Trainer:
+    """A :class:`Trainer` restored from ``out_dir/training_state.pt``.
+
+    ``overrides`` may change options that do not define the model (e.g. the checkpoint
+    interval); model options must match the saved ones.
+    """
+    path = Path(out_dir) / STATE_FILE
+    if not path.is_file():
+        raise TrainingError(f"no training state at {path}; start without --resume")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    options = dict(state["config"])
+    changed = {
+        name: (options.get(name), value)
+        for name, value in (overrides or {}).items()
+        if options.get(name) != value and name not in RESUMABLE_OPTIONS
+    }
+    if changed:
+        raise TrainingError(
+            f"a resumed run keeps its saved options; these differ (saved, asked): {changed}. "
+            f"Only {sorted(RESUMABLE_OPTIONS)} may change on resume"
+        )
+    options.update(overrides or {})
+    trainer = Trainer(
+        TrainingConfig(**options), dataset, out_dir, device, data_path=data_path, threads=threads
+    )
+    trainer.load_state_dict(state)
+    return trainer
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """A diffusion model loaded from a sampling checkpoint.
+
+    Attributes:
+        diffusion: the model (float32 EMA weights, eval mode, on the requested device).
+        atom_count_histogram: a ``10`` array of training-set molecule counts by atom number.
+        model_options: the options it was built with.
+        step: training steps behind the weights.
+        molecules_seen: training molecules behind the weights.
+    """
+
+    diffusion: EquivariantDiffusion
+    atom_count_histogram: NDArray[np.int64]
+    model_options: dict[str, Any]
+    step: int
+    molecules_seen: int
+
+
+def load_sampling_checkpoint(
+    path: str | os.PathLike[str], device: torch.device | str = "cpu"
+) -> PretrainedModel:
+    """Load ``sampling.pt`` (float16 EMA weights) as a float32 model ready to sample."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(
+            f"no sampling checkpoint at {path}; train one with "
+            f"`python -m casbo_bench.molecules.train --out {path.parent}`"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    diffusion = build_diffusion(state["model_options"], seed=0)
+    diffusion.load_state_dict(
+        {name: tensor.to(torch.float32) for name, tensor in state["ema_fp16"].items()}
+    )
+    diffusion.to(torch.device(device)).eval().requires_grad_(False)
+    return PretrainedModel(
+        diffusion=diffusion,
+        atom_count_histogram=np.asarray(state["atom_count_histogram"], dtype=np.int64),
+        model_options=dict(state["model_options"]),
+        step=int(state["step"]),
+        molecules_seen=int(state["molecules_seen"]),
+    )
+
+
+@contextlib.contextmanager
+def stop_on_signals(trainer: Trainer) -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT end training cleanly with a final checkpoint."""
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    for signum in previous:
+        signal.signal(signum, trainer.request_stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

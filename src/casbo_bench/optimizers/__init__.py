@@ -1,0 +1,52 @@
+"""Optimizers behind one ask/tell contract (see :mod:`casbo_bench.optimizers.base`).
+
+Each optimizer lives in its own module of this package and is found by its ``name``;
+adding one is adding one file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from casbo_bench._registry import PluginRegistry
+from casbo_bench.optimizers.base import (
+    GaussianLaw,
+    NonFiniteLossError,
+    Optimizer,
+    OptimizerError,
+    SearchSpace,
+)
+
+__all__ = [
+    "GaussianLaw",
+    "NonFiniteLossError",
+    "Optimizer",
+    "OptimizerError",
+    "SearchSpace",
+    "available_optimizers",
+    "get_optimizer",
+    "make_optimizer",
+]
+
+
+_REGISTRY: PluginRegistry[Optimizer] = PluginRegistry(__name__, Optimizer)
+
+
+def available_optimizers() -> list[str]:
+    """Names of every registered optimizer, sorted."""
+    return _REGISTRY.names()
+
+
+def get_optimizer(name: str) -> type[Optimizer]:
+    """The optimizer class registered as ``name``."""
+    try:
+        return _REGISTRY.get(name)
+    except KeyError:
+        raise OptimizerError(
+            f"unknown optimizer {name!r}; choose one of {', '.join(available_optimizers())}"
+        ) from None
+
+
+def make_optimizer(name: str, space: SearchSpace, seed: int, **options: Any) -> Optimizer:
+    """Construct optimizer ``name`` on ``space`` with ``seed`` and config ``options``."""
+    return get_optimizer(name)(space, seed, **options)

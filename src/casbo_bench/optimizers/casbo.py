@@ -1,0 +1,506 @@
+"""CASBO: covariance-adaptive sequential black-box optimization of per-step Gaussian laws.
+
+Read :mod:`casbo_bench.optimizers.casbo_reference` first: it states one iteration plainly, in
+the precision form of method.md section 3, for one block. This module is the fast form of the
+same update, batched over the ``B`` blocks in torch, and the optimizer that runs it.
+
+Each block ``b`` (one injected noise of the sampler's chain, generation order) carries a law
+N(mu_b, A_b A_b^T), starting from the pre-trained law mu_b = 0, A_b = I. One iteration:
+
+1. draw ``eps ~ N(0, I)`` of shape ``N x B x d`` and propose ``z = mu + A eps``;
+2. from the told ``N x B`` step losses form the score-to-go ``G[:, b] = sum_{j >= b} l[:, j]``
+   and normalize each column over the population into ``g`` (z-score by default);
+3. whitened natural-gradient step, with ``beta_t`` the step size,
+
+       M     = I + beta_t (1/N) sum_i g_i eps_i eps_i^T
+       A    <- A M^{-1/2}
+       mu   <- mu - beta_t A_old M^{-1} g_bar,     g_bar = (1/N) sum_i g_i eps_i
+
+   (``mean_rule="first_order"`` drops the ``M^{-1}``, as INGO's published code does).
+
+M is the identity plus a term of rank at most ``r = min(d, N)`` that lives in the span of
+the ``eps_i``. A thin QR of the ``d x N`` matrix of ``eps`` (``eps^T = Q R``) and the
+eigendecomposition of the small ``r x r`` matrix ``S = beta_t R diag(g / N) R^T = V diag(lam)
+V^T`` give ``M = I + U diag(lam) U^T`` with ``U = Q V`` orthonormal, so every matrix function
+of M is a rank-``r`` correction of the identity:
+
+    f(M) = I + U diag(f(1 + lam) - 1) U^T,     A f(M) = A + (A U) diag(f(1 + lam) - 1) U^T,
+
+which costs ``O(d^2 N)`` per block: no ``d x d`` inverse, eigendecomposition or Cholesky
+factorization is ever formed.
+
+The positive-definiteness safeguard: M's eigenvalues are 1 off the subspace and ``1 + lam_j``
+on it. An eigenvalue below ``pd_floor`` is raised to ``pd_floor`` before ``M^{-1/2}`` and
+``M^{-1}`` are formed; since ``A A^T`` is multiplied by ``1 / (1 + lam_j)`` along ``A u_j``,
+this caps how much one step can widen the law (by ``1 / pd_floor`` in variance). Every block
+update it changes is counted in ``safeguard_events`` and logged as a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, cast
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from casbo_bench.optimizers.base import (
+    FloatArray,
+    GaussianLaw,
+    Optimizer,
+    OptimizerError,
+    Scope,
+    SearchSpace,
+)
+
+logger = logging.getLogger(__name__)
+
+Normalization = Literal["zscore", "rank", "none"]
+MeanRule = Literal["exact", "first_order"]
+StepSchedule = Literal["constant", "inverse_sqrt"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+DtypeName = Literal["float64", "float32"]
+
+NORMALIZATIONS: tuple[Normalization, ...] = ("zscore", "rank", "none")
+MEAN_RULES: tuple[MeanRule, ...] = ("exact", "first_order")
+STEP_SCHEDULES: tuple[StepSchedule, ...] = ("constant", "inverse_sqrt")
+DEVICES: tuple[DeviceName, ...] = ("auto", "cpu", "cuda")
+DTYPES: dict[DtypeName, torch.dtype] = {"float64": torch.float64, "float32": torch.float32}
+
+DEFAULT_PD_FLOOR = 0.25
+"""Default lower bound on the eigenvalues of M.
+
+Along an eigenvector the step multiplies the law's variance by ``1 / (1 + lam_j)``, so a floor
+of 1/4 lets one iteration at most double a standard deviation. With the default z-scored
+scores and ``beta0 = 1/d`` it is a safeguard, not part of the method: M's smallest eigenvalue
+falls that low when one sample is far better than the rest, which at d >= 10 is rare (on the
+ellipsoid at d = 3, 5, 10, five runs each to a loss of 1e-6, it never acted). At d <= 5,
+where ``beta0 = 1/d`` is large, M can be indefinite, and the floor is what keeps the law
+defined (at d = 2: twice in about 430 iterations).
+"""
+
+
+def casbo_population_size(dim: int) -> int:
+    """Default population ``N = 4 + floor(3 ln d)``, rounded up to an even number."""
+    if dim < 1:
+        raise OptimizerError(f"the population size needs a dimension >= 1; got {dim}")
+    n = 4 + math.floor(3 * math.log(dim))
+    return n + n % 2
+
+
+def step_size(beta0: float, iteration: int, schedule: StepSchedule) -> float:
+    """The step size ``beta_t`` of iteration ``t = iteration`` (1-based).
+
+    ``"constant"``: ``beta_t = beta0``; ``"inverse_sqrt"``: ``beta_t = beta0 / sqrt(t)``, the
+    decaying schedule the convergence theory assumes.
+    """
+    if iteration < 1:
+        raise OptimizerError(f"iterations are counted from 1; got {iteration}")
+    if schedule == "constant":
+        return beta0
+    if schedule == "inverse_sqrt":
+        return beta0 / math.sqrt(iteration)
+    raise OptimizerError(f"unknown step_schedule {schedule!r}; choose one of {STEP_SCHEDULES}")
+
+
+def score_to_go(losses: Tensor) -> Tensor:
+    """Score-to-go ``G[:, b] = sum_{j >= b} losses[:, j]`` of a ``N x B`` tensor of step losses.
+
+    Blocks are in generation order, so ``G[:, 0]`` is the whole rollout's loss and
+    ``G[:, B - 1]`` the last step's.
+    """
+    return losses.flip(-1).cumsum(-1).flip(-1)
+
+
+def normalize_scores(scores: Tensor, normalization: Normalization) -> tuple[Tensor, Tensor]:
+    """Normalize each column of a ``N x B`` tensor of scores over the population.
+
+    - ``"zscore"``: ``(G - mean) / std`` with the population standard deviation;
+    - ``"rank"``: centred ranks (ties share their average rank) scaled to unit variance;
+    - ``"none"``: ``G`` itself.
+
+    A column whose ``N`` scores are all equal carries no information; under ``"zscore"`` and
+    ``"rank"`` its update is skipped, which the returned ``g`` expresses as a zero column
+    (``g = 0`` makes ``M = I`` and ``g_bar = 0``).
+
+    Returns:
+        ``(g, active)``: the ``N x B`` normalized scores and a ``B`` boolean tensor, False for
+        the skipped columns.
+    """
+    if normalization == "none":
+        return scores, torch.ones(scores.shape[-1], dtype=torch.bool, device=scores.device)
+    if normalization not in NORMALIZATIONS:
+        raise OptimizerError(
+            f"unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}"
+        )
+    # Decided on the raw scores, exactly: equal scores may not give a mean equal to them,
+    # and z-scoring that rounding residue would turn it into a full-size update.
+    active = scores.amax(dim=0) > scores.amin(dim=0)
+    if normalization == "rank":
+        below = (scores.unsqueeze(1) < scores.unsqueeze(0)).sum(dim=0)
+        ties = (scores.unsqueeze(1) == scores.unsqueeze(0)).sum(dim=0)
+        scores = below.to(scores.dtype) + 0.5 * (ties.to(scores.dtype) - 1.0)
+    centred = scores - scores.mean(dim=0)
+    spread = centred.square().mean(dim=0).sqrt()
+    g = torch.where(active, centred / torch.where(active, spread, 1.0), 0.0)
+    return g, active
+
+
+@dataclass(frozen=True)
+class WhitenedStep:
+    """The result of :func:`whitened_update` for ``B`` blocks.
+
+    Attributes:
+        mean: the new means, a ``B x d`` tensor.
+        factor: the new square roots A (``A A^T`` = covariance), a ``B x d x d`` tensor.
+        smallest_eigenvalue: the smallest eigenvalue of each block's M before the floor,
+            a ``B`` tensor.
+        clipped: a ``B`` boolean tensor, True where the floor raised an eigenvalue.
+    """
+
+    mean: Tensor
+    factor: Tensor
+    smallest_eigenvalue: Tensor
+    clipped: Tensor
+
+
+def whitened_update(
+    mean: Tensor,
+    factor: Tensor,
+    eps: Tensor,
+    g: Tensor,
+    beta: float,
+    mean_rule: MeanRule = "exact",
+    pd_floor: float = DEFAULT_PD_FLOOR,
+) -> WhitenedStep:
+    """One whitened CASBO step for ``B`` blocks at once (see the module docstring).
+
+    ``M = I + beta (1/N) sum_i g_i eps_i eps_i^T``; ``A <- A M^{-1/2}``;
+    ``mu <- mu - beta A M^{-1} g_bar`` (``"exact"``) or ``mu - beta A g_bar``
+    (``"first_order"``), with ``g_bar = (1/N) sum_i g_i eps_i`` and M's eigenvalues floored at
+    ``pd_floor``.
+
+    Args:
+        mean: a ``B x d`` tensor of means mu.
+        factor: a ``B x d x d`` tensor of square roots A of the covariances.
+        eps: a ``N x B x d`` tensor of the standard normal draws behind the candidates
+            (``z = mu + A eps``).
+        g: a ``N x B`` tensor of normalized scores (lower is better).
+        beta: the step size beta_t > 0.
+        mean_rule: ``"exact"`` or ``"first_order"``.
+        pd_floor: the floor on M's eigenvalues, in (0, 1].
+
+    Returns:
+        A :class:`WhitenedStep`; costs ``O(d^2 N)`` per block.
+
+    >>> eps = torch.randn(6, 1, 3, generator=torch.Generator().manual_seed(0))
+    >>> step = whitened_update(torch.zeros(1, 3), torch.eye(3)[None], eps, torch.zeros(6, 1), 0.5)
+    >>> torch.equal(step.factor, torch.eye(3)[None])  # g = 0: nothing to learn, M = I
+    True
+    """
+    n = eps.shape[0]
+    eps_t = eps.permute(1, 2, 0)  # B x d x N: columns are the eps_i
+    weights = g.transpose(0, 1) / n  # B x N: g_i / N
+    # Thin QR eps^T = Q R through Householder reflectors; R is read off as Q^T eps^T.
+    # (torch.linalg.qr extracts R with a separate triangular copy, a parallel region that
+    # stalls for milliseconds when the cores are shared, and R's triangle is never needed.)
+    reflectors, tau = torch.geqrf(eps_t)  # tau: B x r, r = min(d, N)
+    q = torch.linalg.householder_product(reflectors[..., : tau.shape[-1]], tau)  # B x d x r
+    r = q.transpose(-1, -2) @ eps_t  # B x r x N
+    s = beta * (r * weights.unsqueeze(-2)) @ r.transpose(-1, -2)
+    s = 0.5 * (s + s.transpose(-1, -2))
+    lam, v = torch.linalg.eigh(s)  # lam: B x r, ascending
+    floor = pd_floor - 1.0
+    smallest = 1.0 + lam[:, 0]
+    clipped = lam[:, 0] < floor
+    lam = lam.clamp(min=floor)
+    u = q @ v  # B x d x r, orthonormal columns: M = I + U diag(lam) U^T
+    # expm1/log1p keep (1 + lam)^(-1/2) - 1 accurate when |lam| is tiny (beta_t -> 0): the
+    # naive form cancels to a few digits there, and the correction is all of the step.
+    inv_sqrt_minus_one = torch.expm1(-0.5 * torch.log1p(lam))
+    a_u = factor @ u  # B x d x r
+
+    # g_bar = (1/N) eps^T g = Q R w lies in span(U), so A f(M) g_bar = (A U) f(1 + lam) U^T g_bar.
+    g_bar_in_u = (v.transpose(-1, -2) @ (r @ weights.unsqueeze(-1))).squeeze(-1)  # U^T g_bar
+    if mean_rule == "exact":
+        g_bar_in_u = g_bar_in_u / (1.0 + lam)  # U^T M^{-1} g_bar
+    elif mean_rule != "first_order":
+        raise OptimizerError(f"unknown mean_rule {mean_rule!r}; choose one of {MEAN_RULES}")
+    new_mean = mean - beta * (a_u @ g_bar_in_u.unsqueeze(-1)).squeeze(-1)
+    new_factor = factor + (a_u * inv_sqrt_minus_one.unsqueeze(-2)) @ u.transpose(-1, -2)
+    return WhitenedStep(
+        mean=new_mean,
+        factor=new_factor,
+        smallest_eigenvalue=smallest,
+        clipped=clipped,
+    )
+
+
+@dataclass(frozen=True)
+class CASBOSettings:
+    """The hyperparameters of a CASBO optimizer, validated (see :class:`CASBO`)."""
+
+    popsize: int
+    beta0: float
+    normalization: Normalization
+    mean_rule: MeanRule
+    step_schedule: StepSchedule
+    pd_floor: float
+    device: torch.device
+    dtype: torch.dtype
+
+    @classmethod
+    def validated(
+        cls,
+        method: str,
+        dim: int,
+        *,
+        popsize: int | None,
+        beta0: float | None,
+        normalization: str,
+        mean_rule: str,
+        step_schedule: str,
+        pd_floor: float,
+        device: str,
+        dtype: str,
+    ) -> CASBOSettings:
+        """Check every option against its domain and fill the dimension-dependent defaults.
+
+        Raises:
+            OptimizerError: an option is outside its domain; the message names the fix.
+        """
+        if popsize is None:
+            popsize = casbo_population_size(dim)
+        if isinstance(popsize, bool) or not isinstance(popsize, int | np.integer) or popsize < 2:
+            raise OptimizerError(f"{method}: popsize must be an integer >= 2; got {popsize!r}")
+        if beta0 is None:
+            beta0 = 1.0 / dim
+        if isinstance(beta0, bool) or not isinstance(beta0, int | float) or not beta0 > 0:
+            raise OptimizerError(f"{method}: beta0 must be a number > 0; got {beta0!r}")
+        if not math.isfinite(beta0):
+            raise OptimizerError(f"{method}: beta0 must be finite; got {beta0!r}")
+        choices: dict[str, tuple[str, tuple[str, ...]]] = {
+            "normalization": (normalization, NORMALIZATIONS),
+            "mean_rule": (mean_rule, MEAN_RULES),
+            "step_schedule": (step_schedule, STEP_SCHEDULES),
+            "device": (device, DEVICES),
+            "dtype": (dtype, tuple(DTYPES)),
+        }
+        for key, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise OptimizerError(
+                    f"{method}: unknown {key} {value!r}; choose one of {', '.join(allowed)}"
+                )
+        if (
+            isinstance(pd_floor, bool)
+            or not isinstance(pd_floor, int | float)
+            or not 0 < pd_floor <= 1
+        ):
+            raise OptimizerError(
+                f"{method}: pd_floor must be a number in (0, 1] (the smallest eigenvalue M "
+                f"may keep); got {pd_floor!r}"
+            )
+        if device == "cuda" and not torch.cuda.is_available():
+            raise OptimizerError(
+                f"{method}: device 'cuda' was asked for but torch sees no CUDA device; "
+                f"use device='cpu' or 'auto'"
+            )
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return cls(
+            popsize=int(popsize),
+            beta0=float(beta0),
+            normalization=cast(Normalization, normalization),
+            mean_rule=cast(MeanRule, mean_rule),
+            step_schedule=cast(StepSchedule, step_schedule),
+            pd_floor=float(pd_floor),
+            device=torch.device(device),
+            dtype=DTYPES[cast(DtypeName, dtype)],
+        )
+
+
+class CASBOBase(Optimizer):
+    """What every CASBO variant shares: options, sampling, scores, step size, safeguard log.
+
+    A variant keeps per-block Gaussian laws ``z = mu + T(eps)`` (``T`` a square root of the
+    covariance) and writes three things: :meth:`_propose` (``eps -> z``), :meth:`_update`
+    (one step from ``eps`` and the normalized scores) and :meth:`gaussian_law`. The options
+    are those of :class:`CASBO`.
+
+    Attributes:
+        settings: the validated :class:`CASBOSettings`.
+        iteration: updates done so far (the ``t`` of the last step size used).
+        mean: the ``B x d`` tensor of means.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int,
+        *,
+        popsize: int | None = None,
+        beta0: float | None = None,
+        normalization: str = "zscore",
+        mean_rule: str = "exact",
+        step_schedule: str = "constant",
+        pd_floor: float = DEFAULT_PD_FLOOR,
+        device: str = "auto",
+        dtype: str = "float64",
+        **unknown: Any,
+    ) -> None:
+        super().__init__(space, seed, **unknown)
+        self.settings = CASBOSettings.validated(
+            self.name,
+            space.dim,
+            popsize=popsize,
+            beta0=beta0,
+            normalization=normalization,
+            mean_rule=mean_rule,
+            step_schedule=step_schedule,
+            pd_floor=pd_floor,
+            device=device,
+            dtype=dtype,
+        )
+        self.iteration = 0
+        self.mean = torch.zeros(space.n_blocks, space.dim, **self._tensor_kind)
+        self._generator = torch.Generator(device=self.settings.device).manual_seed(self.seed)
+        self._eps: Tensor | None = None
+
+    @property
+    def _tensor_kind(self) -> dict[str, Any]:
+        return {"device": self.settings.device, "dtype": self.settings.dtype}
+
+    @property
+    def popsize(self) -> int:
+        """N, the candidates asked for per iteration."""
+        return self.settings.popsize
+
+    @abstractmethod
+    def _propose(self, eps: Tensor) -> Tensor:
+        """Candidates ``z = mu + T(eps)`` for a ``n x B x d`` tensor of standard normals."""
+
+    @abstractmethod
+    def _update(self, eps: Tensor, g: Tensor, beta: float) -> tuple[Tensor, Tensor]:
+        """One step of every block's law from ``eps`` (``N x B x d``) and ``g`` (``N x B``).
+
+        Returns:
+            ``(clipped, smallest)``: ``B`` tensors, whether the safeguard acted on a block and
+            the smallest eigenvalue of its M before the floor.
+        """
+
+    def _ask(self) -> FloatArray:
+        """``N x B x d`` candidates from fresh ``eps ~ N(0, I)`` (the seeded torch generator)."""
+        self._eps = torch.randn(
+            self.popsize,
+            self.space.n_blocks,
+            self.space.dim,
+            generator=self._generator,
+            **self._tensor_kind,
+        )
+        return self._propose(self._eps).cpu().numpy().astype(np.float64)
+
+    def _tell(self, candidates: FloatArray, losses: FloatArray) -> None:
+        """Update every block's law from the ``N x B`` step losses of the last batch."""
+        if self._eps is None or self._eps.shape[0] != candidates.shape[0]:
+            raise OptimizerError(f"{self.name}: tell() does not match the last ask()")
+        eps, self._eps = self._eps, None
+        step_losses = torch.as_tensor(losses, device=self.settings.device).to(self.settings.dtype)
+        g, _ = normalize_scores(score_to_go(step_losses), self.settings.normalization)
+        self.iteration += 1
+        beta = step_size(self.settings.beta0, self.iteration, self.settings.step_schedule)
+        clipped, smallest = self._update(eps, g, beta)
+        self._record_safeguard(clipped, smallest)
+
+    def _record_safeguard(self, clipped: Tensor, smallest: Tensor) -> None:
+        """Count and log every block whose M had an eigenvalue raised to the floor."""
+        clipped_blocks = np.flatnonzero(clipped.cpu().numpy())
+        if clipped_blocks.size == 0:
+            return
+        smallest_values = smallest.cpu().numpy()
+        for block in clipped_blocks:
+            self.safeguard_events += 1
+            logger.warning(
+                "%s: iteration %d, block %d: smallest eigenvalue of M was %.6g, raised to the "
+                "floor pd_floor=%g",
+                self.name,
+                self.iteration,
+                block,
+                smallest_values[block],
+                self.settings.pd_floor,
+            )
+
+    def sample_final(self, n: int, rng: np.random.Generator) -> FloatArray:
+        """``n x B x d`` fresh draws ``mu + T(eps)`` from the current laws, ``eps`` from ``rng``."""
+        eps = rng.standard_normal((n, self.space.n_blocks, self.space.dim))
+        z = self._propose(torch.as_tensor(eps).to(**self._tensor_kind))
+        return z.cpu().numpy().astype(np.float64)
+
+
+class CASBO(CASBOBase):
+    """CASBO with full covariance: one Gaussian N(mu_b, A_b A_b^T) per block, scope per_step.
+
+    Args:
+        space: the search space, ``B = K`` blocks of size ``d``.
+        seed: seeds the torch generator (on the chosen device) that draws every ``eps``.
+        popsize: N, candidates per iteration (default ``4 + floor(3 ln d)`` rounded up to even).
+        beta0: the base step size (default ``1 / d``, INGO's).
+        normalization: ``"zscore"`` (default), ``"rank"`` or ``"none"``; see
+            :func:`normalize_scores`.
+        mean_rule: ``"exact"`` (default, ``mu - beta A M^{-1} g_bar``) or ``"first_order"``
+            (``mu - beta A g_bar``, INGO's published code).
+        step_schedule: ``"constant"`` (default, ``beta_t = beta0``) or ``"inverse_sqrt"``
+            (``beta_t = beta0 / sqrt(t)``, t = 1, 2, ... the iteration).
+        pd_floor: the floor on M's eigenvalues, in (0, 1] (default
+            :data:`DEFAULT_PD_FLOOR`).
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        dtype: ``"float64"`` (default) or ``"float32"``, the precision of the laws and update.
+
+    Attributes:
+        factor: the ``B x d x d`` tensor of square roots A (covariance ``A A^T``).
+
+    >>> opt = CASBO(SearchSpace(n_blocks=3, dim=4), seed=0)
+    >>> candidates = opt.ask()
+    >>> candidates.shape
+    (8, 3, 4)
+    >>> opt.tell(candidates, (candidates**2).sum(axis=2))
+    >>> opt.gaussian_law().covariances.shape
+    (3, 4, 4)
+    """
+
+    name = "casbo"
+    scope: ClassVar[Scope] = "per_step"
+
+    def __init__(self, space: SearchSpace, seed: int, **options: Any) -> None:
+        super().__init__(space, seed, **options)
+        b, d = space.n_blocks, space.dim
+        self.factor = torch.eye(d, **self._tensor_kind).expand(b, d, d).clone()
+
+    def _propose(self, eps: Tensor) -> Tensor:
+        """``z = mu + A eps`` for a ``n x B x d`` tensor ``eps``."""
+        return self.mean + torch.einsum("bij,nbj->nbi", self.factor, eps)
+
+    def _update(self, eps: Tensor, g: Tensor, beta: float) -> tuple[Tensor, Tensor]:
+        """The whitened low-rank step of :func:`whitened_update` on every block."""
+        step = whitened_update(
+            self.mean,
+            self.factor,
+            eps,
+            g,
+            beta,
+            mean_rule=self.settings.mean_rule,
+            pd_floor=self.settings.pd_floor,
+        )
+        self.mean, self.factor = step.mean, step.factor
+        return step.clipped, step.smallest_eigenvalue
+
+    def gaussian_law(self) -> GaussianLaw:
+        """The current laws: ``B x d`` means and ``B x d x d`` covariances ``A A^T``."""
+        factor = self.factor.cpu().to(torch.float64)
+        return GaussianLaw(
+            means=self.mean.cpu().to(torch.float64).numpy(),
+            covariances=(factor @ factor.transpose(-1, -2)).numpy(),
+        )

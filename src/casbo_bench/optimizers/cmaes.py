@@ -1,0 +1,190 @@
+"""CMA-ES through pycma's ask/tell interface, with plain restarts and explicit seeds.
+
+The search starts from the unguided sampler's law, x ~ N(0, I) (x0 = 0, sigma0 = 1), with
+pycma's default population ``lambda = 4 + floor(3 ln D)`` over the ``D = B * d`` searched
+numbers. pycma draws its samples from NumPy's global generator, seeded through its ``seed``
+option; this module confines that generator to the optimizer (see
+:func:`_confined_global_rng`), so nothing global changes and two optimizers never share a
+stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from math import floor, log
+from typing import Any
+
+import cma
+import numpy as np
+
+from casbo_bench.optimizers.base import (
+    FloatArray,
+    GaussianLaw,
+    Optimizer,
+    OptimizerError,
+    SearchSpace,
+)
+from casbo_bench.seeding import derive_seed
+
+PYCMA_SEED_LIMIT = 2**32 - 1
+"""pycma passes its seed to ``np.random.seed``, which takes integers in [0, 2**32)."""
+
+
+def default_population_size(dim: int) -> int:
+    """pycma's (and Hansen's) default population ``lambda = 4 + floor(3 ln D)``."""
+    return 4 + floor(3 * log(dim))
+
+
+def pycma_seed(seed: int, restart: int) -> int:
+    """The pycma seed of run number ``restart`` (0 = the first run), in ``[1, 2**32 - 1]``.
+
+    Derived from the optimizer's 63-bit seed with :func:`casbo_bench.seeding.derive_seed`, so
+    it is stable across processes; zero is avoided because pycma reads a seed of 0 as
+    "seed from the clock".
+    """
+    return derive_seed("pycma", seed, restart) % PYCMA_SEED_LIMIT + 1
+
+
+@contextmanager
+def _confined_global_rng(state: dict[str, Any]) -> Iterator[None]:
+    """Run a block with NumPy's global generator swapped for the one kept in ``state``.
+
+    pycma samples with ``np.random.randn`` (the legacy global generator). Swapping the global
+    state in and out around every pycma call gives each optimizer its own seeded stream and
+    leaves the caller's global state exactly as it was.
+    """
+    outer = np.random.get_state()  # noqa: NPY002 (pycma samples from it)
+    if "numpy" in state:
+        np.random.set_state(state["numpy"])  # noqa: NPY002
+    try:
+        yield
+    finally:
+        state["numpy"] = np.random.get_state()  # noqa: NPY002 (pycma samples from it)
+        np.random.set_state(outer)  # noqa: NPY002
+
+
+class CMAES(Optimizer):
+    """CMA-ES (pycma) on the flattened ``B x d`` candidate, restarted when pycma stops.
+
+    Each run starts from the initial law N(0, I): ``cma.CMAEvolutionStrategy(0, 1, opts)``
+    (pycma's initial covariance is ``diag(exp(1e-4 i / D))``, I to within 1e-4, so that its
+    eigenvalues are distinct).
+    When one of pycma's own termination criteria fires (``es.stop()`` is not empty, e.g.
+    ``tolfun`` or ``tolx`` once the search has converged) before the budget is spent, the
+    optimizer starts a new run from N(0, I) with the same population size and the next
+    derived seed: plain restarts, no population growth (IPOP) and no warm start. The best
+    candidate is kept across runs by the base class.
+
+    Args:
+        space: the search space; the ``B x d`` blocks are searched as one vector of
+            ``D = B * d`` numbers (``B = 1`` for the usual latent scope).
+        seed: the optimizer's seed; run ``r`` uses ``pycma_seed(seed, r)``.
+        popsize: lambda, candidates per batch (default ``4 + floor(3 ln D)``).
+        tolfun, tolfunhist, tolx, tolstagnation, maxiter: pycma's termination options of the
+            same names, per run (default: pycma's own defaults).
+
+    Attributes:
+        pycma_seeds: the seed handed to pycma for each run so far (first run first).
+        n_restarts: how many times the search was restarted (``len(pycma_seeds) - 1``).
+        stop_reasons: pycma's termination dictionary of each finished run.
+
+    >>> opt = CMAES(SearchSpace(n_blocks=1, dim=10), seed=0)
+    >>> opt.ask().shape
+    (10, 1, 10)
+    """
+
+    name = "cmaes"
+    scope = "latent"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int,
+        *,
+        popsize: int | None = None,
+        tolfun: float | None = None,
+        tolfunhist: float | None = None,
+        tolx: float | None = None,
+        tolstagnation: int | None = None,
+        maxiter: int | None = None,
+        **unknown: Any,
+    ) -> None:
+        super().__init__(space, seed, **unknown)
+        self.search_dim = space.n_blocks * space.dim
+        if popsize is None:
+            popsize = default_population_size(self.search_dim)
+        if isinstance(popsize, bool) or not isinstance(popsize, int | np.integer) or popsize < 2:
+            raise OptimizerError(f"cmaes: popsize must be an integer >= 2; got {popsize!r}")
+        self.popsize = int(popsize)
+        self._pycma_options: dict[str, Any] = {"popsize": self.popsize, "verbose": -9}
+        tolerances = {"tolfun": tolfun, "tolfunhist": tolfunhist, "tolx": tolx}
+        iterations = {"tolstagnation": tolstagnation, "maxiter": maxiter}
+        for key, value in tolerances.items():
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise OptimizerError(f"cmaes: {key} must be a number >= 0; got {value!r}")
+                self._pycma_options[key] = float(value)
+        for key, value in iterations.items():
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                    raise OptimizerError(f"cmaes: {key} must be an integer >= 1; got {value!r}")
+                self._pycma_options[key] = int(value)
+        self.pycma_seeds: list[int] = []
+        self.stop_reasons: list[dict[str, Any]] = []
+        self._rng_state: dict[str, Any] = {}
+        self._es = self._start_run()
+
+    @property
+    def n_restarts(self) -> int:
+        """Restarts so far: runs started after the first."""
+        return len(self.pycma_seeds) - 1
+
+    @property
+    def pycma_seed(self) -> int:
+        """The seed of the current pycma run."""
+        return self.pycma_seeds[-1]
+
+    def _start_run(self) -> Any:
+        """A fresh pycma search from N(0, I) seeded with the next derived seed."""
+        seed = pycma_seed(self.seed, len(self.pycma_seeds))
+        self.pycma_seeds.append(seed)
+        with _confined_global_rng(self._rng_state):
+            return cma.CMAEvolutionStrategy(
+                np.zeros(self.search_dim), 1.0, {**self._pycma_options, "seed": seed}
+            )
+
+    def _ask(self) -> FloatArray:
+        """``popsize x B x d`` samples of the current run (a new run if pycma stopped)."""
+        with _confined_global_rng(self._rng_state):
+            stop = dict(self._es.stop())
+        if stop:
+            self.stop_reasons.append(stop)
+            self._es = self._start_run()
+        with _confined_global_rng(self._rng_state):
+            solutions = self._es.ask()
+        return np.asarray(solutions, dtype=np.float64).reshape(
+            len(solutions), self.space.n_blocks, self.space.dim
+        )
+
+    def _tell(self, candidates: FloatArray, losses: FloatArray) -> None:
+        """Pass the rollout losses (row sums of the ``n x B`` block losses) to pycma."""
+        solutions = list(candidates.reshape(candidates.shape[0], self.search_dim))
+        with _confined_global_rng(self._rng_state):
+            self._es.tell(solutions, losses.sum(axis=1).tolist())
+
+    def gaussian_law(self) -> GaussianLaw:
+        """The current run's search law N(m, sigma^2 D C D), split into ``B`` blocks.
+
+        ``C`` is the covariance pycma adapts and ``D`` its diagonal scaling (identity unless
+        diagonal decoding is on). Only the ``d x d`` diagonal blocks of the joint covariance
+        are returned when ``B > 1``.
+        """
+        es = self._es
+        covariance = es.sigma**2 * es.sigma_vec.transform_covariance_matrix(
+            np.asarray(es.sm.covariance_matrix, dtype=np.float64)
+        )
+        b, d = self.space.n_blocks, self.space.dim
+        means = np.asarray(es.mean, dtype=np.float64).reshape(b, d)
+        blocks = np.stack([covariance[i * d : (i + 1) * d, i * d : (i + 1) * d] for i in range(b)])
+        return GaussianLaw(means=means, covariances=blocks)

@@ -1,0 +1,150 @@
+"""Problems: test functions under linear-Gaussian chains (see :mod:`.base` for the contract).
+
+:func:`make_problem` builds a seeded problem by name. Names come from problem *families*: the
+test functions (one module each under :mod:`casbo_bench.problems.functions`) form one
+family; a family is one entry of :data:`FAMILIES` (a function listing its names and one
+building a problem), so a new kind of problem is registered without touching the others.
+
+>>> problem = make_problem("sphere", dim=3, n_steps=2, scoring="cumulative", seed=0)
+>>> problem.rollout(np.zeros((5, 2, 3))).shape
+(5, 2)
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+
+from casbo_bench.problems.base import FloatArray, Problem, ProblemError
+from casbo_bench.problems.chain import (
+    BETA_MAX,
+    BETA_MIN,
+    SCORINGS,
+    ChainProblem,
+    LinearGaussianChain,
+    step_weights,
+)
+from casbo_bench.problems.functions import available_functions, get_function
+from casbo_bench.problems.functions.base import TestFunction
+from casbo_bench.problems.instance import FunctionInstance, haar_orthogonal
+from casbo_bench.problems.molecule import make_molecule_problem, molecule_task_names
+from casbo_bench.seeding import derive_rng
+
+__all__ = [
+    "FAMILIES",
+    "ChainProblem",
+    "FloatArray",
+    "FunctionInstance",
+    "LinearGaussianChain",
+    "Problem",
+    "ProblemError",
+    "ProblemFamily",
+    "TestFunction",
+    "available_functions",
+    "available_problems",
+    "get_function",
+    "haar_orthogonal",
+    "make_problem",
+    "step_weights",
+]
+
+
+@dataclass(frozen=True)
+class ProblemFamily:
+    """A kind of problem: the names it answers to and how to build one.
+
+    Attributes:
+        names: returns the registry names of the family's problems.
+        build: ``build(name, dim, n_steps, scoring, seed, **options) -> Problem``, called
+            with validated sizes, scoring and seed; raises ProblemError for bad options.
+    """
+
+    names: Callable[[], list[str]]
+    build: Callable[..., Problem]
+
+
+def make_function_problem(
+    name: str,
+    dim: int,
+    n_steps: int,
+    scoring: str,
+    seed: int,
+    rotated: bool = True,
+    beta_min: float = BETA_MIN,
+    beta_max: float = BETA_MAX,
+) -> ChainProblem:
+    """A seeded test-function instance scored along a seeded linear-Gaussian chain.
+
+    The instance (shift, then rotation) is drawn from ``default_rng(seed)``; the chain from
+    the derived stream ``derive_rng("dynamics", seed)``, so the two never share draws and
+    the same instance comes with any K.
+
+    Args:
+        rotated: False gives the instance ``Q = I`` (same shift as the rotated one).
+        beta_min, beta_max: the chain's noise schedule (:mod:`casbo_bench.problems.chain`).
+    """
+    function = get_function(name)
+    if dim < function.min_dim:
+        raise ProblemError(f"{name} needs dim >= {function.min_dim}; got dim={dim}")
+    instance = FunctionInstance.sample(function, dim, np.random.default_rng(seed), rotated)
+    chain = LinearGaussianChain.sample(
+        dim, n_steps, derive_rng("dynamics", seed), beta_min=beta_min, beta_max=beta_max
+    )
+    return ChainProblem(instance, chain, scoring)
+
+
+FAMILIES: dict[str, ProblemFamily] = {
+    "function": ProblemFamily(names=available_functions, build=make_function_problem),
+    "molecule": ProblemFamily(names=molecule_task_names, build=make_molecule_problem),
+}
+"""Problem families by label; register a new kind of problem by adding an entry."""
+
+
+def available_problems() -> list[str]:
+    """Names of every problem of every family, sorted."""
+    return sorted(name for family in FAMILIES.values() for name in family.names())
+
+
+def make_problem(
+    name: str,
+    dim: int,
+    n_steps: int = 1,
+    scoring: str = "final",
+    seed: int = 0,
+    **options: Any,
+) -> Problem:
+    """Build the seeded problem ``name`` with K = ``n_steps`` injections of size ``dim``.
+
+    Args:
+        name: a name from :func:`available_problems`.
+        dim: d >= 1.
+        n_steps: K >= 1 (1: the plain problem ``x_0 = xi_1``).
+        scoring: ``"final"`` (only x_0 is scored) or ``"cumulative"`` (every state).
+        seed: a non-negative integer; the same seed gives the same problem.
+        **options: family options; for test functions ``rotated`` (default True),
+            ``beta_min`` and ``beta_max`` (see :func:`make_function_problem`).
+
+    Raises:
+        ProblemError: an unknown name, scoring or option, or an impossible size or seed.
+    """
+    for label, value, least in (("dim", dim, 1), ("n_steps", n_steps, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
+            raise ProblemError(f"{label} must be an integer >= {least}; got {value!r}")
+    if scoring not in SCORINGS:
+        raise ProblemError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}")
+    for family in FAMILIES.values():
+        if name in family.names():
+            arguments = (name, int(dim), int(n_steps), scoring, int(seed))
+            try:
+                inspect.signature(family.build).bind(*arguments, **options)
+            except TypeError as error:
+                raise ProblemError(
+                    f"problem {name!r} does not take option(s) {sorted(options)}: {error}"
+                ) from None
+            return family.build(*arguments, **options)
+    raise ProblemError(f"unknown problem {name!r}; choose one of {', '.join(available_problems())}")

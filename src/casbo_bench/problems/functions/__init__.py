@@ -1,0 +1,31 @@
+"""Test functions, one per module, found by their ``name`` (see :mod:`.base` for the contract).
+
+Adding a test function is adding one module here with a :class:`~.base.TestFunction`
+subclass; it then appears in :func:`available_functions` and as a problem name.
+"""
+
+from __future__ import annotations
+
+from casbo_bench._registry import PluginRegistry
+from casbo_bench.problems.base import ProblemError
+from casbo_bench.problems.functions.base import TestFunction
+
+__all__ = ["TestFunction", "available_functions", "get_function"]
+
+
+_REGISTRY: PluginRegistry[TestFunction] = PluginRegistry(__name__, TestFunction)
+
+
+def available_functions() -> list[str]:
+    """Names of every registered test function, sorted."""
+    return _REGISTRY.names()
+
+
+def get_function(name: str) -> TestFunction:
+    """The test function registered as ``name`` (functions are stateless)."""
+    try:
+        return _REGISTRY.get(name)()
+    except KeyError:
+        raise ProblemError(
+            f"unknown test function {name!r}; choose one of {', '.join(available_functions())}"
+        ) from None

@@ -1,0 +1,157 @@
+"""Provenance: what produced a result file, recorded next to the result itself.
+
+:func:`collect` returns a JSON-ready dict (package version, git commit, config hash,
+library versions, device, host, operating system, Python, UTC time and the job's
+arguments) that the runner stores in every trace's Parquet metadata. Nothing here may fail
+a job: facts that cannot be found are recorded as ``"unknown"`` (the git commit outside a
+checkout) or left out (a library that is not installed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import casbo_bench
+
+LIBRARIES: tuple[str, ...] = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "torch",
+    "cma",
+    "botorch",
+    "gpytorch",
+    "pandera",
+    "rdkit",
+    "tblite",
+    "qm9pack",
+    "snakemake",
+)
+"""Distributions whose versions are recorded (those installed)."""
+
+UNKNOWN = "unknown"
+_GIT_TIMEOUT_S = 10.0
+
+
+def _git(*arguments: str, cwd: Path) -> str | None:
+    """Output of ``git arguments`` run in ``cwd``, or None when git cannot answer."""
+    try:
+        completed = subprocess.run(
+            ["git", *arguments],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if completed.returncode != 0:
+        return None
+    return completed.stdout.strip()
+
+
+def git_state(package_dir: Path | None = None) -> dict[str, Any]:
+    """The commit of the checkout this package runs from, and whether its tree is dirty.
+
+    The package's own ``__init__.py`` must be tracked by the repository git finds, so an
+    installed copy that merely sits inside some other repository (a virtual environment in
+    a checkout) is reported as ``"unknown"`` rather than as that repository's commit.
+
+    Returns:
+        ``{"commit": str, "dirty": bool | None}``; ``{"commit": "unknown", "dirty": None}``
+        outside a git checkout or when git is missing.
+    """
+    package_dir = Path(casbo_bench.__file__).parent if package_dir is None else package_dir
+    tracked = _git("ls-files", "--error-unmatch", "__init__.py", cwd=package_dir)
+    commit = _git("rev-parse", "HEAD", cwd=package_dir) if tracked is not None else None
+    if not commit:
+        return {"commit": UNKNOWN, "dirty": None}
+    status = _git("status", "--porcelain", "--untracked-files=no", cwd=package_dir)
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
+    """Installed versions of the distributions ``names``; missing ones are left out."""
+    versions: dict[str, str] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or UNKNOWN
+
+
+def device_description(requested: str = "cpu") -> dict[str, Any]:
+    """The compute device: CPU model, logical cores, torch threads, CUDA device if used.
+
+    Args:
+        requested: the job's device option (``"auto"``, ``"cpu"`` or ``"cuda"``); the CUDA
+            device is described when it is not ``"cpu"`` and CUDA is available.
+    """
+    description: dict[str, Any] = {"cpu": _cpu_model(), "logical_cores": os.cpu_count()}
+    try:
+        import torch
+    except ImportError:
+        return description
+    description["torch_threads"] = torch.get_num_threads()
+    if requested != "cpu" and torch.cuda.is_available():
+        description["cuda_device"] = torch.cuda.get_device_name(0)
+        description["cuda_version"] = torch.version.cuda
+    return description
+
+
+def _json_ready(value: Any) -> Any:
+    """``value`` with anything JSON cannot hold (paths, numpy scalars) turned into text."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def collect(config_hash: str | None, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The provenance record of one job.
+
+    Args:
+        config_hash: hash of the workflow config that asked for the job (None when run by
+            hand).
+        arguments: the job's arguments (method, options, problem, d, K, seeds, budget, ...);
+            a ``"device"`` entry decides whether a CUDA device is described.
+
+    Returns:
+        A JSON-ready dict with keys ``casbo_bench_version``, ``git_commit``, ``git_dirty``,
+        ``config_hash``, ``libraries``, ``device``, ``host``, ``os``, ``python``,
+        ``time_utc`` and ``arguments``.
+    """
+    git = git_state()
+    return {
+        "casbo_bench_version": casbo_bench.__version__,
+        "git_commit": git["commit"],
+        "git_dirty": git["dirty"],
+        "config_hash": config_hash,
+        "libraries": library_versions(),
+        "device": device_description(str(arguments.get("device", "cpu"))),
+        "host": socket.gethostname(),
+        "os": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "arguments": _json_ready(dict(arguments)),
+    }

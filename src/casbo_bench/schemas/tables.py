@@ -1,0 +1,353 @@
+"""Schemas of the aggregated tables, checked before any table is written.
+
+:func:`casbo_bench.analysis.tables.build_tables` returns these tables; each name maps to one
+schema in :data:`TABLE_SCHEMAS`:
+
+- ``final_loss``: one row per cell (method x problem x d x K x scoring): the best-so-far
+  loss at the budget (``best_*``) and the fresh-sample loss (``fresh_*``) over seeds.
+- ``significance`` and ``significance_fresh``: one row per method other than the reference
+  and setting (problem x d x K x scoring): the test against the reference on best-so-far,
+  resp. fresh-sample, losses, Holm-adjusted over the rows of the table.
+- ``ert``: one row per cell and target: successes, runs and the expected running time.
+
+Beyond dtypes and ranges the schemas check what must hold between columns (q25 <= median <=
+q75, Holm-adjusted p >= raw p, a verdict only where the adjusted p is below alpha, ERT
+infinite exactly when nothing succeeded, ...), so a bug in the aggregation stops the write.
+
+:func:`validate_table` raises :class:`TableValidationError` naming the table and every failed
+check:
+
+>>> validate_table("ert", frame)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from casbo_bench.analysis.io import CELL_KEYS, SETTING_KEYS
+from casbo_bench.analysis.stats import TESTS, VERDICTS, WILCOXON
+from casbo_bench.schemas.trace import SCORINGS
+
+
+class TableValidationError(ValueError):
+    """An aggregated table failed its schema; the message names the table and the checks."""
+
+
+_non_empty = pa.Check.str_length(min_value=1, error="must be a non-empty string")
+
+
+def _key_columns(names: Sequence[str]) -> dict[str, pa.Column]:
+    columns = {
+        "method": pa.Column(str, _non_empty),
+        "reference": pa.Column(str, _non_empty),
+        "problem": pa.Column(str, _non_empty),
+        "d": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
+        "K": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
+        "scoring": pa.Column(
+            str, pa.Check.isin(list(SCORINGS), error=f"must be one of {', '.join(SCORINGS)}")
+        ),
+    }
+    return {name: columns[name] for name in names}
+
+
+def _count(minimum: int) -> pa.Column:
+    return pa.Column("int64", pa.Check.ge(minimum, error=f"must be >= {minimum}"))
+
+
+def _real(*checks: pa.Check, nullable: bool = False) -> pa.Column:
+    return pa.Column("float64", list(checks), nullable=nullable)
+
+
+_finite = pa.Check(
+    lambda values: pd.Series(np.isfinite(values.to_numpy(dtype=np.float64)), index=values.index),
+    error="must be finite",
+)
+_probability = pa.Check.in_range(0.0, 1.0, error="must lie in [0, 1]")
+_non_negative = pa.Check.ge(0.0, error="must be >= 0")
+
+
+def _rows(
+    columns: Sequence[str], rule: Callable[[pd.DataFrame], pd.Series], error: str
+) -> pa.Check:
+    """A row-wise frame check of ``rule`` (True = the row passes).
+
+    When a needed column is missing or not numeric, the column checks already report it, so
+    this check passes instead of failing a second time with an exception.
+    """
+
+    def check(frame: pd.DataFrame) -> pd.Series:
+        for column in columns:
+            if column not in frame.columns:
+                return pd.Series(True, index=frame.index)
+        return rule(frame).fillna(False).astype(bool)
+
+    return pa.Check(check, ignore_na=False, error=error)
+
+
+def _unique(keys: Sequence[str]) -> pa.Check:
+    def rule(frame: pd.DataFrame) -> pd.Series:
+        return ~frame.duplicated(list(keys), keep=False)
+
+    return _rows(keys, rule, f"each ({', '.join(keys)}) must appear on one row only")
+
+
+def _ordered(low: str, middle: str, high: str) -> pa.Check:
+    def rule(frame: pd.DataFrame) -> pd.Series:
+        values = frame[[low, middle, high]]
+        both_missing = values.isna().all(axis=1)
+        return both_missing | ((values[low] <= values[middle]) & (values[middle] <= values[high]))
+
+    return _rows([low, middle, high], rule, f"{low} <= {middle} <= {high} must hold")
+
+
+def _sd_defined_iff_two(count: str, sd: str) -> pa.Check:
+    def rule(frame: pd.DataFrame) -> pd.Series:
+        return frame[sd].notna() == (frame[count] >= 2)
+
+    return _rows([count, sd], rule, f"{sd} must be given exactly when {count} >= 2")
+
+
+def _fresh_present_iff_counted(frame: pd.DataFrame) -> pd.Series:
+    present = frame[["fresh_median", "fresh_q25", "fresh_q75", "fresh_mean"]].notna()
+    counted = frame["n_fresh"] >= 1
+    return (counted & present.all(axis=1)) | (~counted & ~present.any(axis=1))
+
+
+FINAL_LOSS_SCHEMA = pa.DataFrameSchema(
+    columns={
+        **_key_columns(CELL_KEYS),
+        "n_seeds": _count(1),
+        "budget": _count(1),
+        "min_evaluations": _count(1),
+        "best_median": _real(_finite),
+        "best_q25": _real(_finite),
+        "best_q75": _real(_finite),
+        "best_mean": _real(_finite),
+        "best_sd": _real(_non_negative, nullable=True),
+        "best_ci_low": _real(_finite),
+        "best_ci_high": _real(_finite),
+        "n_fresh": _count(0),
+        "fresh_median": _real(nullable=True),
+        "fresh_q25": _real(nullable=True),
+        "fresh_q75": _real(nullable=True),
+        "fresh_mean": _real(nullable=True),
+        "fresh_sd": _real(_non_negative, nullable=True),
+    },
+    checks=[
+        _ordered("best_q25", "best_median", "best_q75"),
+        _ordered("fresh_q25", "fresh_median", "fresh_q75"),
+        _unique(CELL_KEYS),
+        _rows(
+            ["best_ci_low", "best_ci_high"],
+            lambda frame: frame["best_ci_low"] <= frame["best_ci_high"],
+            "best_ci_low <= best_ci_high must hold",
+        ),
+        _rows(
+            ["min_evaluations", "budget"],
+            lambda frame: frame["min_evaluations"] <= frame["budget"],
+            "min_evaluations <= budget must hold",
+        ),
+        _rows(
+            ["n_fresh", "n_seeds"],
+            lambda frame: frame["n_fresh"] <= frame["n_seeds"],
+            "n_fresh <= n_seeds must hold",
+        ),
+        _sd_defined_iff_two("n_seeds", "best_sd"),
+        _sd_defined_iff_two("n_fresh", "fresh_sd"),
+        _rows(
+            ["n_fresh", "fresh_median", "fresh_q25", "fresh_q75", "fresh_mean"],
+            _fresh_present_iff_counted,
+            "fresh-sample statistics must be given exactly when n_fresh >= 1",
+        ),
+    ],
+    strict=True,
+    name="final_loss",
+)
+"""Final loss per cell: best-so-far at the budget and fresh-sample loss over seeds."""
+
+
+def _pairs_match_test(frame: pd.DataFrame) -> pd.Series:
+    paired = frame["test"] == WILCOXON
+    same_sizes = (frame["n_pairs"] == frame["n_method"]) & (
+        frame["n_method"] == frame["n_reference"]
+    )
+    all_pairs = frame["n_pairs"] == frame["n_method"] * frame["n_reference"]
+    return (paired & same_sizes) | (~paired & all_pairs)
+
+
+def _verdict_iff_significant(frame: pd.DataFrame) -> pd.Series:
+    significant = frame["p_holm"] < frame["alpha"]
+    called = frame["verdict"] != "no significant difference"
+    return ~called | significant
+
+
+def _verdict_direction(frame: pd.DataFrame) -> pd.Series:
+    better = frame["verdict"] == "better"
+    worse = frame["verdict"] == "worse"
+    return ~(better & (frame["median_difference"] > 0)) & ~(
+        worse & (frame["median_difference"] < 0)
+    )
+
+
+SIGNIFICANCE_SCHEMA = pa.DataFrameSchema(
+    columns={
+        **_key_columns([*SETTING_KEYS, "method", "reference"]),
+        "test": pa.Column(str, pa.Check.isin(list(TESTS), error=f"must be one of {TESTS}")),
+        "n_method": _count(1),
+        "n_reference": _count(1),
+        "n_pairs": _count(1),
+        "statistic": _real(_non_negative),
+        "p_value": _real(_probability),
+        "min_attainable_p": _real(
+            pa.Check.in_range(0.0, 1.0, include_min=False, error="must lie in (0, 1]")
+        ),
+        "p_holm": _real(_probability),
+        "alpha": _real(pa.Check.in_range(0.0, 1.0, False, False, error="must lie in (0, 1)")),
+        "median_difference": _real(_finite),
+        "win_fraction": _real(_probability),
+        "verdict": pa.Column(
+            str, pa.Check.isin(list(VERDICTS), error=f"must be one of {VERDICTS}")
+        ),
+    },
+    checks=[
+        _unique([*SETTING_KEYS, "method"]),
+        _rows(
+            ["method", "reference"],
+            lambda frame: frame["method"] != frame["reference"],
+            "a method must not be compared with itself (method == reference)",
+        ),
+        _rows(
+            ["p_value", "p_holm"],
+            lambda frame: frame["p_holm"] >= frame["p_value"],
+            "p_holm >= p_value must hold (a correction never lowers a p-value)",
+        ),
+        _rows(
+            ["test", "n_pairs", "n_method", "n_reference"],
+            _pairs_match_test,
+            "n_pairs must be n (= n_method = n_reference) for the paired test and "
+            "n_method * n_reference for the rank-sum test",
+        ),
+        _rows(
+            ["verdict", "p_holm", "alpha"],
+            _verdict_iff_significant,
+            "a verdict other than 'no significant difference' needs p_holm < alpha",
+        ),
+        _rows(
+            ["verdict", "median_difference"],
+            _verdict_direction,
+            "'better' needs median_difference <= 0 and 'worse' needs median_difference >= 0",
+        ),
+    ],
+    strict=True,
+    name="significance",
+)
+"""Each method against the reference per setting, Holm-adjusted over the table."""
+
+
+def _ert_consistent(frame: pd.DataFrame) -> pd.Series:
+    successes = frame["successes"]
+    ert = frame["ert"]
+    infinite = np.isposinf(ert.to_numpy(dtype=np.float64))
+    expected = frame["evaluations"] / successes.where(successes > 0)
+    finite_ok = np.isclose(ert, expected, rtol=1e-12, atol=0.0)
+    return pd.Series(np.where(successes > 0, ~infinite & finite_ok, infinite), index=frame.index)
+
+
+ERT_SCHEMA = pa.DataFrameSchema(
+    columns={
+        **_key_columns(CELL_KEYS),
+        "target": _real(_finite),
+        "budget": _count(1),
+        "runs": _count(1),
+        "successes": _count(0),
+        "evaluations": _count(1),
+        "ert": _real(pa.Check.ge(1.0, error="must be >= 1 (or inf)")),
+    },
+    checks=[
+        _unique([*CELL_KEYS, "target"]),
+        _rows(
+            ["successes", "runs"],
+            lambda frame: frame["successes"] <= frame["runs"],
+            "successes <= runs must hold",
+        ),
+        _rows(
+            ["evaluations", "runs"],
+            lambda frame: frame["evaluations"] >= frame["runs"],
+            "evaluations >= runs must hold (every run spends at least one evaluation)",
+        ),
+        _rows(
+            ["ert", "successes", "evaluations"],
+            _ert_consistent,
+            "ert must be evaluations / successes, and inf exactly when successes == 0",
+        ),
+    ],
+    strict=True,
+    name="ert",
+)
+"""Expected running time per cell and target."""
+
+TABLE_SCHEMAS: dict[str, pa.DataFrameSchema] = {
+    "final_loss": FINAL_LOSS_SCHEMA,
+    "significance": SIGNIFICANCE_SCHEMA,
+    "significance_fresh": SIGNIFICANCE_SCHEMA,
+    "ert": ERT_SCHEMA,
+}
+"""Table name (as returned by ``build_tables``) -> its schema."""
+
+
+def _describe(failures: pd.DataFrame) -> list[str]:
+    """One line per failed check from pandera's ``failure_cases`` table.
+
+    pandera lists a failed frame-level check once per column of every failing row; those
+    are grouped by check alone, so each check gives one line naming the failing rows.
+    """
+    failures = failures.astype({"column": object, "check": object, "index": object})
+    frame_level = (failures["schema_context"] == "DataFrameSchema") & ~failures["check"].isin(
+        ["column_in_dataframe", "column_in_schema"]
+    )
+    failures = failures.assign(column=failures["column"].where(~frame_level, None))
+    lines: list[str] = []
+    for (column, check), cases in failures.groupby(["column", "check"], sort=False, dropna=False):
+        values = [repr(value) for value in cases["failure_case"].head(3)]
+        rows = sorted({int(i) for i in cases["index"] if i is not None and not pd.isna(i)})
+        shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+        if check == "column_in_dataframe":
+            lines += [f"missing column {value}" for value in values]
+        elif check == "column_in_schema":
+            lines += [f"unexpected column {value} (the schema is strict)" for value in values]
+        elif str(check).startswith("dtype("):
+            lines.append(f"column {column!r} has dtype {values[0]}, expected {check}")
+        elif not isinstance(column, str):
+            lines.append(f"{check} (rows {shown})" if rows else str(check))
+        else:
+            lines.append(f"column {column!r} {check} (rows {shown}; values {', '.join(values)})")
+    return lines
+
+
+def validate_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Validate ``frame`` against the schema of table ``name`` and return it unchanged.
+
+    Raises:
+        TableValidationError: ``name`` has no schema, or one or more checks failed (one
+            line per failed check).
+    """
+    if name not in TABLE_SCHEMAS:
+        raise TableValidationError(
+            f"there is no schema for a table named {name!r}; known tables: "
+            f"{', '.join(TABLE_SCHEMAS)}"
+        )
+    try:
+        # a fresh range index, so the failing rows named are positions in the table
+        TABLE_SCHEMAS[name].validate(frame.reset_index(drop=True), lazy=True)
+        return frame
+    except SchemaErrors as errors:
+        lines = _describe(errors.failure_cases)
+        raise TableValidationError(
+            f"table {name} failed validation ({len(lines)} check(s)):\n"
+            + "\n".join(f"  - {line}" for line in lines)
+        ) from None

@@ -1,0 +1,281 @@
+"""The trace schema: one row per evaluation, as the runner writes it and analysis reads it.
+
+A *run* is one method on one problem instance at one repetition seed, identified by
+:data:`RUN_KEYS` (method, problem, d, K, scoring, seed). Within a run the evaluations are
+1, ..., n without gaps or duplicates, ``best_so_far`` is the running minimum of ``loss``,
+and ``wall_time`` and ``safeguard_events`` never decrease. The columns and their meaning
+are listed in ``docs/architecture.md``; :data:`TRACE_COLUMNS` holds their dtypes. A problem
+may add optional, nullable side-information columns named ``detail_<name>``
+(:data:`DETAIL_PREFIX`).
+
+:func:`validate_trace` checks a frame lazily (every failure at once) and raises
+:class:`TraceValidationError` with one readable line per failed check, naming the source::
+
+    trace results/raw/sphere.parquet failed validation (2 check(s)):
+      - column 'loss' must be finite: 1 row(s) fail (rows 17; values inf)
+      - best_so_far must equal the running minimum of loss within each run: 1 row(s) fail ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandas.api.typing import DataFrameGroupBy
+from pandera.errors import SchemaErrors
+
+TRACE_COLUMNS: dict[str, str] = {
+    "method": "str",
+    "optimizer": "str",
+    "problem": "str",
+    "d": "int64",
+    "K": "int64",
+    "scoring": "str",
+    "seed": "int64",
+    "budget": "int64",
+    "iteration": "int64",
+    "evaluation": "int64",
+    "loss": "float64",
+    "best_so_far": "float64",
+    "wall_time": "float64",
+    "expected_loss": "float64",
+    "fresh_sample_loss": "float64",
+    "safeguard_events": "int64",
+}
+"""Column name -> dtype of a trace, in the order the runner writes them."""
+
+DETAIL_PREFIX = "detail_"
+"""Prefix of the optional per-evaluation side-information columns a problem may add (e.g. a
+molecule's validity and SMILES): any dtype, nullable, never needed by the generic analysis."""
+
+RUN_KEYS: tuple[str, ...] = ("method", "problem", "d", "K", "scoring", "seed")
+"""The columns that identify one run (one method, instance and repetition seed)."""
+
+SCORINGS: tuple[str, ...] = ("final", "cumulative")
+
+_NUMERIC_KINDS = {"int64": "iu", "float64": "f"}
+
+RunRule = Callable[[pd.DataFrame, DataFrameGroupBy], pd.Series]
+"""``rule(sorted_trace, groups_by_run) -> passes``: a boolean Series on the sorted trace."""
+
+
+class TraceValidationError(ValueError):
+    """A trace failed its schema; the message names the source and every failed check."""
+
+
+def _usable(frame: pd.DataFrame, columns: Sequence[str]) -> bool:
+    """Whether ``columns`` are present, and those that hold values have a numeric dtype.
+
+    A frame-level check needs its columns intact; when one is missing or mistyped, that
+    failure is reported by the column check already, so the frame-level check passes
+    rather than reporting the same problem a second time as an exception. Run keys only
+    need to be present: grouping works whatever their dtype.
+    """
+    for column in columns:
+        if column not in frame.columns:
+            return False
+        kinds = _NUMERIC_KINDS.get(TRACE_COLUMNS[column])
+        if column in RUN_KEYS or kinds is None:
+            continue
+        if frame[column].dtype.kind not in kinds:
+            return False
+    return True
+
+
+def _run_check(rule: RunRule, columns: Sequence[str], error: str) -> pa.Check:
+    """A frame-level check applying ``rule`` to the trace sorted by run and evaluation.
+
+    The result is handed back aligned with the original index, so a failure names the
+    offending rows. ``columns`` are the value columns ``rule`` reads.
+    """
+    needed = [*RUN_KEYS, "evaluation", *columns]
+
+    def check(frame: pd.DataFrame) -> pd.Series:
+        if not _usable(frame, needed):
+            return pd.Series(True, index=frame.index)
+        ordered = frame.sort_values([*RUN_KEYS, "evaluation"], kind="stable")
+        groups = ordered.groupby(list(RUN_KEYS), sort=False, dropna=False)
+        return rule(ordered, groups).reindex(frame.index)
+
+    return pa.Check(check, error=error)
+
+
+def _evaluations_unique(ordered: pd.DataFrame, groups: DataFrameGroupBy) -> pd.Series:
+    return ~ordered.duplicated([*RUN_KEYS, "evaluation"], keep=False)
+
+
+def _evaluations_contiguous(ordered: pd.DataFrame, groups: DataFrameGroupBy) -> pd.Series:
+    return ordered["evaluation"] == groups.cumcount() + 1
+
+
+def _best_is_running_minimum(ordered: pd.DataFrame, groups: DataFrameGroupBy) -> pd.Series:
+    # Exact equality: a running minimum selects one of the losses, it never rounds.
+    return ordered["best_so_far"] == groups["loss"].cummin()
+
+
+def _non_decreasing(column: str) -> RunRule:
+    def rule(ordered: pd.DataFrame, groups: DataFrameGroupBy) -> pd.Series:
+        return groups[column].diff().fillna(0) >= 0
+
+    return rule
+
+
+def _constant(column: str) -> RunRule:
+    def rule(ordered: pd.DataFrame, groups: DataFrameGroupBy) -> pd.Series:
+        return groups[column].transform("nunique", dropna=False) <= 1
+
+    return rule
+
+
+def _evaluation_within_budget(frame: pd.DataFrame) -> pd.Series:
+    if not _usable(frame, ["evaluation", "budget"]):
+        return pd.Series(True, index=frame.index)
+    return frame["evaluation"] <= frame["budget"]
+
+
+def _has_rows(frame: pd.DataFrame) -> bool:
+    return len(frame) > 0
+
+
+def _finite(values: pd.Series) -> pd.Series:
+    return pd.Series(np.isfinite(values.to_numpy(dtype=np.float64)), index=values.index)
+
+
+_non_empty = pa.Check.str_length(min_value=1, error="must be a non-empty string")
+
+TRACE_SCHEMA = pa.DataFrameSchema(
+    columns={
+        "method": pa.Column(str, _non_empty),
+        "optimizer": pa.Column(str, _non_empty),
+        "problem": pa.Column(str, _non_empty),
+        "d": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
+        "K": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
+        "scoring": pa.Column(
+            str, pa.Check.isin(list(SCORINGS), error=f"must be one of {', '.join(SCORINGS)}")
+        ),
+        "seed": pa.Column("int64", pa.Check.ge(0, error="must be >= 0")),
+        "budget": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
+        "iteration": pa.Column("int64", pa.Check.ge(0, error="must be >= 0")),
+        "evaluation": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
+        "loss": pa.Column("float64", pa.Check(_finite, error="must be finite")),
+        "best_so_far": pa.Column("float64"),
+        "wall_time": pa.Column("float64", pa.Check.ge(0, error="must be >= 0")),
+        "expected_loss": pa.Column("float64", nullable=True),
+        "fresh_sample_loss": pa.Column("float64", nullable=True),
+        "safeguard_events": pa.Column("int64", pa.Check.ge(0, error="must be >= 0")),
+        f"^{DETAIL_PREFIX}.+$": pa.Column(nullable=True, required=False, regex=True),
+    },
+    checks=[
+        pa.Check(_has_rows, error="a trace must have at least one row"),
+        pa.Check(_evaluation_within_budget, error="evaluation must be <= budget"),
+        _run_check(
+            _evaluations_unique,
+            [],
+            "each evaluation index must appear once per run (duplicate evaluation)",
+        ),
+        _run_check(
+            _evaluations_contiguous,
+            [],
+            "the evaluations of a run must be 1..n without gaps",
+        ),
+        _run_check(
+            _best_is_running_minimum,
+            ["loss", "best_so_far"],
+            "best_so_far must equal the running minimum of loss within each run",
+        ),
+        _run_check(
+            _non_decreasing("iteration"),
+            ["iteration"],
+            "iteration must not decrease within a run",
+        ),
+        _run_check(
+            _non_decreasing("wall_time"),
+            ["wall_time"],
+            "wall_time must not decrease within a run",
+        ),
+        _run_check(
+            _non_decreasing("safeguard_events"),
+            ["safeguard_events"],
+            "safeguard_events must not decrease within a run",
+        ),
+        _run_check(
+            _constant("budget"),
+            ["budget"],
+            "budget must be the same on every row of a run",
+        ),
+        _run_check(
+            _constant("fresh_sample_loss"),
+            ["fresh_sample_loss"],
+            "fresh_sample_loss must be the same on every row of a run",
+        ),
+    ],
+    strict=True,
+    name="trace",
+)
+"""The pandera schema of a trace (see the module docstring)."""
+
+
+def _describe(failures: pd.DataFrame) -> list[str]:
+    """One readable line per failed check from pandera's ``failure_cases`` table.
+
+    pandera lists a failed frame-level check once per column of every failing row; those
+    rows are grouped by check alone, so each check gives exactly one line.
+    """
+    failures = failures.astype({"column": object, "check": object, "index": object})
+    frame_level = (failures["schema_context"] == "DataFrameSchema") & ~failures["check"].isin(
+        ["column_in_dataframe", "column_in_schema"]
+    )
+    failures = failures.assign(column=failures["column"].where(~frame_level, None))
+    lines: list[str] = []
+    for (column, check), cases in failures.groupby(["column", "check"], sort=False, dropna=False):
+        values = [repr(value) for value in cases["failure_case"]]
+        if check == "column_in_dataframe":
+            lines += [
+                f"missing column {value} (a trace has {', '.join(TRACE_COLUMNS)})"
+                for value in values
+            ]
+        elif check == "column_in_schema":
+            lines += [
+                f"unexpected column {value} (remove it; the schema is strict)" for value in values
+            ]
+        elif str(check).startswith("dtype("):
+            expected = TRACE_COLUMNS.get(str(column), "?")
+            actual = cases["failure_case"].iloc[0]
+            lines.append(f"column {column!r} has dtype {actual}, expected {expected}")
+        else:
+            rows = sorted({int(i) for i in cases["index"] if i is not None and not pd.isna(i)})
+            shown = ", ".join(str(row) for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            what = "has missing values (NaN)" if check == "not_nullable" else str(check)
+            if not rows:
+                lines.append(what)
+            elif not isinstance(column, str):
+                lines.append(f"{what}: {len(rows)} row(s) fail (rows {shown})")
+            else:
+                lines.append(
+                    f"column {column!r} {what}: {len(rows)} row(s) fail (rows {shown}; "
+                    f"values {', '.join(values[:3])})"
+                )
+    return lines
+
+
+def validate_trace(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Validate ``frame`` against :data:`TRACE_SCHEMA` and return it unchanged.
+
+    Args:
+        frame: a trace, one row per evaluation.
+        source: what the frame came from (a file path), named in the error.
+
+    Raises:
+        TraceValidationError: one or more checks failed; the message has a first line
+            naming ``source`` and one line per failed check.
+    """
+    try:
+        return TRACE_SCHEMA.validate(frame, lazy=True)
+    except SchemaErrors as errors:
+        lines = _describe(errors.failure_cases)
+        raise TraceValidationError(
+            f"trace {source} failed validation ({len(lines)} check(s)):\n"
+            + "\n".join(f"  - {line}" for line in lines)
+        ) from None

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+
+from casbo_bench.analysis.figures import (
+    METHOD_COLOURS,
+    PNG_DPI,
+    SINGLE_COLUMN_IN,
+    TWO_COLUMN_IN,
+    convergence_figure,
+    evaluation_grid,
+    make_figures,
+    method_palette,
+)
+
+from .synthetic import synthetic_traces
+
+
+@pytest.fixture(scope="module")
+def small() -> pd.DataFrame:
+    """Three methods, one problem, two d, two (K, scoring), three seeds."""
+    return synthetic_traces(problems=("sphere",), dims=(2, 5), seeds=(0, 1, 2))
+
+
+@pytest.fixture(scope="module")
+def written(small: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return make_figures(small, tmp_path_factory.mktemp("figures"))
+
+
+def test_writes_non_empty_pdf_and_png(written: list[Path]) -> None:
+    names = sorted(path.name for path in written)
+    assert names == sorted(
+        f"{stem}.{suffix}"
+        for stem in (
+            "convergence_sphere_K1_final",
+            "convergence_sphere_K3_cumulative",
+            "win_matrix",
+        )
+        for suffix in ("pdf", "png")
+    )
+    for path in written:
+        content = path.read_bytes()
+        assert len(content) > 1000
+        assert content.startswith(b"%PDF" if path.suffix == ".pdf" else b"\x89PNG")
+
+
+def test_paper_sizes(written: list[Path]) -> None:
+    by_name = {path.name: path for path in written}
+    convergence = imread(by_name["convergence_sphere_K1_final.png"])
+    assert convergence.shape[1] == round(TWO_COLUMN_IN * PNG_DPI)  # two panels: d = 2, 5
+    matrix = imread(by_name["win_matrix.png"])
+    assert matrix.shape[1] == round(SINGLE_COLUMN_IN * PNG_DPI)
+
+
+def test_same_traces_give_the_same_pdf(small: pd.DataFrame, tmp_path: Path) -> None:
+    one = small[(small["K"] == 1) & (small["d"] == 2)]
+    first = make_figures(one, tmp_path / "a")
+    second = make_figures(one, tmp_path / "b")
+    for a, b in zip(first, second, strict=True):
+        if a.suffix == ".pdf":
+            assert a.read_bytes() == b.read_bytes()
+
+
+def test_loss_axis_scales(small: pd.DataFrame) -> None:
+    palette = method_palette(small["method"].unique())
+    one = small[small["K"] == 1]
+    positive = convergence_figure(one, palette)
+    assert {ax.get_yscale() for ax in positive.axes} == {"log"}
+    assert {ax.get_xscale() for ax in positive.axes} == {"log"}
+    negative = synthetic_traces(problems=("sphere",), dims=(2,), seeds=(0, 1, 2), offset=-50.0)
+    figure = convergence_figure(negative[negative["K"] == 1], palette)
+    assert figure.axes[0].get_yscale() == "symlog"
+
+
+def test_one_line_per_method_in_its_colour(small: pd.DataFrame) -> None:
+    palette = method_palette(small["method"].unique())
+    figure = convergence_figure(small[small["K"] == 1], palette)
+    for ax in figure.axes:
+        lines = {line.get_label(): line.get_color() for line in ax.get_lines()}
+        assert lines == {name: METHOD_COLOURS[name] for name in ("casbo", "cmaes", "random")}
+
+
+def test_palette_is_keyed_by_name() -> None:
+    alone = method_palette(["casbo"])
+    everyone = method_palette(["random", "zeta", "casbo", "alpha", "cmaes"])
+    assert alone["casbo"] == everyone["casbo"] == METHOD_COLOURS["casbo"]
+    assert list(everyone) == ["casbo", "cmaes", "random", "alpha", "zeta"]
+    assert len(set(everyone.values())) == len(everyone)
+    many = method_palette([f"variant-{i}" for i in range(12)])
+    assert len(set(many.values())) == 12
+
+
+def test_evaluation_grid() -> None:
+    grid = evaluation_grid(100_000)
+    assert grid[0] == 1 and grid[-1] == 100_000
+    assert (np.diff(grid) > 0).all() and grid.size <= 60
+    np.testing.assert_array_equal(evaluation_grid(5), [1, 2, 3, 4, 5])
+    with pytest.raises(ValueError, match="budget"):
+        evaluation_grid(0)
+
+
+def test_empty_traces_are_refused(small: pd.DataFrame, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no traces"):
+        make_figures(small.iloc[:0], tmp_path)

@@ -1,0 +1,226 @@
+"""Tests of the molecule problems (casbo_bench.problems.molecule, casbo_bench.molecules.problem)
+and of a molecule run through the runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from casbo_bench.molecules.diffusion import MoleculeSamples
+from casbo_bench.molecules.problem import (
+    PREDICTOR_PENALTY_SIGMAS,
+    XTB_PENALTY,
+    MoleculeProblem,
+    format_xyz,
+    parse_xyz,
+)
+from casbo_bench.molecules.rebuild import rebuild_molecule
+from casbo_bench.molecules.scores import QED_PENALTY
+from casbo_bench.problems import available_problems, make_problem
+from casbo_bench.problems.base import ProblemError
+from casbo_bench.problems.molecule import (
+    MOLECULE_TASKS,
+    molecule_problem_size,
+    sampler_size,
+)
+from casbo_bench.runner import Job, read_trace, run_job, write_trace
+from casbo_bench.schemas.trace import DETAIL_PREFIX, TRACE_COLUMNS, validate_trace
+
+# Small sizes keep each rollout to a few milliseconds: 4 heavy atoms, S = 3 sampler steps.
+N_ATOMS, SAMPLER_STEPS = 4, 3
+DIM, STEPS = molecule_problem_size(N_ATOMS, SAMPLER_STEPS)
+DETAIL_KEYS = {
+    "score",
+    "value",
+    "valid",
+    "valid_table",
+    "stable",
+    "fragments",
+    "smiles",
+    "xyz",
+    "checkpoint",
+}
+
+
+def test_every_task_is_registered_with_the_sizes_rule() -> None:
+    assert set(MOLECULE_TASKS) <= set(available_problems())
+    assert molecule_problem_size() == (63, 22)
+    assert sampler_size("mol-qed", 63, 22) == (9, 20)
+    assert (DIM, STEPS) == (28, 5)
+
+
+@pytest.mark.parametrize(
+    ("name", "dim", "steps", "scoring", "message"),
+    [
+        ("mol-qed", 60, 22, "final", "dim = 7 n"),
+        ("mol-qed", 70, 22, "final", "dim = 7 n"),
+        ("mol-qed", 63, 2, "final", "S \\+ 2"),
+        ("mol-qed", 63, 22, "cumulative", "scoring 'final'"),
+    ],
+)
+def test_impossible_sizes_and_scorings_are_refused(
+    name: str, dim: int, steps: int, scoring: str, message: str
+) -> None:
+    with pytest.raises(ProblemError, match=message):
+        make_problem(name, dim, steps, scoring)
+
+
+def test_a_missing_checkpoint_is_a_problem_error(tmp_path: Path) -> None:
+    with pytest.raises(ProblemError, match="cannot load the molecule sampler"):
+        make_problem("mol-qed", DIM, STEPS, checkpoint=str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def qed_problem() -> MoleculeProblem:
+    problem = make_problem("mol-qed", DIM, STEPS)
+    assert isinstance(problem, MoleculeProblem)
+    return problem
+
+
+def test_rollout_shapes_losses_and_details(qed_problem: MoleculeProblem) -> None:
+    noise = np.random.default_rng(0).standard_normal((6, STEPS, DIM))
+    losses, details = qed_problem.rollout_details(noise)
+    assert losses.shape == (6, STEPS)
+    assert np.isfinite(losses).all()
+    assert (losses[:, :-1] == 0).all()  # final scoring: only the molecule is scored
+    np.testing.assert_array_equal(losses[:, -1], -details["score"])
+    assert set(details) == DETAIL_KEYS
+    assert all(np.shape(values) == (6,) for values in details.values())
+    assert ((details["score"] >= 0) & (details["score"] <= 1)).all()
+    scored = details["valid"] & (details["fragments"] == 1)
+    for valid, smiles in zip(details["valid"], details["smiles"], strict=True):
+        assert (smiles is not None) == valid
+    np.testing.assert_array_equal(details["score"][scored], details["value"][scored])
+    assert (details["score"][~scored] == QED_PENALTY).all()
+    assert np.isnan(details["value"][~scored]).all()
+    for text, valid in zip(details["xyz"], details["valid"], strict=True):
+        positions, types = parse_xyz(text)
+        assert positions.shape == (N_ATOMS, 3)
+        assert rebuild_molecule(positions, types).ok == valid
+    np.testing.assert_array_equal(qed_problem.rollout(noise), losses)
+
+
+def test_rollouts_are_deterministic_and_row_independent(qed_problem: MoleculeProblem) -> None:
+    noise = np.random.default_rng(1).standard_normal((5, STEPS, DIM))
+    first = qed_problem.rollout(noise)
+    np.testing.assert_array_equal(first, qed_problem.rollout(noise))
+    np.testing.assert_allclose(qed_problem.rollout(noise[2:3]), first[2:3], atol=1e-6)
+    with pytest.raises(ProblemError, match="shape"):
+        qed_problem.rollout(noise[:, :, :-1])
+
+
+class _FixedStructures:
+    """A stand-in sampler that returns given structures whatever the noise."""
+
+    def __init__(self, positions: np.ndarray, types: np.ndarray) -> None:
+        self.positions, self.types = positions, types
+        self.n_atoms = positions.shape[1]
+        self.dim, self.n_injections = 7 * self.n_atoms, 3
+
+    def __call__(self, noise: Any) -> MoleculeSamples:
+        count = len(noise)
+        return MoleculeSamples(
+            positions=torch.from_numpy(self.positions[:count]),
+            atom_types=torch.from_numpy(self.types[:count]),
+            mask=torch.from_numpy(self.types[:count] >= 0),
+        )
+
+
+def _broken_structures() -> _FixedStructures:
+    """Row 0 formaldehyde (valid); rows 1 and 3 clashes; row 2 non-finite coordinates; row 4
+    two atoms 5 A apart (RDKit sanitizes "C.O", but it is two fragments, no molecule)."""
+    positions = np.zeros((5, 2, 3))
+    positions[0, 1, 0] = 1.21
+    positions[1, 1, 0] = 0.2
+    positions[2, 1, 0] = np.inf
+    positions[3, 1, 0] = 0.5
+    positions[4, 1, 0] = 5.0
+    types = np.array([[0, 2], [0, 0], [0, 1], [2, 2], [0, 2]])
+    return _FixedStructures(positions, types)
+
+
+def _stated_penalty(problem: MoleculeProblem) -> float:
+    if problem.task.kind == "qed":
+        return QED_PENALTY
+    if problem.task.kind == "xtb":
+        return XTB_PENALTY
+    assert problem.predictor is not None
+    sigma = problem.predictor.manifest["normalization"][problem.task.quantity]["std"]
+    return -PREDICTOR_PENALTY_SIGMAS * float(sigma)
+
+
+@pytest.mark.parametrize("task", ["mol-qed", "mol-alpha", "mol-xtb-dipole"])
+def test_invalid_structures_get_the_stated_penalty_never_nan(task: str) -> None:
+    loaded = make_problem(task, DIM, STEPS)
+    assert isinstance(loaded, MoleculeProblem)
+    sampler: Any = _broken_structures()
+    problem = MoleculeProblem(MOLECULE_TASKS[task], sampler, "test", loaded.predictor)
+    assert problem.penalty == pytest.approx(_stated_penalty(problem))
+    losses, details = problem.rollout_details(np.zeros((5, 3, 14)))
+    assert np.isfinite(losses).all()
+    assert details["valid"].tolist() == [True, False, False, False, True]
+    assert details["fragments"][4] == 2 and details["smiles"][4] == "C.O"
+    assert (details["score"][1:] == problem.penalty).all()
+    assert np.isnan(details["value"][1:]).all()
+    assert details["score"][0] >= problem.penalty
+    assert details["smiles"][0] == "C=O"
+
+
+def test_predictor_task_scores_the_distance_to_its_target() -> None:
+    problem = make_problem("mol-alpha", DIM, STEPS)
+    assert isinstance(problem, MoleculeProblem) and problem.predictor is not None
+    percentiles = problem.predictor.manifest["property_split_percentiles"]["alpha"]
+    assert problem.target == percentiles["p90"]
+    noise = np.random.default_rng(2).standard_normal((4, STEPS, DIM))
+    _, details = problem.rollout_details(noise)
+    scored = details["valid"] & (details["fragments"] == 1)
+    np.testing.assert_allclose(
+        details["score"][scored],
+        -np.minimum(np.abs(details["value"][scored] - problem.target), problem.cap),
+    )
+    assert (details["score"][~scored] == problem.penalty).all()
+    assert (details["score"] >= problem.penalty).all()
+
+
+def test_xyz_text_round_trips() -> None:
+    positions = np.array([[0.0, 0.0, 0.0], [1.21, -0.5, 2.0], [9.0, 9.0, 9.0]])
+    types = np.array([0, 2, -1])
+    text = format_xyz(positions, types)
+    back, kinds = parse_xyz(text)
+    np.testing.assert_allclose(back, positions[:2], atol=1e-5)
+    assert kinds.tolist() == [0, 2]
+    with pytest.raises(ValueError, match="xyz line"):
+        parse_xyz("H 0 0 0")
+
+
+def test_a_molecule_run_through_the_runner(tmp_path: Path) -> None:
+    frames = [
+        run_job(
+            Job(
+                optimizer=method,
+                problem="mol-qed",
+                dim=DIM,
+                seeds=(0,),
+                budget=10,
+                n_steps=STEPS,
+                fresh_samples=2,
+            )
+        )
+        for method in ("casbo", "casbo-latent")
+    ]
+    trace = pd.concat(frames, ignore_index=True)
+    details = [column for column in trace.columns if column.startswith(DETAIL_PREFIX)]
+    assert set(details) == {f"{DETAIL_PREFIX}{key}" for key in DETAIL_KEYS}
+    assert list(trace.columns) == [*TRACE_COLUMNS, *details]
+    np.testing.assert_array_equal(trace["loss"], -trace[f"{DETAIL_PREFIX}score"])
+    assert trace["fresh_sample_loss"].notna().all()
+    path = write_trace(frames[0], tmp_path / "casbo.parquet", {"test": True})
+    again = read_trace(path)
+    pd.testing.assert_frame_equal(again, frames[0], check_dtype=False)
+    with pytest.raises(ValueError, match="unexpected column"):
+        validate_trace(frames[0].assign(smiles="C"), "test")

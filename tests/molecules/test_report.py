@@ -1,0 +1,107 @@
+"""Tests of casbo_bench.molecules.report: tables, figures and SDF of a tiny molecule run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rdkit import Chem
+
+from casbo_bench.analysis.io import load_traces
+from casbo_bench.molecules.predictor import load_predictor
+from casbo_bench.molecules.report import (
+    BEST_COLUMNS,
+    SCORE_COLUMNS,
+    ReportError,
+    main,
+    score_table,
+)
+from casbo_bench.problems.molecule import molecule_problem_size
+from casbo_bench.runner import Job, run_job, write_trace
+
+ROOT = Path(__file__).resolve().parents[2]
+DIM, STEPS = molecule_problem_size(4, 3)
+
+
+@pytest.fixture(scope="module")
+def trace_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("traces")
+    paths = []
+    for method in ("casbo", "random"):
+        job = Job(method, "mol-qed", DIM, (0, 1, 2), 12, n_steps=STEPS, fresh_samples=2)
+        paths.append(write_trace(run_job(job), folder / f"{method}.parquet", {"test": True}))
+    return paths
+
+
+def test_score_table_summarizes_runs_and_compares_with_the_reference(
+    trace_files: list[Path],
+) -> None:
+    traces = load_traces(trace_files)
+    table = score_table(traces, reference="casbo", optimized=0.25)
+    assert list(table.columns) == list(SCORE_COLUMNS)
+    assert table["method"].tolist() == ["casbo", "random"]
+    for row in table.itertuples(index=False):
+        own = traces[traces["method"] == row.method]
+        best = -own.groupby("seed")["best_so_far"].last()
+        assert row.best_median == pytest.approx(best.median())
+        assert row.best_q25 <= row.best_median <= row.best_q75
+        final = -own.groupby("seed")["fresh_sample_loss"].first()
+        assert row.final_median == pytest.approx(final.median())
+        last = own.groupby("seed").tail(3)  # 25% of 12 evaluations
+        assert row.optimized_valid == pytest.approx(last["detail_valid"].mean())
+        connected = last["detail_valid"] & (last["detail_fragments"] == 1)
+        assert row.optimized_connected == pytest.approx(connected.mean())
+    reference, other = table.iloc[0], table.iloc[1]
+    assert reference["best_verdict"] == "reference" and np.isnan(reference["best_p_holm"])
+    # Three seeds: the exact two-sided Wilcoxon test cannot go below p = 0.25.
+    assert other["best_p_holm"] >= 0.25
+    assert other["best_verdict"] == "no significant difference"
+    with pytest.raises(ReportError, match="reference method 'cmaes'"):
+        score_table(traces, reference="cmaes")
+
+
+def test_report_writes_tables_figures_and_structures(
+    trace_files: list[Path], tmp_path: Path
+) -> None:
+    tables, figures, sdf = tmp_path / "tables", tmp_path / "figures", tmp_path / "best.sdf"
+    main(
+        [
+            "--tables-dir",
+            str(tables),
+            "--figures-dir",
+            str(figures),
+            "--sdf",
+            str(sdf),
+            "--predictor",
+            str(ROOT / "models" / "property_predictor"),
+            *map(str, trace_files),
+        ]
+    )
+    best = pd.read_csv(tables / "molecule_best.csv")
+    assert list(best.columns) == list(BEST_COLUMNS)
+    assert len(best) == 6  # two methods x three seeds
+    valid = best["valid"].to_numpy(dtype=bool)
+    assert np.isfinite(best.loc[valid, ["predicted_alpha", "predicted_mu"]].to_numpy()).all()
+    for name in ("molecule_scores", "molecule_best"):
+        assert (tables / f"{name}.md").read_text().startswith("# Molecule benchmark")
+    for name in ("score_mol-qed.pdf", "score_mol-qed.png", "best_molecules_mol-qed.png"):
+        assert (figures / name).stat().st_size > 1000, name
+    assert "<svg" in (figures / "best_molecules_mol-qed.svg").read_text()
+    molecules = [mol for mol in Chem.SDMolSupplier(str(sdf)) if mol is not None]
+    assert len(molecules) == int(valid.sum())
+    scores = sorted(float(mol.GetProp("best_score")) for mol in molecules)
+    assert scores == pytest.approx(sorted(best.loc[valid, "best_score"]))
+    predictor = load_predictor(ROOT / "models" / "property_predictor").model
+    assert predictor.properties == ("alpha", "gap", "mu")
+
+
+def test_traces_without_molecule_details_are_refused(tmp_path: Path) -> None:
+    path = write_trace(
+        run_job(Job("random", "sphere", 2, (0,), 8, fresh_samples=2)),
+        tmp_path / "sphere.parquet",
+        {"test": True},
+    )
+    with pytest.raises(ReportError, match="not molecule-task traces"):
+        score_table(load_traces([path]))

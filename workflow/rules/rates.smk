@@ -1,0 +1,57 @@
+"""The d^2/sqrt(T) rate check: runs that record the exact J(theta_t), then the verdicts.
+
+Config block ``rate_check`` (workflow/schemas/config.schema.yaml); without it no rule here
+has anything to do. Runs go to results/<name>/rate_checks/raw/, the verdicts to
+results/<name>/rate_checks/verdicts.csv, the table to results/<name>/tables/rate_checks.*
+and the figures to paper_figures/<name>/rate_checks/.
+"""
+
+
+include: "rates_common.smk"
+
+
+# paper_figures/<name>/rate_checks would also match rule figures' {benchmark} folder.
+ruleorder: rate_check > figures
+
+
+rule run_rate_check:
+    output:
+        trace=f"{RATE_DIR}/raw/{{method}}/{{problem}}_d{{d}}_s{{chunk}}.parquet",
+    log:
+        f"{LOGS}/rate_checks/{{method}}/{{problem}}_d{{d}}_s{{chunk}}.log",
+    conda:
+        "../envs/benchmark.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        arguments=rate_run_arguments,
+    shell:
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
+        "python -m casbo_bench run {params.arguments} --out {output.trace} > {log} 2>&1"
+
+
+rule rate_check:
+    input:
+        rate_traces,
+    output:
+        verdicts=f"{RATE_DIR}/verdicts.csv",
+        gaps=f"{RATE_DIR}/gaps.csv",
+        tables=[f"{RESULTS}/tables/rate_checks.{fmt}" for fmt in TABLE_FORMATS],
+        figures=directory(f"{FIGURES}/rate_checks"),
+    log:
+        f"{LOGS}/rate_checks/rate_check.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        out_dir=lambda wildcards, output: os.path.dirname(output.verdicts),
+        table_dir=lambda wildcards, output: os.path.dirname(output.tables[0]),
+        arguments=lambda wildcards: rate_check_arguments(),
+    shell:
+        "python -m casbo_bench rates --out-dir {params.out_dir} --table-dir {params.table_dir}"
+        " --figure-dir {output.figures} {params.arguments} {input} > {log} 2>&1"
