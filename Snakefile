@@ -14,12 +14,15 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/rates.smk"
-include: "workflow/rules/claims.smk"
 include: "workflow/rules/molecules.smk"
+include: "workflow/rules/claims.smk"
 
 
 rule all:

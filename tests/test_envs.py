@@ -582,6 +582,26 @@ def test_rule_declares_log_conda_threads_and_resources(rule: Rule) -> None:
     assert conda_file.parent == ENV_DIR, f"{where}: keep conda files in {ENV_DIR}"
 
 
+def test_torch_optimizers_are_the_registered_ones_that_take_a_device() -> None:
+    """common.smk's TORCH_OPTIMIZERS (whose jobs ask for a GPU) follows the registry."""
+    from casbo_bench.optimizers import available_optimizers, get_optimizer
+    from casbo_bench.runner import accepted_options
+
+    common = REPO / "workflow" / "rules" / "common.smk"
+    match = re.search(
+        r"^TORCH_OPTIMIZERS\s*=\s*(\{[^}]*\})", common.read_text(encoding="utf-8"), re.MULTILINE
+    )
+    assert match, f"{common.relative_to(REPO)} defines no TORCH_OPTIMIZERS = {{...}}"
+    written = ast.literal_eval(match.group(1))
+    takes_device = {
+        name for name in available_optimizers() if "device" in accepted_options(get_optimizer(name))
+    }
+    assert written == takes_device, (
+        f"{common.relative_to(REPO)}: TORCH_OPTIMIZERS is {sorted(written)}; the registered "
+        f"optimizers whose constructor takes `device` are {sorted(takes_device)}"
+    )
+
+
 def test_every_env_file_is_used_by_a_rule() -> None:
     used = {rule.conda_file() for rule in action_rules()}
     unused = sorted(path.name for path in ENV_DIR.glob("*.yaml") if path.resolve() not in used)

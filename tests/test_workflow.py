@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -105,6 +106,46 @@ def test_raw_traces_validate_with_every_method(finished_run: Path) -> None:
     assert set(traces["seed"]) == {0, 1}
     budgets = traces.groupby("method")["budget"].unique()
     assert set(budgets["random"]) == {40, 30}
+
+
+def test_molecule_benchmark_runs_and_enters_the_ledger(finished_run: Path) -> None:
+    results = finished_run / "results" / "tiny"
+    tables = results / "tables" / "molecules"
+    scores = pd.read_csv(tables / "molecule_scores.csv")
+    assert set(scores["method"]) == {"casbo", "random"}
+    assert (results / "molecules" / "best_molecules.sdf").stat().st_size > 0
+    assert any((finished_run / "paper_figures" / "tiny" / "molecules").glob("score_*.png"))
+    ledger = read_ledger(results / "claims.csv")
+    molecule = ledger[(ledger["claim_id"] == "molecule") & (ledger["scope"] == "overall")]
+    assert len(molecule) == 1
+    # Judged on the runs (2 seeds: too few to decide), not "benchmark not run".
+    assert "not run" not in molecule["reason"].iloc[0]
+    cells = ledger[(ledger["claim_id"] == "molecule") & (ledger["scope"] != "overall")]
+    assert set(cells["problem"]) == {"mol-qed"}
+
+
+def test_report_holds_every_figure_and_table(finished_run: Path) -> None:
+    result = _snakemake(finished_run, "--report", "report.zip")
+    assert result.returncode == 0, result.stderr[-4000:]
+    with zipfile.ZipFile(finished_run / "report.zip") as archive:
+        members = archive.namelist()
+    in_report = {Path(name).name for name in members}
+    figures = finished_run / "paper_figures" / "tiny"
+    pngs = {path.name for path in figures.rglob("*.png")}
+    assert pngs and pngs <= in_report, sorted(pngs - in_report)
+    results = finished_run / "results" / "tiny"
+    tables = {path.name for path in (results / "tables").rglob("*.csv")}
+    assert {"final_loss.csv", "ert.csv", "molecule_scores.csv"} <= tables
+    assert tables <= in_report, sorted(tables - in_report)
+    assert {"claims.csv", "verdicts.csv", "best_molecules.sdf"} <= in_report
+    # Captions are rendered with the config: its name appears in the report's data.
+    with zipfile.ZipFile(finished_run / "report.zip") as archive:
+        text = "".join(
+            archive.read(name).decode("utf-8", "replace")
+            for name in members
+            if name.endswith((".js", ".html"))
+        )
+    assert "Config <strong>tiny</strong>" in text
 
 
 def test_second_run_has_nothing_to_do(finished_run: Path) -> None:

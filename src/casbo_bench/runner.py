@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 
 from casbo_bench import optimizers, problems
 from casbo_bench.optimizers.base import (
+    BoxMap,
     FloatArray,
     GaussianLaw,
     NonFiniteLossError,
@@ -54,10 +55,12 @@ from casbo_bench.seeding import derive_seed
 
 logger = logging.getLogger(__name__)
 
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+"""The job's device names (casbo_bench.devices resolves them; it imports torch, which the
+analysis commands that read traces through this module must not need)."""
+
 PROVENANCE_KEY = "casbo_bench.provenance"
 """Key of the provenance JSON in a trace file's Parquet key-value metadata."""
-
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
 class JobError(ValueError):
@@ -211,8 +214,8 @@ class Scope(ABC):
 class PerStepScope(Scope):
     """B = K: every injected noise is searched, and the step losses are told back."""
 
-    def __init__(self, n_steps: int, dim: int) -> None:
-        self.space = SearchSpace(n_blocks=n_steps, dim=dim)
+    def __init__(self, n_steps: int, dim: int, box_map: BoxMap = "linear") -> None:
+        self.space = SearchSpace(n_blocks=n_steps, dim=dim, box_map=box_map)
 
     def noise(self, candidates: FloatArray) -> FloatArray:
         return candidates
@@ -234,11 +237,12 @@ class LatentScope(Scope):
 
     Args:
         common_noise: the ``(K - 1) x d`` fixed later noises (common random numbers).
+        box_map: the problem's :attr:`~casbo_bench.problems.base.Problem.box_map`.
     """
 
-    def __init__(self, common_noise: FloatArray) -> None:
+    def __init__(self, common_noise: FloatArray, box_map: BoxMap = "linear") -> None:
         self.common_noise = np.asarray(common_noise, dtype=np.float64)
-        self.space = SearchSpace(n_blocks=1, dim=self.common_noise.shape[1])
+        self.space = SearchSpace(n_blocks=1, dim=self.common_noise.shape[1], box_map=box_map)
 
     def noise(self, candidates: FloatArray) -> FloatArray:
         later = np.broadcast_to(self.common_noise, (candidates.shape[0], *self.common_noise.shape))
@@ -273,16 +277,19 @@ def _checked_final(optimizer: Optimizer, n: int, rng: np.random.Generator) -> Fl
     return samples
 
 
-def make_scope(scope: str, n_steps: int, dim: int, crn_seed: int) -> Scope:
+def make_scope(
+    scope: str, n_steps: int, dim: int, crn_seed: int, box_map: BoxMap = "linear"
+) -> Scope:
     """The :class:`Scope` named ``scope`` for a problem of ``n_steps`` noises of size ``dim``.
 
-    ``crn_seed`` seeds the ``(K - 1) x d`` N(0, I) draw of the fixed later noises.
+    ``crn_seed`` seeds the ``(K - 1) x d`` N(0, I) draw of the fixed later noises;
+    ``box_map`` is the problem's (how box-constrained methods map their cube onto the noise).
     """
     if scope == "per_step":
-        return PerStepScope(n_steps, dim)
+        return PerStepScope(n_steps, dim, box_map)
     if scope == "latent":
         common_noise = np.random.default_rng(crn_seed).standard_normal((n_steps - 1, dim))
-        return LatentScope(common_noise)
+        return LatentScope(common_noise, box_map)
     raise JobError(f"unknown optimizer scope {scope!r}; an optimizer's scope is per_step or latent")
 
 
@@ -500,7 +507,7 @@ def run_repetition(job: Job, seed: int) -> pd.DataFrame:
             **_problem_options(job),
         )
         optimizer_class = optimizers.get_optimizer(job.optimizer)
-        scope = make_scope(optimizer_class.scope, job.n_steps, job.dim, seeds.crn)
+        scope = make_scope(optimizer_class.scope, job.n_steps, job.dim, seeds.crn, problem.box_map)
         start = time.perf_counter()
         optimizer = optimizers.make_optimizer(
             job.optimizer,

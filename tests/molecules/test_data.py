@@ -26,8 +26,7 @@ from casbo_bench.molecules.data import (
     sha256_file,
     split_assignment,
 )
-
-SUBSET = Path(__file__).resolve().parents[1] / "data" / "qm9_subset.npz"
+from tests.molecules.structures import SUBSET
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +21,8 @@ from casbo_bench.molecules.diffusion import (
     reverse_coefficients,
 )
 from casbo_bench.molecules.egnn import EGNNDenoiser
+from tests.molecules.structures import SUBSET
 
-SUBSET = Path(__file__).resolve().parents[1] / "data" / "qm9_subset.npz"
 T = 1000
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from torch import Tensor, nn
@@ -18,8 +16,7 @@ from casbo_bench.molecules.egnn import (
     random_orthogonal,
     remove_mean,
 )
-
-SUBSET = Path(__file__).resolve().parents[1] / "data" / "qm9_subset.npz"
+from tests.molecules.structures import SUBSET
 
 
 def _denoiser(dtype: torch.dtype) -> EGNNDenoiser:

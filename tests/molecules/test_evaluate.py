@@ -15,6 +15,7 @@ from casbo_bench.molecules.evaluate import (
     main,
     read_checkpoint,
     rebuild_samples,
+    record_quality,
     sample_unguided,
 )
 from casbo_bench.molecules.training import MANIFEST_FILE, SAMPLING_FILE
@@ -102,3 +103,20 @@ def test_command_line_help_and_bad_arguments(capsys: pytest.CaptureFixture[str])
     assert "--steps" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="--steps"):
         main(["--steps", "0", "--out", "unused.json"])
+
+
+def test_metrics_are_recorded_in_the_manifest_of_the_measured_weights(tmp_path: Path) -> None:
+    folder = _copy_checkpoint(tmp_path / "copy")
+    out = tmp_path / "quality.json"
+    arguments = ["--checkpoint", str(folder), "--data", str(SUBSET), "--samples", "4"]
+    arguments += ["--steps", "2", "--device", "cpu", "--reference-split", "none"]
+    main([*arguments, "--out", str(out), "--record-in-manifest"])
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    quality = manifest["quality"]
+    assert quality["checkpoint"]["sampling_sha256"] == manifest["files"][SAMPLING_FILE]["sha256"]
+    assert quality["sampler"] == json.loads(out.read_text())["sampler"]
+    assert quality["samples"]["n_molecules"] == 4
+    # Other weights than the measured ones: the record is refused, the JSON still written.
+    with pytest.raises(CheckpointError, match="changed while it was measured"):
+        record_quality(folder, quality, "0" * 64)
+    assert json.loads((folder / MANIFEST_FILE).read_text())["quality"] == quality

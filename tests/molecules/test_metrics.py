@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from casbo_bench.molecules.data import ATOM_SYMBOLS, SPLIT_NAMES, load_dataset
+from casbo_bench.molecules.data import SPLIT_NAMES, load_dataset
 from casbo_bench.molecules.metrics import (
     quality_report,
     rebuild_dataset,
@@ -17,15 +16,7 @@ from casbo_bench.molecules.metrics import (
     training_smiles,
 )
 from casbo_bench.molecules.rebuild import RebuiltMolecule, canonical_smiles, rebuild_molecule
-
-SUBSET = Path(__file__).resolve().parents[1] / "data" / "qm9_subset.npz"
-CARBON, NITROGEN, OXYGEN, FLUORINE = (ATOM_SYMBOLS.index(symbol) for symbol in "CNOF")
-
-
-def _chain(types: list[int], spacing: float) -> RebuiltMolecule:
-    positions = np.zeros((len(types), 3))
-    positions[:, 0] = spacing * np.arange(len(types))
-    return rebuild_molecule(positions, types)
+from tests.molecules.structures import CARBON, OXYGEN, SUBSET, chain
 
 
 def _overbonded_carbon() -> RebuiltMolecule:
@@ -34,7 +25,7 @@ def _overbonded_carbon() -> RebuiltMolecule:
 
 
 def test_stable_atoms_follow_the_table_bond_order_sum() -> None:
-    assert stable_atoms(_chain([CARBON, OXYGEN], 1.21)).tolist() == [True, True]
+    assert stable_atoms(chain([CARBON, OXYGEN], 1.21)).tolist() == [True, True]
     # The centre has five bonds: unstable; each neighbour has one: stable.
     assert stable_atoms(_overbonded_carbon()).tolist() == [False] + [True] * 5
     # Table orders before any repair: an O at double-bond distance from two carbons has an
@@ -57,9 +48,9 @@ def test_atoms_of_unreadable_structures_are_unstable() -> None:
 
 
 def test_quality_report_on_hand_made_molecules() -> None:
-    formaldehyde = _chain([CARBON, OXYGEN], 1.21)
-    ethane = _chain([CARBON, CARBON], 1.54)
-    two_methanes = _chain([CARBON, CARBON], 3.0)
+    formaldehyde = chain([CARBON, OXYGEN], 1.21)
+    ethane = chain([CARBON, CARBON], 1.54)
+    two_methanes = chain([CARBON, CARBON], 3.0)
     clash = rebuild_molecule([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0]], [CARBON, CARBON])
     overbonded = _overbonded_carbon()
     molecules = [formaldehyde, formaldehyde, ethane, two_methanes, clash, overbonded]
@@ -92,7 +83,7 @@ def test_empty_report_has_undefined_fractions() -> None:
 
 
 def test_novelty_is_undefined_without_a_reference() -> None:
-    report = quality_report([_chain([CARBON, OXYGEN], 1.21)])
+    report = quality_report([chain([CARBON, OXYGEN], 1.21)])
     assert math.isnan(report.novelty)
     assert report.validity == 1.0
 

@@ -19,8 +19,12 @@ from casbo_bench.molecules.predictor import (
     PredictorConfig,
     PredictorError,
     PropertyPredictor,
+    _hardware,
+    _Split,
     load_predictor,
     main,
+    save_predictor,
+    split_mae,
     train_predictor,
 )
 from casbo_bench.molecules.training import MANIFEST_FILE
@@ -137,6 +141,44 @@ def test_training_beats_predicting_the_mean() -> None:
     assert record.epochs_run == 6 and record.stopped_by == "schedule complete"
     # A standardized MAE of about 0.8 is what the mean predictor gets on a Gaussian target.
     assert record.best_validation < 0.7
+
+
+def test_training_on_the_cpu_device_is_the_default_run() -> None:
+    dataset = load_dataset(SUBSET)
+    config = PredictorConfig(hidden=16, n_blocks=1, batch_size=32, lr=3e-3, epochs=2, patience=2)
+    default, default_record = train_predictor(dataset, config)
+    on_cpu, record = train_predictor(dataset, config, device="cpu")
+    assert record.epochs_run == default_record.epochs_run == 2
+    assert record.best_validation == default_record.best_validation
+    weights, default_weights = on_cpu.state_dict(), default.state_dict()
+    assert list(weights) == list(default_weights)
+    for name, tensor in weights.items():
+        assert tensor.device.type == "cpu" and torch.equal(tensor, default_weights[name]), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_cuda_saves_cpu_float32_weights(tmp_path: Path) -> None:
+    dataset = load_dataset(SUBSET)
+    config = PredictorConfig(hidden=16, n_blocks=1, batch_size=32, lr=3e-3, epochs=2, patience=2)
+    model, record = train_predictor(dataset, config, device="cuda")
+    assert all(tensor.device.type == "cuda" for tensor in model.state_dict().values())
+    cpu_model, cpu_record = train_predictor(dataset, config, device="cpu")
+    # Same initial weights and data order; only the kernels' rounding differs.
+    assert record.best_validation == pytest.approx(cpu_record.best_validation, rel=0.05)
+    test = _Split.from_dataset(dataset.subset("test"), config.properties, model.mean, model.std)
+    mae = split_mae(model, test)
+    assert isinstance(mae, np.ndarray) and mae.shape == (len(config.properties),)
+    np.testing.assert_allclose(mae, split_mae(cpu_model, test), rtol=0.05)
+    hardware = _hardware(torch.device("cuda"), 1)
+    assert hardware["device"] == "cuda" and hardware["gpu"]
+    save_predictor(model, config, record, tmp_path, SUBSET, dataset, mae, hardware)
+    state = torch.load(tmp_path / PREDICTOR_FILE, map_location="cpu", weights_only=True)
+    assert all(
+        tensor.device.type == "cpu" and tensor.dtype == torch.float32
+        for tensor in state["weights"].values()
+    )
+    loaded = load_predictor(tmp_path, device="cuda")
+    assert loaded.model.mean.device.type == "cuda"
 
 
 def test_stored_predictor_matches_its_manifest_and_is_small() -> None:

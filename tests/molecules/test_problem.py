@@ -224,3 +224,25 @@ def test_a_molecule_run_through_the_runner(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(again, frames[0], check_dtype=False)
     with pytest.raises(ValueError, match="unexpected column"):
         validate_trace(frames[0].assign(smiles="C"), "test")
+
+
+def test_turbo_searches_the_latent_through_the_normal_map() -> None:
+    # Through a +-5 box, TuRBO's Sobol design puts the latent at about 2.9 times the norm of
+    # N(0, I) draws and every molecule falls apart (measured: 0 of 24 in one piece, against
+    # 21 of 24 for best-of-N). Through Phi^{-1} its design is a draw from the same law.
+    assert MoleculeProblem.box_map == "normal"
+    dim, steps = molecule_problem_size(9, 10)
+    trace = run_job(
+        Job(
+            optimizer="turbo",
+            problem="mol-qed",
+            dim=dim,
+            n_steps=steps,
+            seeds=(0,),
+            budget=16,
+            fresh_samples=1,
+        )
+    )
+    connected = trace[f"{DETAIL_PREFIX}valid"] & (trace[f"{DETAIL_PREFIX}fragments"] == 1)
+    assert connected.mean() >= 0.5
+    assert trace["best_so_far"].iloc[-1] < 0.0

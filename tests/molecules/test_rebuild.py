@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +19,7 @@ from casbo_bench.molecules.rebuild import (
     rebuild_molecule,
     repair_valences,
 )
-
-SUBSET = Path(__file__).resolve().parents[1] / "data" / "qm9_subset.npz"
-CARBON, NITROGEN, OXYGEN, FLUORINE = range(4)
+from tests.molecules.structures import CARBON, FLUORINE, NITROGEN, OXYGEN, SUBSET
 
 
 @pytest.fixture(scope="module")

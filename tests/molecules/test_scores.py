@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from rdkit import Chem
 from rdkit.Chem import QED
 
-from casbo_bench.molecules.data import ATOM_SYMBOLS, PROPERTY_NAMES, load_dataset
+from casbo_bench.molecules.data import PROPERTY_NAMES, load_dataset
 from casbo_bench.molecules.rebuild import RebuiltMolecule, canonical_smiles, rebuild_molecule
 from casbo_bench.molecules.scores import (
     QED_PENALTY,
@@ -19,15 +18,7 @@ from casbo_bench.molecules.scores import (
     qed_scores,
     xtb_properties,
 )
-
-SUBSET = Path(__file__).resolve().parents[1] / "data" / "qm9_subset.npz"
-CARBON, NITROGEN, OXYGEN, FLUORINE = (ATOM_SYMBOLS.index(symbol) for symbol in "CNOF")
-
-
-def _chain(types: list[int], spacing: float) -> RebuiltMolecule:
-    positions = np.zeros((len(types), 3))
-    positions[:, 0] = spacing * np.arange(len(types))
-    return rebuild_molecule(positions, types)
+from tests.molecules.structures import CARBON, OXYGEN, SUBSET, chain
 
 
 def _clash() -> RebuiltMolecule:
@@ -49,7 +40,7 @@ def test_qed_of_a_valid_molecule_is_rdkits() -> None:
 
 
 def test_unsanitizable_structures_get_the_penalty_and_are_counted() -> None:
-    molecules = [_chain([CARBON, OXYGEN], 1.21), _clash(), _overbonded()]
+    molecules = [chain([CARBON, OXYGEN], 1.21), _clash(), _overbonded()]
     scores = qed_scores(molecules)
     assert scores.penalized.tolist() == [False, True, True]
     assert scores.n_penalized == 2
@@ -84,7 +75,7 @@ def test_xtb_dipole_of_water_and_formaldehyde() -> None:
     # Experimental gas-phase dipoles: water 1.85 D, formaldehyde 2.33 D. GFN2-xTB at
     # force-field hydrogen positions is expected within a few tenths of a Debye.
     assert abs(water.dipole_debye - 1.85) < 0.6
-    formaldehyde = xtb_properties(_chain([CARBON, OXYGEN], 1.21))
+    formaldehyde = xtb_properties(chain([CARBON, OXYGEN], 1.21))
     assert formaldehyde.ok, formaldehyde.reason
     assert abs(formaldehyde.dipole_debye - 2.33) < 0.3
     for result in (water, formaldehyde):

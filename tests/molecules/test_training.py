@@ -26,8 +26,8 @@ from casbo_bench.molecules.training import (
     load_sampling_checkpoint,
     resume_trainer,
 )
+from tests.molecules.structures import SUBSET
 
-SUBSET = Path(__file__).resolve().parents[1] / "data" / "qm9_subset.npz"
 TINY = TrainingConfig(
     hidden=16,
     n_blocks=2,

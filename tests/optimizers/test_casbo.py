@@ -195,7 +195,7 @@ def test_invalid_options_raise(options: dict[str, object], message: str) -> None
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
 def test_cuda_without_a_device_says_what_to_do() -> None:
-    with pytest.raises(OptimizerError, match="device='cpu'"):
+    with pytest.raises(OptimizerError, match="use device 'auto' or 'cpu'"):
         CASBO(SearchSpace(n_blocks=1, dim=4), seed=0, device="cuda")
 
 

@@ -144,6 +144,31 @@ def test_candidates_stay_inside_the_box() -> None:
     assert all(len(np.unique(batch, axis=0)) == 4 for batch in thompson_batches)
 
 
+def test_normal_box_map_designs_draw_from_the_initial_law() -> None:
+    # A diffusion latent: the Sobol design, mapped through Phi^{-1}, must look like N(0, I)
+    # draws (a +-5 box would put it at about 2.9 times their norm).
+    dim = 63
+    opt = TuRBO(SearchSpace(1, dim, box_map="normal"), seed=0, **FAST)
+    design = opt.ask()[:, 0, :]
+    assert design.shape == (2 * dim, dim)
+    assert abs(design.mean()) < 0.05
+    assert abs(design.std() - 1.0) < 0.05
+    norms = np.linalg.norm(design, axis=1)
+    assert np.all(np.abs(norms / np.sqrt(dim) - 1.0) < 0.35)
+    linear = TuRBO(SearchSpace(1, dim), seed=0, **FAST).ask()[:, 0, :]
+    assert np.median(np.linalg.norm(linear, axis=1)) > 2.5 * np.sqrt(dim)
+
+
+def test_normal_box_map_keeps_faces_finite() -> None:
+    faces = np.array([[0.0, 1.0, 0.5]])
+    noise = turbo.cube_to_noise(faces, SearchSpace(1, 3, box_map="normal"))
+    assert np.all(np.isfinite(noise))
+    assert noise[0, 0] == pytest.approx(-4.753424, abs=1e-5)
+    assert noise[0, 1] == pytest.approx(4.753424, abs=1e-5)
+    with pytest.raises(OptimizerError, match="box_map"):
+        SearchSpace(1, 3, box_map="uniform")  # type: ignore[arg-type]
+
+
 def test_trust_region_bounds_have_volume_length_to_the_d() -> None:
     center = np.full(3, 0.5)
     lower, upper = trust_region_bounds(center, np.array([0.1, 0.4, 1.6]), 0.2)

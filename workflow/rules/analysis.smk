@@ -6,7 +6,7 @@ rule tables:
         benchmark_traces,
     output:
         [
-            f"{RESULTS}/tables/{{benchmark}}/{name}.{fmt}"
+            table_output(f"{RESULTS}/tables/{{benchmark}}/{name}.{fmt}", name, fmt)
             for name in TABLE_NAMES
             for fmt in TABLE_FORMATS
         ],
@@ -32,7 +32,14 @@ rule figures:
     input:
         benchmark_traces,
     output:
-        directory(f"{FIGURES}/{{benchmark}}"),
+        report(
+            directory(f"{FIGURES}/{{benchmark}}"),
+            patterns=["{figure}.png"],
+            caption="../report/figures.rst",
+            category="Numerical benchmark",
+            subcategory="{benchmark}",
+            labels={"figure": "{figure}"},
+        ),
     log:
         f"{LOGS}/figures/{{benchmark}}.log",
     conda:

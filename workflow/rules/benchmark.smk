@@ -12,6 +12,7 @@ rule run_benchmark:
     resources:
         mem_mb=2000,
         runtime=60,
+        gpu=lambda wildcards: gpus_for(METHODS[wildcards.method]["optimizer"] in TORCH_OPTIMIZERS),
     params:
         arguments=run_arguments,
     shell:

@@ -3,7 +3,8 @@
 Config block ``claims`` (workflow/schemas/config.schema.yaml); without it no rule here has
 anything to do. Variant runs go to results/<name>/robustness/raw/ (never mixed with the
 benchmark's own runs, which the tables aggregate), the ledger to results/<name>/claims.csv
-and claims.md.
+and claims.md. The molecule claim is judged on the molecule benchmark's runs (molecules.smk,
+included before this file) when the config has a ``molecules`` block.
 """
 
 
@@ -21,6 +22,7 @@ rule run_claims_variant:
     resources:
         mem_mb=2000,
         runtime=60,
+        gpu=lambda wildcards: gpus_for(VARIANTS[wildcards.method]["optimizer"] in TORCH_OPTIMIZERS),
     params:
         arguments=variant_run_arguments,
     shell:
@@ -33,7 +35,12 @@ rule claims:
         claims_inputs,
     output:
         markdown=f"{RESULTS}/claims.md",
-        table=f"{RESULTS}/claims.csv",
+        table=report(
+            f"{RESULTS}/claims.csv",
+            caption="../report/claims.rst",
+            category="Claims ledger",
+            labels={"output": "ledger"},
+        ),
     log:
         f"{LOGS}/claims.log",
     conda:

@@ -38,8 +38,6 @@ def _check_claims_config():
             )
     named = [*CLAIMS.get("variant_benchmarks", [])]
     named += [name for variant in VARIANTS.values() for name in variant.get("benchmarks", [])]
-    if CLAIMS.get("molecule_benchmark"):
-        named.append(CLAIMS["molecule_benchmark"])
     unknown = sorted(set(named) - set(BENCHMARKS))
     if unknown:
         raise ValueError(
@@ -107,6 +105,7 @@ def variant_run_arguments(wildcards):
 
 def claims_inputs(wildcards):
     inputs = [path for name in BENCHMARKS for path in group_traces(name)]
+    inputs += molecule_traces()
     if RATE is not None:
         inputs.append(f"{RATE_DIR}/verdicts.csv")
     return inputs
@@ -120,11 +119,17 @@ def claims_arguments():
     config_path = given[-1] if given else "config/config.yaml"
     groups = " ".join(f"--benchmark {name} " + " ".join(group_traces(name)) for name in BENCHMARKS)
     variants = " ".join(f"--variant {label}" for label in VARIANTS)
-    molecule = CLAIMS.get("molecule_benchmark")
+    # The molecule claim is judged on the molecule benchmark (molecules.smk) when the config
+    # runs one; without it the ledger calls the claim inconclusive.
+    molecules = molecule_traces()
     return (
         f"--config-label '{config['name']} ({os.path.relpath(config_path)})' "
         f"--reference {config['reference']} {groups} {variants} "
-        + (f"--molecule-benchmark {molecule} " if molecule else "")
+        + (
+            f"--benchmark molecules {' '.join(molecules)} --molecule-benchmark molecules "
+            if molecules
+            else ""
+        )
         + (f"--rate-verdicts {RATE_DIR}/verdicts.csv " if RATE is not None else "")
         + f"--alpha {CLAIMS['alpha']} --min-seeds {CLAIMS['min_seeds']} "
         f"--min-effect {CLAIMS['min_effect']} --min-fraction {CLAIMS['min_fraction']} "

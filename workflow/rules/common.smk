@@ -25,6 +25,18 @@ TABLE_NAMES = ["final_loss", "significance", "significance_fresh", "ert"]
 os.environ.update(PYTHONPATH=f"{workflow.basedir}/src")
 CLI = "python -m casbo_bench"
 TABLE_FORMATS = ["csv", "md", "tex"]
+# The registered optimizers whose constructor takes `device`: their torch parts run on the
+# config's device (tests/test_envs.py checks this set against the registry).
+TORCH_OPTIMIZERS = {"casbo", "casbo-diag", "casbo-latent", "turbo"}
+
+
+def gpus_for(uses_torch):
+    """The GPUs a job asks the cluster for: 1 for torch code when the config says cuda.
+
+    ``device: auto`` takes a GPU only where the node has one, so it asks for none: a request
+    would keep the job waiting forever on a cluster without GPUs. ``cpu`` never uses one.
+    """
+    return int(uses_torch and config["device"] == "cuda")
 
 
 def _check_config():
@@ -107,6 +119,20 @@ def run_arguments(wildcards):
         f"--scoring {wildcards.scoring} --seeds {seeds} --budget {budget} "
         f"--fresh-samples {config['fresh_samples']} --device {config['device']} "
         f"--config-hash {CONFIG_HASH}"
+    )
+
+
+def table_output(path, name, fmt, category="Numerical benchmark"):
+    """``path``, marked for the Snakemake report when it is a CSV table (the Markdown and
+    LaTeX files beside it hold the same rows); the caption is workflow/report/<name>.rst."""
+    if fmt != "csv":
+        return path
+    return report(
+        path,
+        caption=f"{workflow.basedir}/workflow/report/{name}.rst",
+        category=category,
+        subcategory="{benchmark}" if category == "Numerical benchmark" else None,
+        labels={"table": name},
     )
 
 

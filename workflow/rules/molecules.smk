@@ -33,6 +33,8 @@ rule run_molecule_benchmark:
     resources:
         mem_mb=3000,
         runtime=60,
+        # The sampler and the predictor run on the device whatever the optimizer.
+        gpu=lambda wildcards: gpus_for(True),
     params:
         arguments=molecule_run_arguments,
     shell:
@@ -46,12 +48,23 @@ rule molecule_report:
         predictor=ancient(f"{MOLECULE_PREDICTOR}/predictor.pt"),
     output:
         tables=[
-            f"{RESULTS}/tables/molecules/{name}.{fmt}"
+            table_output(f"{RESULTS}/tables/molecules/{name}.{fmt}", name, fmt, "Molecules")
             for name in MOLECULE_TABLES
             for fmt in ("csv", "md")
         ],
-        figures=directory(f"{FIGURES}/molecules"),
-        sdf=f"{MOLECULE_DIR}/best_molecules.sdf",
+        figures=report(
+            directory(f"{FIGURES}/molecules"),
+            patterns=["{figure}.png"],
+            caption="../report/molecule_figures.rst",
+            category="Molecules",
+            labels={"output": "{figure}"},
+        ),
+        sdf=report(
+            f"{MOLECULE_DIR}/best_molecules.sdf",
+            caption="../report/molecule_sdf.rst",
+            category="Molecules",
+            labels={"output": "best structures (SDF)"},
+        ),
     log:
         f"{LOGS}/molecules/report.log",
     conda:
@@ -60,6 +73,7 @@ rule molecule_report:
     resources:
         mem_mb=3000,
         runtime=30,
+        gpu=lambda wildcards: gpus_for(True),
     params:
         tables_dir=lambda wildcards, output: os.path.dirname(output.tables[0]),
         arguments=lambda wildcards: molecule_report_arguments(),
@@ -99,6 +113,7 @@ rule train_edm:
         mem_mb=8000,
         runtime=lambda wildcards: int(60 * (MOLECULES or {}).get("training", {}).get("hours", 24))
         + 30,
+        gpu=lambda wildcards: int(training_device("training") == "cuda"),
     params:
         out=MOLECULE_CHECKPOINT,
         arguments=lambda wildcards: edm_training_arguments(),
@@ -123,6 +138,7 @@ rule train_property_predictor:
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=lambda wildcards: int(training_device("predictor_training") == "cuda"),
     params:
         out=MOLECULE_PREDICTOR,
         arguments=lambda wildcards: predictor_training_arguments(),

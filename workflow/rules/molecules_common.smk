@@ -94,7 +94,7 @@ def molecule_report_arguments():
     return (
         f"--reference {config['reference']} --alpha {config['alpha']} "
         f"--optimized-fraction {MOLECULES.get('optimized_fraction', 0.25)} "
-        f"--predictor {MOLECULE_PREDICTOR}"
+        f"--predictor {MOLECULE_PREDICTOR} --device {config['device']}"
     )
 
 
@@ -113,19 +113,28 @@ def molecule_outputs():
     ]
 
 
+def training_device(block):
+    """The device of a training block (``training``, ``predictor_training``): its own
+    ``device``, else the config's."""
+    return (MOLECULES or {}).get(block, {}).get("device", config["device"])
+
+
 def edm_training_arguments():
     training = (MOLECULES or {}).get("training", {})
     return (
         f"--hidden {training.get('hidden', 128)} --blocks {training.get('blocks', 6)} "
         f"--batch {training.get('batch', 64)} --hours {training.get('hours', 24)} "
-        f"--device {training.get('device', config['device'])}"
+        f"--device {training_device('training')}"
     )
 
 
 def predictor_training_arguments():
     training = (MOLECULES or {}).get("predictor_training", {})
     cap = training.get("max_minutes")
-    return f"--epochs {training.get('epochs', 9)}" + (f" --max-minutes {cap}" if cap else "")
+    return (
+        f"--epochs {training.get('epochs', 9)} --device {training_device('predictor_training')}"
+        + (f" --max-minutes {cap}" if cap else "")
+    )
 
 
 _check_molecule_config()

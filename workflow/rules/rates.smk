@@ -25,6 +25,9 @@ rule run_rate_check:
     resources:
         mem_mb=2000,
         runtime=30,
+        gpu=lambda wildcards: gpus_for(
+            RATE_METHODS[wildcards.method]["optimizer"] in TORCH_OPTIMIZERS
+        ),
     params:
         arguments=rate_run_arguments,
     shell:
@@ -36,10 +39,24 @@ rule rate_check:
     input:
         rate_traces,
     output:
-        verdicts=f"{RATE_DIR}/verdicts.csv",
+        verdicts=report(
+            f"{RATE_DIR}/verdicts.csv",
+            caption="../report/rate_verdicts.rst",
+            category="Rate check",
+            labels={"output": "verdicts (full rows)"},
+        ),
         gaps=f"{RATE_DIR}/gaps.csv",
-        tables=[f"{RESULTS}/tables/rate_checks.{fmt}" for fmt in TABLE_FORMATS],
-        figures=directory(f"{FIGURES}/rate_checks"),
+        tables=[
+            table_output(f"{RESULTS}/tables/rate_checks.{fmt}", "rate_checks", fmt, "Rate check")
+            for fmt in TABLE_FORMATS
+        ],
+        figures=report(
+            directory(f"{FIGURES}/rate_checks"),
+            patterns=["{figure}.png"],
+            caption="../report/rate_figures.rst",
+            category="Rate check",
+            labels={"output": "{figure}"},
+        ),
     log:
         f"{LOGS}/rate_checks/rate_check.log",
     conda:

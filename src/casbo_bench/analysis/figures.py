@@ -155,7 +155,11 @@ def _file_stem(*parts: object) -> str:
     return "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", str(part)) for part in parts)
 
 
-def _save(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
+def save_figure(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
+    """Write ``figure`` as ``<stem>.pdf`` and ``<stem>.png`` in ``out_dir``; the two paths.
+
+    The figure is cleared afterwards (its memory is freed without pyplot).
+    """
     FigureCanvasAgg(figure)
     paths = [out_dir / f"{stem}.pdf", out_dir / f"{stem}.png"]
     with mpl.rc_context(PAPER_STYLE):
@@ -294,7 +298,7 @@ def make_figures(
     paths: list[Path] = []
     for (problem, steps, scoring), setting in traces.groupby(["problem", "K", "scoring"]):
         figure = convergence_figure(setting, palette, seed, confidence)
-        paths += _save(figure, out, _file_stem("convergence", problem, f"K{steps}", scoring))
+        paths += save_figure(figure, out, _file_stem("convergence", problem, f"K{steps}", scoring))
     if len(palette) >= 2:
-        paths += _save(win_matrix_figure(traces, palette), out, "win_matrix")
+        paths += save_figure(win_matrix_figure(traces, palette), out, "win_matrix")
     return paths

@@ -26,11 +26,10 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from casbo_bench.analysis.figures import PAPER_STYLE, PNG_DPI, TWO_COLUMN_IN
+from casbo_bench.analysis.figures import PAPER_STYLE, TWO_COLUMN_IN, save_figure
 from casbo_bench.analysis.rates import CHECK_KEYS, mean_gaps
 
 
@@ -122,16 +121,8 @@ def make_rate_figures(
         own = gaps
         for key in CHECK_KEYS:
             own = own[own[key] == verdict[key]]
-        figure = rate_figure(own, verdict)
-        FigureCanvasAgg(figure)
         stem = _stem(
             "rate", verdict["method"], verdict["problem"], f"K{verdict['K']}", verdict["scoring"]
         )
-        written = [out / f"{stem}.pdf", out / f"{stem}.png"]
-        with mpl.rc_context(PAPER_STYLE):
-            # No creation date: the same inputs give byte-identical PDFs.
-            figure.savefig(written[0], metadata={"CreationDate": None})
-            figure.savefig(written[1], dpi=PNG_DPI)
-        figure.clear()
-        paths += written
+        paths += save_figure(rate_figure(own, verdict), out, stem)
     return paths

@@ -160,6 +160,39 @@ def load_verified_model(
     return model, checkpoint
 
 
+def record_quality(
+    directory: str | os.PathLike[str], quality: dict[str, Any], sampling_sha256: str
+) -> None:
+    """Write ``quality`` into the checkpoint's manifest as its ``"quality"`` entry.
+
+    The entry describes one set of weights, so it is written only while the manifest still
+    lists ``sampling_sha256`` for ``sampling.pt`` (the weights that were measured). A training
+    slice writes a fresh manifest, which drops the entry together with the old weights.
+
+    Raises:
+        CheckpointError: the checkpoint changed since it was measured.
+    """
+    path = Path(directory) / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    listed = manifest.get("files", {}).get(SAMPLING_FILE, {}).get("sha256")
+    if listed != sampling_sha256:
+        raise CheckpointError(
+            f"{path} now lists sha256 {listed} for {SAMPLING_FILE}, not the measured "
+            f"{sampling_sha256}: the checkpoint changed while it was measured; stop training "
+            f"and measure again"
+        )
+    manifest["quality"] = quality
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(json.dumps(manifest, indent=2) + "\n")
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def sample_unguided(
     model: PretrainedModel,
     n_samples: int,
@@ -288,6 +321,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, required=True, help="JSON file of metrics")
     parser.add_argument("--csv", type=Path, default=None, help="CSV file, one row per sample")
+    parser.add_argument(
+        "--record-in-manifest",
+        action="store_true",
+        help="also write the metrics into the checkpoint's manifest.json (entry 'quality'), "
+        "refused if the checkpoint changed while it was measured",
+    )
     return parser
 
 
@@ -353,6 +392,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         _log(f"real QM9 ({args.reference_split}): {json.dumps(result['reference'])}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.record_in_manifest and rebuilt:
+        quality: dict[str, Any] = {
+            key: result[key]
+            for key in ("checkpoint", "sampler", "samples", "reference", "note")
+            if key in result
+        }
+        quality["measured"] = {
+            "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "device": result["provenance"].get("device"),
+        }
+        try:
+            record_quality(args.checkpoint, quality, result["checkpoint"]["sampling_sha256"])
+        except CheckpointError as error:
+            raise SystemExit(f"evaluate: {error} (the metrics are in {args.out})") from None
+        _log(f"recorded the metrics in {args.checkpoint / MANIFEST_FILE}")
     if args.csv is not None and rebuilt:
         rows = _sample_rows(rebuilt, reference)
         args.csv.parent.mkdir(parents=True, exist_ok=True)

@@ -27,9 +27,9 @@ manifest keeps beside ours.
 **Training.** AdamW, a cosine learning-rate decay over a fixed number of epochs, batches
 in a seeded permutation per epoch (``default_rng([seed, epoch])``), the validation MAE after
 every epoch; the weights of the best validation epoch are kept (early stopping, with a
-patience in epochs). Everything is seeded, so a run is reproducible on the same hardware
-and thread count. A wall-time cap (``--max-minutes``) may end a run early; the manifest
-says whether it did.
+patience in epochs). Everything is seeded, so a run is reproducible on the same hardware,
+thread count and device (``--device``, default ``auto``: CUDA when available). A wall-time
+cap (``--max-minutes``) may end a run early; the manifest says whether it did.
 
 **Files** in the output folder, each written to a temporary file and renamed:
 
@@ -69,6 +69,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
+from casbo_bench.devices import DEVICE_NAMES, resolve_device
 from casbo_bench.molecules.data import (
     ATOM_SYMBOLS,
     PROPERTY_UNITS,
@@ -246,7 +247,16 @@ class _Split:
             one_hot=torch.from_numpy(dataset.one_hot),
             positions=torch.from_numpy(dataset.positions),
             mask=torch.from_numpy(dataset.mask),
-            targets=(torch.from_numpy(raw.astype(np.float32)) - mean) / std,
+            targets=(torch.from_numpy(raw.astype(np.float32)) - mean.cpu()) / std.cpu(),
+        )
+
+    def to(self, device: torch.device) -> _Split:
+        """The split with every tensor on ``device`` (moved once, not per batch)."""
+        return _Split(
+            one_hot=self.one_hot.to(device),
+            positions=self.positions.to(device),
+            mask=self.mask.to(device),
+            targets=self.targets.to(device),
         )
 
     def __len__(self) -> int:
@@ -255,14 +265,22 @@ class _Split:
 
 @torch.no_grad()
 def split_mae(model: PropertyPredictor, split: _Split, batch_size: int = 1024) -> NDArray[Any]:
-    """The MAE per property in physical units, a ``P`` array (standardized MAE * std)."""
+    """The MAE per property in physical units, a ``P`` array (standardized MAE * std).
+
+    Runs on the model's device, whatever device ``split`` is on; the result is on the CPU.
+    """
     model.eval()
-    total = torch.zeros(len(model.properties), dtype=torch.float64)
+    device = model.std.device
+    total = torch.zeros(len(model.properties), dtype=torch.float64, device=device)
     for start in range(0, len(split), batch_size):
         part = slice(start, start + batch_size)
-        error = model(split.one_hot[part], split.positions[part], split.mask[part])
-        total += (error - split.targets[part]).abs().sum(dim=0).double()
-    return (total / len(split) * model.std.double()).numpy()
+        error = model(
+            split.one_hot[part].to(device),
+            split.positions[part].to(device),
+            split.mask[part].to(device),
+        )
+        total += (error - split.targets[part].to(device)).abs().sum(dim=0).double()
+    return (total / len(split) * model.std.double()).cpu().numpy()
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -298,8 +316,12 @@ def train_predictor(
     max_seconds: float | None = None,
     log: TextIO | None = None,
     on_improvement: Callable[[PropertyPredictor, TrainingRecord], None] | None = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[PropertyPredictor, TrainingRecord]:
     """Train on ``property``, early-stop on ``validation``; the best epoch's model.
+
+    The model is initialised on the CPU, so every device starts from the same weights, and
+    then moved to ``device`` with the data.
 
     Args:
         dataset: the cached QM9 (with its ``property`` and ``validation`` splits).
@@ -308,19 +330,24 @@ def train_predictor(
         log: a text stream for one progress line per epoch (None: silent).
         on_improvement: called with the model and the record after every epoch that
             improves the validation MAE (an interim checkpoint).
+        device: where the model trains (a resolved device: see
+            :func:`casbo_bench.devices.resolve_device`); the model is returned there.
     """
+    device = torch.device(device)
     properties = config.properties
     train = dataset.subset("property")
     raw = np.stack([train.property(name) for name in properties], axis=1).astype(np.float64)
     mean = torch.tensor(raw.mean(axis=0), dtype=torch.float32)
     std = torch.tensor(raw.std(axis=0), dtype=torch.float32)
-    train_split = _Split.from_dataset(train, properties, mean, std)
+    train_split = _Split.from_dataset(train, properties, mean, std).to(device)
     validation = _Split.from_dataset(dataset.subset("validation"), properties, mean, std)
+    validation = validation.to(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = PropertyPredictor(properties, config.hidden, config.n_blocks)
     model.mean.copy_(mean)
     model.std.copy_(std)
+    model.to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -334,7 +361,7 @@ def train_predictor(
         model.train()
         order = torch.from_numpy(
             np.random.default_rng([config.seed, epoch]).permutation(len(train_split))
-        )
+        ).to(device)
         losses = []
         for start in range(0, len(order), config.batch_size):
             rows = order[start : start + config.batch_size]
@@ -354,7 +381,7 @@ def train_predictor(
             losses.append(loss.item())
             step += 1
         mae = split_mae(model, validation)
-        normalized = float(np.mean(mae / model.std.double().numpy()))
+        normalized = float(np.mean(mae / model.std.double().cpu().numpy()))
         record.epochs_run = epoch + 1
         record.curve.append(
             {
@@ -541,9 +568,9 @@ def load_predictor(
     )
 
 
-def _hardware(threads: int) -> dict[str, Any]:
-    return {
-        "device": "cpu",
+def _hardware(device: torch.device, threads: int) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "device": str(device),
         "torch": str(torch.__version__),
         "threads": threads,
         "cpu_count": os.cpu_count(),
@@ -551,6 +578,9 @@ def _hardware(threads: int) -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average_at_start": list(os.getloadavg()),
     }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -565,6 +595,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, type=Path, help="cached QM9 npz")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument(
+        "--device",
+        choices=DEVICE_NAMES,
+        default="auto",
+        help="where to train: auto (CUDA when available, else CPU), cpu or cuda (default auto)",
+    )
     parser.add_argument(
         "--max-minutes", type=float, default=None, help="wall-time cap (default: none)"
     )
@@ -596,7 +632,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     except PredictorError as error:
         raise SystemExit(f"predictor: {error}") from None
-    hardware = _hardware(args.threads)
+    try:
+        device = resolve_device(args.device, "predictor", PredictorError)
+    except PredictorError as error:
+        raise SystemExit(str(error)) from None
+    hardware = _hardware(device, args.threads)
     dataset = load_dataset(args.data)
     max_seconds = None if args.max_minutes is None else 60.0 * args.max_minutes
 
@@ -604,7 +644,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         save_predictor(model, config, record, args.out, args.data, dataset, None, hardware)
 
     model, record = train_predictor(
-        dataset, config, max_seconds, log=sys.stderr, on_improvement=checkpoint
+        dataset, config, max_seconds, log=sys.stderr, on_improvement=checkpoint, device=device
     )
     test = _Split.from_dataset(dataset.subset("test"), config.properties, model.mean, model.std)
     test_mae = split_mae(model, test)

@@ -3,8 +3,8 @@
     python -m casbo_bench.molecules.report --tables-dir results/default/tables/molecules \\
         --figures-dir paper_figures/default/molecules \\
         --sdf results/default/molecules/best_molecules.sdf \\
-        [--predictor models/property_predictor] [--reference casbo] [--alpha 0.05] \\
-        [--optimized-fraction 0.25] TRACE.parquet ...
+        [--predictor models/property_predictor] [--device cpu] [--reference casbo] \\
+        [--alpha 0.05] [--optimized-fraction 0.25] TRACE.parquet ...
 
 The traces are those of ``casbo-bench run`` on the molecule tasks
 (:mod:`casbo_bench.problems.molecule`); their ``detail_*`` columns hold each evaluated
@@ -52,20 +52,20 @@ from typing import Any
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from rdkit import Chem
 from rdkit.Chem.Draw import rdMolDraw2D
 
 from casbo_bench.analysis.figures import (
     PAPER_STYLE,
-    PNG_DPI,
     SINGLE_COLUMN_IN,
     convergence_curves,
     method_palette,
+    save_figure,
 )
 from casbo_bench.analysis.io import load_traces
 from casbo_bench.analysis.stats import compare_to_reference, holm_adjust, verdict
+from casbo_bench.devices import DEVICE_NAMES, resolve_device
 from casbo_bench.molecules.data import ATOMIC_NUMBERS
 from casbo_bench.molecules.problem import parse_xyz
 from casbo_bench.molecules.rebuild import RebuiltMolecule, rebuild_molecule
@@ -448,16 +448,6 @@ def score_figure(traces: pd.DataFrame, task: str) -> Figure:
     return figure
 
 
-def _save_figure(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
-    FigureCanvasAgg(figure)
-    paths = [out_dir / f"{stem}.pdf", out_dir / f"{stem}.png"]
-    with mpl.rc_context(PAPER_STYLE):
-        figure.savefig(paths[0], metadata={"CreationDate": None})
-        figure.savefig(paths[1], dpi=PNG_DPI)
-    figure.clear()
-    return paths
-
-
 def molecule_grid(
     best: pd.DataFrame, rebuilt: Sequence[RebuiltMolecule], task: str, panel: int = 220
 ) -> tuple[bytes, str]:
@@ -578,7 +568,7 @@ def make_report(
     written = write_tables(scores, checked, tables_dir, optimized)
     figures_dir.mkdir(parents=True, exist_ok=True)
     for task in sorted(traces["problem"].unique()):
-        written += _save_figure(score_figure(traces, task), figures_dir, f"score_{task}")
+        written += save_figure(score_figure(traces, task), figures_dir, f"score_{task}")
         png, svg = molecule_grid(best, rebuilt, task)
         (figures_dir / f"best_molecules_{task}.png").write_bytes(png)
         (figures_dir / f"best_molecules_{task}.svg").write_text(svg, encoding="utf-8")
@@ -598,6 +588,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sdf", required=True, type=Path, help="SDF file of the best structures")
     parser.add_argument(
         "--predictor", type=Path, default=None, help="property predictor folder (optional)"
+    )
+    parser.add_argument(
+        "--device",
+        choices=DEVICE_NAMES,
+        default="cpu",
+        help="where the property predictor runs: auto (CUDA when available), cpu or cuda "
+        "(default cpu)",
     )
     parser.add_argument("--reference", default="casbo", help="method compared against")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level")
@@ -622,11 +619,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not 0 < args.optimized_fraction <= 1 or not 0 < args.alpha < 1:
         raise SystemExit("need 0 < --optimized-fraction <= 1 and 0 < --alpha < 1")
     predictor = None
-    if args.predictor is not None:
-        from casbo_bench.molecules.predictor import load_predictor
-
-        predictor = load_predictor(args.predictor).model
     try:
+        if args.predictor is not None:
+            from casbo_bench.molecules.predictor import load_predictor
+
+            device = resolve_device(args.device, "the property predictor", ReportError)
+            predictor = load_predictor(args.predictor, device=device).model
         written = make_report(
             load_traces(args.traces),
             args.tables_dir,

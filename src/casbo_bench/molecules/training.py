@@ -50,6 +50,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
+from casbo_bench import devices
 from casbo_bench.molecules.data import (
     MAX_ATOMS,
     MoleculeDataset,
@@ -177,14 +178,12 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``/``"cuda"`` as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda was asked for but no CUDA device is available")
-    if device not in ("cpu", "cuda"):
-        raise TrainingError(f"device must be auto, cpu or cuda; got {device!r}")
-    return torch.device(device)
+    """The device named by ``device`` (:func:`casbo_bench.devices.resolve_device`).
+
+    Raises:
+        TrainingError: an unknown name, or ``"cuda"`` without a CUDA device.
+    """
+    return devices.resolve_device(device, "molecules", TrainingError)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
 Scope = Literal["per_step", "latent"]
+BoxMap = Literal["linear", "normal"]
 
 
 class OptimizerError(ValueError):
@@ -48,11 +49,18 @@ class SearchSpace:
         dim: d, the size of each block.
         bound: half-width of the box ``[-bound, bound]^d`` that box-constrained methods
             (TuRBO) search, in units of the initial law's standard deviation.
+        box_map: how a box-constrained method maps its unit cube ``u in [0, 1]^d`` onto
+            the noise: ``"linear"``, ``x = bound (2 u - 1)`` (the test functions); or
+            ``"normal"``, ``x = Phi^{-1}(u)`` with ``Phi`` the standard normal CDF, so that
+            a uniform design is a draw from the initial law N(0, I) (a diffusion sampler's
+            latent, which means nothing far outside that law's typical set; ``bound`` is
+            then unused).
     """
 
     n_blocks: int
     dim: int
     bound: float = 5.0
+    box_map: BoxMap = "linear"
 
     def __post_init__(self) -> None:
         if self.n_blocks < 1 or self.dim < 1:
@@ -62,6 +70,8 @@ class SearchSpace:
             )
         if not self.bound > 0:
             raise OptimizerError(f"bound must be positive; got {self.bound}")
+        if self.box_map not in ("linear", "normal"):
+            raise OptimizerError(f"box_map must be 'linear' or 'normal'; got {self.box_map!r}")
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from casbo_bench.devices import resolve_device
 from casbo_bench.optimizers.base import (
     FloatArray,
     GaussianLaw,
@@ -62,13 +63,11 @@ logger = logging.getLogger(__name__)
 Normalization = Literal["zscore", "rank", "none"]
 MeanRule = Literal["exact", "first_order"]
 StepSchedule = Literal["constant", "inverse_sqrt"]
-DeviceName = Literal["auto", "cpu", "cuda"]
 DtypeName = Literal["float64", "float32"]
 
 NORMALIZATIONS: tuple[Normalization, ...] = ("zscore", "rank", "none")
 MEAN_RULES: tuple[MeanRule, ...] = ("exact", "first_order")
 STEP_SCHEDULES: tuple[StepSchedule, ...] = ("constant", "inverse_sqrt")
-DEVICES: tuple[DeviceName, ...] = ("auto", "cpu", "cuda")
 DTYPES: dict[DtypeName, torch.dtype] = {"float64": torch.float64, "float32": torch.float32}
 
 DEFAULT_PD_FLOOR = 0.25
@@ -287,7 +286,6 @@ class CASBOSettings:
             "normalization": (normalization, NORMALIZATIONS),
             "mean_rule": (mean_rule, MEAN_RULES),
             "step_schedule": (step_schedule, STEP_SCHEDULES),
-            "device": (device, DEVICES),
             "dtype": (dtype, tuple(DTYPES)),
         }
         for key, (value, allowed) in choices.items():
@@ -304,13 +302,6 @@ class CASBOSettings:
                 f"{method}: pd_floor must be a number in (0, 1] (the smallest eigenvalue M "
                 f"may keep); got {pd_floor!r}"
             )
-        if device == "cuda" and not torch.cuda.is_available():
-            raise OptimizerError(
-                f"{method}: device 'cuda' was asked for but torch sees no CUDA device; "
-                f"use device='cpu' or 'auto'"
-            )
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         return cls(
             popsize=int(popsize),
             beta0=float(beta0),
@@ -318,7 +309,7 @@ class CASBOSettings:
             mean_rule=cast(MeanRule, mean_rule),
             step_schedule=cast(StepSchedule, step_schedule),
             pd_floor=float(pd_floor),
-            device=torch.device(device),
+            device=resolve_device(device, method, OptimizerError),
             dtype=DTYPES[cast(DtypeName, dtype)],
         )
 

@@ -12,8 +12,11 @@ Read :class:`TuRBO` first. One TuRBO-1 run alternates
    ``failure_tolerance`` non-improving ones, and the run restarts from step 1 with fresh
    data when ``L`` drops below ``length_min``.
 
-The unit cube is the box ``[-bound, bound]^D`` of :class:`SearchSpace` (in units of the
-initial law's standard deviation), mapped affinely. BoTorch maximizes, so the GP models the
+The unit cube is mapped onto the noise as :class:`SearchSpace` says (:func:`cube_to_noise`):
+affinely onto the box ``[-bound, bound]^D`` (in units of the initial law's standard
+deviation) for the test functions, or through the standard normal quantile function for a
+diffusion sampler's latent, whose uniform design is then a quasi-random draw from the initial
+law N(0, I) that every other method starts from. BoTorch maximizes, so the GP models the
 negated loss. Every random draw comes from the optimizer's seed: a NumPy generator for the
 perturbation masks and Sobol seeds, a ``torch.Generator`` for the Thompson draws, and exact
 (Cholesky) linear algebra throughout, so GPyTorch's stochastic estimators (random probe
@@ -45,14 +48,37 @@ from linear_operator.utils.warnings import NumericalWarning
 from torch import Tensor
 from torch.quasirandom import SobolEngine
 
+from casbo_bench.devices import resolve_device
 from casbo_bench.optimizers.base import FloatArray, Optimizer, OptimizerError, SearchSpace
 
 LENGTHSCALE_RANGE = (0.005, 4.0)
 """Bounds of the ARD lengthscales on the unit cube (TuRBO's published GP settings)."""
 
+NORMAL_MAP_CLIP = 1e-6
+"""``u`` is clipped to ``[c, 1 - c]`` before ``Phi^{-1}``: a trust region at the cube's face
+would otherwise give infinite noise. ``Phi^{-1}(1 - 1e-6) = 4.75``."""
+
 NOISE_RANGE = (1e-8, 1e-3)
 """Bounds of the likelihood noise variance on standardized outputs: the black boxes here are
 deterministic given their noise, so only a jitter-sized noise is allowed."""
+
+
+def cube_to_noise(u: FloatArray, space: SearchSpace) -> FloatArray:
+    """Noise of unit-cube points ``u`` (``n x D``), by ``space.box_map``.
+
+    ``"linear"``: ``x = bound (2 u - 1)``; ``"normal"``: ``x = Phi^{-1}(clip(u, c, 1 - c))``
+    with ``c =`` :data:`NORMAL_MAP_CLIP`.
+
+    >>> cube_to_noise(np.array([[0.0, 0.5, 1.0]]), SearchSpace(1, 3, bound=2.0)).tolist()
+    [[-2.0, 0.0, 2.0]]
+    >>> u = np.array([[0.5, 0.8413447460685429]])
+    >>> cube_to_noise(u, SearchSpace(1, 2, box_map="normal")).round(9).tolist()
+    [[0.0, 1.0]]
+    """
+    if space.box_map == "normal":
+        clipped = torch.from_numpy(np.clip(u, NORMAL_MAP_CLIP, 1.0 - NORMAL_MAP_CLIP))
+        return torch.special.ndtri(clipped).numpy()
+    return space.bound * (2.0 * u - 1.0)
 
 
 @dataclass(frozen=True)
@@ -202,7 +228,7 @@ def thompson_indices(
 
 
 class TuRBO(Optimizer):
-    """TuRBO-1 (Eriksson et al., 2019) on the box ``[-bound, bound]^D``, minimizing.
+    """TuRBO-1 (Eriksson et al., 2019) on the unit cube mapped onto the noise, minimizing.
 
     Settings follow method.md section 4 (BoTorch's TuRBO-1 settings): trust-region side
     0.8 (min 0.5^7, max 1.6), success tolerance 10 (BoTorch's choice; the TuRBO paper uses
@@ -286,7 +312,7 @@ class TuRBO(Optimizer):
                 f"({self.batch_size})"
             )
         self.fit_maxiter = _positive_int("fit_maxiter", fit_maxiter)
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device, "turbo", OptimizerError)
         self.region: TrustRegion | None = None
         self.n_restarts = 0
         self.fit_failures = 0
@@ -304,8 +330,8 @@ class TuRBO(Optimizer):
             self._pending = sobol.draw(self.n_initial, dtype=torch.float64).numpy()
         else:
             self._pending = self._thompson_batch()
-        box = self.space.bound * (2.0 * self._pending - 1.0)
-        return box.reshape(-1, self.space.n_blocks, self.space.dim)
+        noise = cube_to_noise(self._pending, self.space)
+        return noise.reshape(-1, self.space.n_blocks, self.space.dim)
 
     def _tell(self, candidates: FloatArray, losses: FloatArray) -> None:
         """Add the batch to the run's data and update the trust region (restart if collapsed)."""
@@ -408,18 +434,3 @@ def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise OptimizerError(f"turbo: {name} must be a positive integer; got {value!r}")
     return int(value)
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu":
-        return torch.device("cpu")
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise OptimizerError(
-                "turbo: device='cuda' was asked for but no CUDA device is available; "
-                "use device='auto' or 'cpu'"
-            )
-        return torch.device("cuda")
-    raise OptimizerError(f"turbo: device must be 'auto', 'cpu' or 'cuda'; got {device!r}")
