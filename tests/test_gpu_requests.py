@@ -8,10 +8,7 @@ cluster without GPUs.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,13 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-TINY_CONFIG = REPOSITORY / "tests" / "workflow" / "tiny.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-ENVIRONMENT = {
-    **os.environ,
-    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-}
+from tests.snakemake_runs import TINY_CONFIG, run_snakemake
+
 # Asked for by name besides `all`: the training rules (and the data rule they need).
 TRAINING_TARGETS = ("train_edm", "train_property_predictor")
 # Rules that never import torch: they declare no GPU at all.
@@ -76,25 +68,8 @@ def parse_jobs(output: str) -> list[Job]:
 def _dry_run(workdir: Path, config: dict[str, Any]) -> list[Job]:
     (workdir / "config").mkdir()
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    result = subprocess.run(
-        [
-            *SNAKEMAKE,
-            "--snakefile",
-            str(REPOSITORY / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--cores",
-            "2",
-            "--dry-run",
-            "--printshellcmds",
-            "all",
-            *TRAINING_TARGETS,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=ENVIRONMENT,
-        timeout=120,
+    result = run_snakemake(
+        workdir, "--dry-run", "--printshellcmds", "all", *TRAINING_TARGETS, timeout=120
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     jobs = parse_jobs(result.stdout)

@@ -1,16 +1,15 @@
 """The Snakemake workflow end to end on the tiny config, in a temporary directory.
 
 Checks what a user of ``make reproduce`` relies on: every table and figure of the config is
-written, each table validates against its schema, each raw trace validates, and a second run
-has nothing to do (finished results are never recomputed).
+written, each table validates against its schema, each raw trace validates, the molecule
+benchmark runs and enters the claims ledger, the Snakemake report holds every figure and
+table with its caption, and a second run has nothing to do (finished results are never
+recomputed).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -22,37 +21,9 @@ from casbo_bench.analysis.claims import read_ledger
 from casbo_bench.analysis.io import load_traces
 from casbo_bench.analysis.rates import read_verdicts
 from casbo_bench.schemas.tables import validate_table
-
-REPOSITORY = Path(__file__).resolve().parents[1]
-TINY_CONFIG = REPOSITORY / "tests" / "workflow" / "tiny.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-# Rules call `python -m casbo_bench`: this interpreter's environment must come first, as
-# `make reproduce` arranges for the virtual environment.
-ENVIRONMENT = {
-    **os.environ,
-    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-}
+from tests.snakemake_runs import TINY_CONFIG, run_snakemake
 
 pytestmark = pytest.mark.slow
-
-
-def _snakemake(workdir: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            *SNAKEMAKE,
-            "--snakefile",
-            str(REPOSITORY / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--cores",
-            "2",
-            *arguments,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=ENVIRONMENT,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +31,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("workflow")
     (workdir / "config").mkdir()
     shutil.copy(TINY_CONFIG, workdir / "config" / "config.yaml")
-    result = _snakemake(workdir)
+    result = run_snakemake(workdir)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir
 
@@ -125,7 +96,7 @@ def test_molecule_benchmark_runs_and_enters_the_ledger(finished_run: Path) -> No
 
 
 def test_report_holds_every_figure_and_table(finished_run: Path) -> None:
-    result = _snakemake(finished_run, "--report", "report.zip")
+    result = run_snakemake(finished_run, "--report", "report.zip")
     assert result.returncode == 0, result.stderr[-4000:]
     with zipfile.ZipFile(finished_run / "report.zip") as archive:
         members = archive.namelist()
@@ -149,7 +120,7 @@ def test_report_holds_every_figure_and_table(finished_run: Path) -> None:
 
 
 def test_second_run_has_nothing_to_do(finished_run: Path) -> None:
-    result = _snakemake(finished_run, "--dry-run")
+    result = run_snakemake(finished_run, "--dry-run")
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Nothing to be done" in result.stdout + result.stderr
 
@@ -159,7 +130,7 @@ def test_invalid_config_is_rejected_with_its_field(tmp_path: Path) -> None:
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["benchmarks"][0]["dims"] = [0]
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    result = _snakemake(tmp_path, "--dry-run")
+    result = run_snakemake(tmp_path, "--dry-run")
     assert result.returncode != 0
     # Snakemake 9 prints dry-run errors on stdout.
     output = result.stdout + result.stderr
