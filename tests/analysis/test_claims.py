@@ -169,6 +169,8 @@ def test_the_molecule_claim_is_inconclusive_until_its_benchmark_runs() -> None:
     )
     molecule_cells = cells(with_molecules, "molecule")
     assert set(molecule_cells["group"]) == {"molecules"}
+    evidence = overall(with_molecules, "molecule")["evidence"]
+    assert "tables/molecules/molecule_scores.md" in evidence and "final_loss" not in evidence
     assert set(cells(with_molecules, "beats-cmaes")["group"]) == {"plain"}
     with pytest.raises(ClaimsError, match="molecule benchmark 'qm9' is not among"):
         build_ledger({"plain": traces}, RULE, "test", molecule_benchmark="qm9")
