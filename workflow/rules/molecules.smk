@@ -34,7 +34,7 @@ rule run_molecule_benchmark:
         mem_mb=3000,
         runtime=60,
         # The sampler and the predictor run on the device whatever the optimizer.
-        gpu=lambda wildcards: gpus_for(True),
+        gpu=gpus_for(True),
     params:
         arguments=molecule_run_arguments,
     shell:
@@ -73,7 +73,7 @@ rule molecule_report:
     resources:
         mem_mb=3000,
         runtime=30,
-        gpu=lambda wildcards: gpus_for(True),
+        gpu=gpus_for(True),
     params:
         tables_dir=lambda wildcards, output: os.path.dirname(output.tables[0]),
         arguments=lambda wildcards: molecule_report_arguments(),
@@ -113,7 +113,7 @@ rule train_edm:
         mem_mb=8000,
         runtime=lambda wildcards: int(60 * (MOLECULES or {}).get("training", {}).get("hours", 24))
         + 30,
-        gpu=lambda wildcards: int(training_device("training") == "cuda"),
+        gpu=int(training_device("training") == "cuda"),
     params:
         out=MOLECULE_CHECKPOINT,
         arguments=lambda wildcards: edm_training_arguments(),
@@ -138,7 +138,7 @@ rule train_property_predictor:
     resources:
         mem_mb=4000,
         runtime=60,
-        gpu=lambda wildcards: int(training_device("predictor_training") == "cuda"),
+        gpu=int(training_device("predictor_training") == "cuda"),
     params:
         out=MOLECULE_PREDICTOR,
         arguments=lambda wildcards: predictor_training_arguments(),

@@ -391,19 +391,16 @@ def _comparison_rows(
         adjusted[tested] = holm_adjust([cells[i].p_value for i in tested])
     test = f"{RANK_TEST}, Holm over {len(tested)} tested cell(s)"
     groups = sorted({cell.group for cell in cells}) or sorted(benchmarks)
-    if claim.claim_id == "molecule":
-        # The molecule report's own tables and figures (scores, not losses).
-        documents = [
-            f"{context.results_dir}/tables/{group}/molecule_scores.md, "
-            f"{context.figures_dir}/{group}/score_*"
-            for group in groups
-        ]
-    else:
-        documents = [
-            f"{context.results_dir}/tables/{group}/final_loss.md and significance.md, "
-            f"{context.figures_dir}/{group}/convergence_*"
-            for group in groups
-        ]
+    # The molecule report has its own tables and figures (scores, not losses).
+    tables, figures = (
+        ("molecule_scores.md", "score_*")
+        if claim.claim_id == "molecule"
+        else ("final_loss.md and significance.md", "convergence_*")
+    )
+    documents = [
+        f"{context.results_dir}/tables/{group}/{tables}, {context.figures_dir}/{group}/{figures}"
+        for group in groups
+    ]
     evidence = "claims.csv cell rows; " + "; ".join(documents)
     rows: list[dict[str, object]] = []
     verdicts: list[str] = []

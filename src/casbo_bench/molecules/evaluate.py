@@ -53,6 +53,7 @@ from casbo_bench.molecules.training import (
     PretrainedModel,
     load_sampling_checkpoint,
     resolve_device,
+    write_atomically,
 )
 
 HEAVY_ATOM_NOTE = (
@@ -182,15 +183,8 @@ def record_quality(
             f"and measure again"
         )
     manifest["quality"] = quality
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(json.dumps(manifest, indent=2) + "\n")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    text = (json.dumps(manifest, indent=2) + "\n").encode()
+    write_atomically(path, lambda stream: stream.write(text))
 
 
 def sample_unguided(

@@ -56,7 +56,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -78,7 +77,7 @@ from casbo_bench.molecules.data import (
     sha256_file,
 )
 from casbo_bench.molecules.egnn import EGNN
-from casbo_bench.molecules.training import MANIFEST_FILE
+from casbo_bench.molecules.training import MANIFEST_FILE, write_atomically
 
 PREDICTOR_FILE = "predictor.pt"
 CURVE_FILE = "curve.csv"
@@ -283,20 +282,6 @@ def split_mae(model: PropertyPredictor, split: _Split, batch_size: int = 1024) -
     return (total / len(split) * model.std.double()).cpu().numpy()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 @dataclass
 class TrainingRecord:
     """What a training run did: epochs, curve, the best epoch and its validation MAE."""
@@ -473,8 +458,9 @@ def save_predictor(
     }
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    _write_atomically(out / PREDICTOR_FILE, buffer.getvalue())
-    _write_atomically(out / CURVE_FILE, _curve_bytes(record.curve))
+    write_atomically(out / PREDICTOR_FILE, lambda stream: stream.write(buffer.getvalue()))
+    curve = _curve_bytes(record.curve)
+    write_atomically(out / CURVE_FILE, lambda stream: stream.write(curve))
     files = {
         name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size}
         for name in (PREDICTOR_FILE, CURVE_FILE)
@@ -523,7 +509,8 @@ def save_predictor(
         ),
         "property_split_percentiles": property_percentiles(dataset, config.properties),
     }
-    _write_atomically(out / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
+    text = (json.dumps(manifest, indent=2) + "\n").encode()
+    write_atomically(out / MANIFEST_FILE, lambda stream: stream.write(text))
     return out
 
 

@@ -214,7 +214,11 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> NDArray[np.int64]:
     return np.random.default_rng([seed, epoch]).permutation(n).astype(np.int64)
 
 
-def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` through ``write(stream)`` to a temporary file, synced, then renamed.
+
+    A reader (or a crash) sees the old file or the new one, never half of one.
+    """
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "wb") as stream:
@@ -512,11 +516,11 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         state = self.state_dict()
         sampling = self.sampling_state()
-        _write_atomically(self.out_dir / STATE_FILE, lambda stream: torch.save(state, stream))
-        _write_atomically(self.out_dir / SAMPLING_FILE, lambda stream: torch.save(sampling, stream))
-        _write_atomically(self.out_dir / CURVE_FILE, self._write_curve)
+        write_atomically(self.out_dir / STATE_FILE, lambda stream: torch.save(state, stream))
+        write_atomically(self.out_dir / SAMPLING_FILE, lambda stream: torch.save(sampling, stream))
+        write_atomically(self.out_dir / CURVE_FILE, self._write_curve)
         manifest = self.manifest()
-        _write_atomically(
+        write_atomically(
             self.out_dir / MANIFEST_FILE,
             lambda stream: stream.write((json.dumps(manifest, indent=2) + "\n").encode()),
         )
