@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 import casbo_bench
 from casbo_bench import provenance
@@ -42,6 +44,7 @@ def test_collect_records_every_fact() -> None:
         "git_commit",
         "git_dirty",
         "config_hash",
+        "claims_rule_hash",
         "libraries",
         "device",
         "host",
@@ -49,9 +52,11 @@ def test_collect_records_every_fact() -> None:
         "python",
         "time_utc",
         "arguments",
+        "repetitions",
     }
     assert record["casbo_bench_version"] == casbo_bench.__version__
     assert record["config_hash"] == "abc123"
+    assert record["claims_rule_hash"] is None and record["repetitions"] == {}
     assert record["arguments"] == {"method": "casbo", "out": "x.parquet"}
     assert record["libraries"]["numpy"] == metadata.version("numpy")
     assert record["libraries"]["torch"] == metadata.version("torch")
@@ -62,6 +67,13 @@ def test_collect_records_every_fact() -> None:
     assert when.tzinfo is not None
     assert abs(datetime.now(UTC) - when) < timedelta(minutes=1)
     assert json.loads(json.dumps(record)) == record
+
+
+def test_collect_records_the_rule_hash_and_each_repetition_as_json() -> None:
+    repetitions = {"0": {"settings": {"dtype": torch.float64, "popsize": np.int64(8)}}}
+    record = provenance.collect(None, {}, claims_rule_hash="0123", repetitions=repetitions)
+    assert record["claims_rule_hash"] == "0123"
+    assert record["repetitions"]["0"]["settings"] == {"dtype": "torch.float64", "popsize": 8}
 
 
 def test_missing_library_is_left_out() -> None:

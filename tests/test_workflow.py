@@ -20,6 +20,7 @@ import yaml
 from casbo_bench.analysis.claims import read_ledger
 from casbo_bench.analysis.io import load_traces
 from casbo_bench.analysis.rates import read_verdicts
+from casbo_bench.registration import claims_rule_hash
 from casbo_bench.schemas.tables import validate_table
 from tests.snakemake_runs import TINY_CONFIG, run_snakemake
 
@@ -65,6 +66,11 @@ def test_rate_check_verdicts_and_claims_ledger_validate(finished_run: Path) -> N
     claims = read_ledger(results / "claims.csv")
     assert not claims.empty
     assert (results / "claims.md").stat().st_size > 0
+    # judged under the config's rule, which every trace carries (or the ledger would refuse)
+    rule = yaml.safe_load(TINY_CONFIG.read_text())["claims"]["rule"]
+    assert set(claims["rule_hash"]) == {claims_rule_hash(rule)}
+    assert "verdict_10d" in claims.columns
+    assert (results / "claims_spec.json").is_file()
     for suffix in ("csv", "md", "tex"):
         assert (results / "tables" / f"rate_checks.{suffix}").is_file()
     assert any((finished_run / "paper_figures" / "tiny" / "rate_checks").glob("*.png"))
@@ -87,11 +93,11 @@ def test_molecule_benchmark_runs_and_enters_the_ledger(finished_run: Path) -> No
     assert (results / "molecules" / "best_molecules.sdf").stat().st_size > 0
     assert any((finished_run / "paper_figures" / "tiny" / "molecules").glob("score_*.png"))
     ledger = read_ledger(results / "claims.csv")
-    molecule = ledger[(ledger["claim_id"] == "molecule") & (ledger["scope"] == "overall")]
+    molecule = ledger[(ledger["claim_id"] == "molecule") & (ledger["row"] == "overall")]
     assert len(molecule) == 1
     # Judged on the runs (2 seeds: too few to decide), not "benchmark not run".
     assert "not run" not in molecule["reason"].iloc[0]
-    cells = ledger[(ledger["claim_id"] == "molecule") & (ledger["scope"] != "overall")]
+    cells = ledger[(ledger["claim_id"] == "molecule") & (ledger["row"] == "cell")]
     assert set(cells["problem"]) == {"mol-qed"}
 
 

@@ -38,7 +38,6 @@ from casbo_bench.runner import (
     write_trace,
 )
 from casbo_bench.schemas.trace import RUN_KEYS, SCORINGS, TraceValidationError
-from casbo_bench.seeding import derive_seed
 
 PROG = "casbo-bench"
 EXIT_USER_ERROR = 2
@@ -303,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="device of optimizers that use torch (default: cpu)",
     )
     run.add_argument("--config-hash", help="hash of the workflow config (for provenance)")
+    run.add_argument(
+        "--rule-hash",
+        help="hash of the claims ledger's pre-registered decision rule (for provenance; the "
+        "ledger judges only traces that carry its own)",
+    )
     run.add_argument("--out", required=True, type=Path, help="the Parquet file to write")
     run.set_defaults(handler=_run)
 
@@ -364,15 +368,20 @@ def build_parser() -> argparse.ArgumentParser:
     rates = command(
         "rates",
         "Judge the O(d^2/sqrt(T)) rate on traces with the exact expected loss: average gaps "
-        "R_T, a log-log fit in T and d with seed-bootstrap upper limits, a one-sided verdict "
-        "per check (docs/method.md section 6).",
+        "R_T, a log-log fit in T and d with seed-bootstrap upper limits, local slopes over the "
+        "last two decades of T per d, a verdict per check (pass, no positive evidence at this "
+        "horizon, fail) and the rule's calibration on synthetic power laws (docs/method.md "
+        "section 6).",
         f"{PROG} rates --out-dir results/default/rate_checks --iterations 3,10,30,100,300 "
         "--t-tolerance 0.1 --d-tolerance 0.25 --bound-factor 2 "
         "results/default/rate_checks/raw/*/*.parquet",
         f"{PROG} rates --out-dir rc --table-dir tables --figure-dir figures "
         "--iterations 3,30,300 --check casbo-decay:sphere:claim --check random:sphere:control "
-        "--check casbo-decay:rastrigin:control:may-fail --t-tolerance 0.1 --d-tolerance 0.25 "
-        "--bound-factor 2 --resamples 2000 --seed 0 traces/*.parquet",
+        "--check casbo-mean-only:sphere:control --check casbo-decay:rastrigin:control:may-fail "
+        "--t-tolerance 0.1 --d-tolerance 0.25 --bound-factor 2 --resamples 2000 --seed 0 "
+        "--steepening-confidence 0.95 --floor-tolerance 0.1 --calibration-replicates 200 "
+        "--calibration-t-exponents=-0.3,-0.5,-0.7 --calibration-d-exponents=1.5,2,3 "
+        "traces/*.parquet",
     )
     rates.add_argument(
         "--out-dir", required=True, type=Path, help="folder of verdicts.csv and gaps.csv"
@@ -433,83 +442,81 @@ def build_parser() -> argparse.ArgumentParser:
         "--resamples", type=_integer_at_least(100), default=2000, help="bootstrap resamples"
     )
     rates.add_argument(
-        "--seed", type=_integer_at_least(0), default=0, help="seed of the bootstrap (default 0)"
+        "--seed",
+        type=_integer_at_least(0),
+        default=0,
+        help="seed of the bootstrap and the calibration (default 0)",
+    )
+    rates.add_argument(
+        "--steepening-confidence",
+        type=_probability,
+        default=0.95,
+        help="pre-registered: level of the two-sided intervals of the local slopes; a slope "
+        "is still steepening when its change's whole interval lies below 0 (default 0.95)",
+    )
+    rates.add_argument(
+        "--floor-tolerance",
+        type=_non_negative_number,
+        default=0.1,
+        help="pre-registered: a mean-only control behaves when J(theta_T) - J* at the largest T "
+        "is within [1, 1 + tolerance] times its frozen-law floor (default 0.1)",
+    )
+    rates.add_argument(
+        "--calibration-replicates",
+        type=_integer_at_least(0),
+        default=200,
+        help="synthetic gap tables per pair of true exponents (0: no calibration; default 200)",
+    )
+    rates.add_argument(
+        "--calibration-t-exponents",
+        type=_number_list,
+        default=[-0.3, -0.5, -0.7],
+        metavar="A,A,...",
+        help="true T-exponents of the calibration; write --calibration-t-exponents=-0.3,-0.5 "
+        "(with '=': the values start with '-'; default -0.3,-0.5,-0.7)",
+    )
+    rates.add_argument(
+        "--calibration-d-exponents",
+        type=_number_list,
+        default=[1.5, 2.0, 3.0],
+        metavar="B,B,...",
+        help="true d-exponents of the calibration (default 1.5,2,3)",
     )
     rates.add_argument("files", nargs="+", type=Path, metavar="FILE.parquet")
     rates.set_defaults(handler=_rates)
 
     claims = command(
         "claims",
-        "Write the claims ledger (claims.csv, claims.md): a verdict for every claim of the "
-        "paper, and our own, by a decision rule fixed beforehand.",
-        f"{PROG} claims --out-dir results/default --config-label 'default (config/config.yaml)' "
+        "Write the claims ledger (claims.csv, claims.md): a verdict for every claim record of "
+        "the spec (the config's claims block, resolved by the workflow), by its pre-registered "
+        "rule; traces run under another rule are refused.",
+        f"{PROG} claims --spec results/default/claims_spec.json --out-dir results/default "
         "--benchmark plain results/default/raw/plain/*/*.parquet --benchmark sequential "
         "results/default/raw/sequential/*/*.parquet --rate-verdicts "
-        "results/default/rate_checks/verdicts.csv --alpha 0.05 --min-seeds 10 --min-effect 0.3 "
-        "--min-fraction 0.5 --rate-min-seeds 5",
-        f"{PROG} claims --out-dir out --config-label claims --benchmark sequential seq/*.parquet "
-        "robust/*.parquet --variant casbo-rank --alpha 0.05 --min-seeds 10 --min-effect 0.3 "
-        "--min-fraction 0.5 --rate-min-seeds 5",
+        "results/default/rate_checks/verdicts.csv",
+        f"{PROG} claims --spec spec.json --out-dir out --benchmark sequential seq/*.parquet "
+        "robust/*.parquet --benchmark molecules molecules/raw/*/*.parquet",
+    )
+    claims.add_argument(
+        "--spec",
+        required=True,
+        type=Path,
+        help="claims_spec.json: the rule, the claim records, variants, stand-ins, config label",
     )
     claims.add_argument(
         "--out-dir", required=True, type=Path, help="folder of claims.csv and claims.md"
-    )
-    claims.add_argument(
-        "--config-label",
-        required=True,
-        help="the config the results come from, as the ledger names it",
     )
     claims.add_argument(
         "--benchmark",
         action="append",
         nargs="+",
         default=[],
-        metavar="NAME FILE.parquet",
+        metavar="GROUP FILE.parquet",
         help="a benchmark group: its name, then its trace files (variants' included); repeatable",
-    )
-    claims.add_argument(
-        "--molecule-benchmark", metavar="NAME", help="the group holding the molecule benchmark"
     )
     claims.add_argument(
         "--rate-verdicts", type=Path, help="verdicts.csv of 'casbo-bench rates' (optional)"
     )
-    claims.add_argument("--reference", default="casbo", help="label of CASBO in the traces")
-    claims.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        metavar="LABEL",
-        help="label of a robustness variant of the reference (repeatable)",
-    )
-    claims.add_argument(
-        "--alpha", required=True, type=_probability, help="pre-registered significance level"
-    )
-    claims.add_argument(
-        "--min-seeds",
-        required=True,
-        type=_integer_at_least(2),
-        help="pre-registered: fewest paired seeds for a comparison cell to be tested",
-    )
-    claims.add_argument(
-        "--min-effect",
-        required=True,
-        type=_non_negative_number,
-        help="pre-registered: smallest rank-biserial correlation counted as an advantage",
-    )
-    claims.add_argument(
-        "--min-fraction",
-        required=True,
-        type=_probability,
-        help="pre-registered: share of a claim's cells that must be reproduced",
-    )
-    claims.add_argument(
-        "--rate-min-seeds",
-        required=True,
-        type=_integer_at_least(2),
-        help="pre-registered: fewest seeds for a rate-check verdict to count",
-    )
-    claims.add_argument("--results-dir", help="where the config's tables lie (evidence column)")
-    claims.add_argument("--figures-dir", help="where the config's figures lie (evidence column)")
     claims.set_defaults(handler=_claims)
     return parser
 
@@ -560,9 +567,13 @@ def _run(arguments: argparse.Namespace) -> int:
         )
     except JobError as error:
         raise UsageError(str(error)) from None
-    trace = run_job(job)
+    repetitions: dict[str, Any] = {}
+    trace = run_job(job, repetitions)
     record = provenance.collect(
-        arguments.config_hash, {**job.arguments(), "out": str(arguments.out)}
+        arguments.config_hash,
+        {**job.arguments(), "out": str(arguments.out)},
+        claims_rule_hash=arguments.rule_hash,
+        repetitions=repetitions,
     )
     write_trace(trace, arguments.out, record)
     logger.info("wrote %d rows to %s", len(trace), arguments.out)
@@ -641,6 +652,19 @@ def _validate(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _number_list(text: str) -> list[float]:
+    """``"-0.3,-0.5"`` -> ``[-0.3, -0.5]``: at least one finite number."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as -0.3,-0.5,-0.7; got {text!r}"
+        ) from None
+    if not all(math.isfinite(value) for value in values):
+        raise argparse.ArgumentTypeError(f"every number must be finite; got {text!r}")
+    return values
+
+
 def _rate_checks(texts: Sequence[str], variants: Sequence[str], rates: Any) -> list[Any]:
     """``--check`` and ``--variant`` texts as :class:`~casbo_bench.analysis.rates.RateCheck`."""
     variant_of: dict[str, str] = {}
@@ -665,12 +689,6 @@ def _rate_checks(texts: Sequence[str], variants: Sequence[str], rates: Any) -> l
     return checks
 
 
-def _optimal_loss(problem: str, d: int, steps: int, scoring: str, seed: int) -> float:
-    """J* of the instance a run met, built exactly as the runner builds it."""
-    instance_seed = derive_seed("instance", problem, d, steps, scoring, seed)
-    return float(problems.make_problem(problem, d, steps, scoring, seed=instance_seed).optimal_loss)
-
-
 def _rates(arguments: argparse.Namespace) -> int:
     rates = _analysis_module("rates")
     from casbo_bench.schemas.claims import ClaimsValidationError
@@ -690,23 +708,29 @@ def _rates(arguments: argparse.Namespace) -> int:
             confidence=arguments.confidence,
             n_resamples=arguments.resamples,
             seed=arguments.seed,
+            steepening_confidence=arguments.steepening_confidence,
+            floor_tolerance=arguments.floor_tolerance,
+            calibration_replicates=arguments.calibration_replicates,
+            calibration_t_exponents=tuple(arguments.calibration_t_exponents),
+            calibration_d_exponents=tuple(arguments.calibration_d_exponents),
         )
         checks = _rate_checks(arguments.check, arguments.variant, rates)
-        gaps = rates.average_gaps_of_files(arguments.files, arguments.iterations, _optimal_loss)
+        # J* and the frozen-law floor come from each trace's provenance (older traces: J* = 0).
+        gaps = rates.average_gaps_of_files(arguments.files, arguments.iterations, read_provenance)
         if not checks:
             pairs = gaps[["method", "problem"]].drop_duplicates().itertuples(index=False)
             checks = [rates.RateCheck(str(m), str(p), "claim") for m, p in pairs]
-        verdicts = rates.rate_verdicts(gaps, checks, rule)
+        results = rates.judge_rate_checks(gaps, checks, rule)
     except (rates.RateCheckError, ClaimsValidationError) as error:
         raise UsageError(str(error)) from None
-    written = rates.write_rate_outputs(verdicts, gaps, arguments.out_dir, arguments.table_dir)
+    written = rates.write_rate_outputs(results, gaps, arguments.out_dir, arguments.table_dir)
     if arguments.figure_dir is not None:
         written += _analysis_module("rate_figures").make_rate_figures(
-            gaps, verdicts, arguments.figure_dir
+            gaps, results.verdicts, results.local_slopes, arguments.figure_dir
         )
-    for row in verdicts.itertuples(index=False):
+    for row in results.verdicts.itertuples(index=False):
         logger.info(
-            "%s on %s (%s): %s, a = %.3g (UCL %.3g), b = %.3g (UCL %.3g)",
+            "%s on %s (%s): %s, a = %.3g (UCL %.3g), b = %.3g (UCL %.3g), control_ok %s",
             row.method,
             row.problem,
             row.role,
@@ -715,6 +739,7 @@ def _rates(arguments: argparse.Namespace) -> int:
             row.a_ucl,
             row.b_hat,
             row.b_ucl,
+            row.control_ok,
         )
     logger.info("wrote %d files", len(written))
     return 0
@@ -726,42 +751,33 @@ def _claims(arguments: argparse.Namespace) -> int:
 
     if not arguments.benchmark:
         raise UsageError(
-            "give at least one --benchmark NAME FILE...; see 'casbo-bench claims --help'"
+            "give at least one --benchmark GROUP FILE...; see 'casbo-bench claims --help'"
         )
     groups: dict[str, list[Path]] = {}
     for name, *files in arguments.benchmark:
         if not files:
-            raise UsageError(f"--benchmark {name} lists no trace files; give NAME FILE...")
+            raise UsageError(f"--benchmark {name} lists no trace files; give GROUP FILE...")
         if name in groups:
             raise UsageError(f"--benchmark {name} is given twice; give each group once")
         groups[name] = [Path(file) for file in files]
     _writable_folder(arguments.out_dir, "claims")
     try:
-        rule = claims.ClaimsRule(
-            alpha=arguments.alpha,
-            min_seeds=arguments.min_seeds,
-            min_effect=arguments.min_effect,
-            min_fraction=arguments.min_fraction,
-            rate_min_seeds=arguments.rate_min_seeds,
+        spec = claims.read_spec(arguments.spec)
+        benchmarks = {name: io.load_traces(files) for name, files in groups.items()}
+        claims.check_registration(
+            {str(path): read_provenance(path) for files in groups.values() for path in files},
+            spec.rule.hash,
         )
         verdicts = rates.read_verdicts(arguments.rate_verdicts) if arguments.rate_verdicts else None
-        ledger = claims.build_ledger(
-            {name: io.load_traces(files) for name, files in groups.items()},
-            rule,
-            arguments.config_label,
-            rate_verdicts=verdicts,
-            reference=arguments.reference,
-            variants=arguments.variant,
-            molecule_benchmark=arguments.molecule_benchmark,
-            results_dir=arguments.results_dir,
-            figures_dir=arguments.figures_dir,
-        )
+        ledger = claims.build_ledger(spec, benchmarks, rate_verdicts=verdicts)
     except (claims.ClaimsError, ClaimsValidationError) as error:
         raise UsageError(str(error)) from None
-    written = claims.write_ledger(ledger, arguments.out_dir, rule)
-    overall = ledger[(ledger["scope"] == "overall") & (ledger["variant_of"] == "")]
+    written = claims.write_ledger(ledger, arguments.out_dir, spec.rule)
+    overall = ledger[(ledger["row"] == "overall") & (ledger["variant_of"] == "")]
     for row in overall.itertuples(index=False):
-        logger.info("%s (%s): %s: %s", row.claim_id, row.source, row.verdict, row.reason)
+        logger.info(
+            "%s (%s, %s): %s: %s", row.claim_id, row.scope, row.source, row.verdict, row.reason
+        )
     logger.info("wrote %s", ", ".join(map(str, written)))
     return 0
 

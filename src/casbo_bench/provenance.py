@@ -20,6 +20,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import casbo_bench
 
 LIBRARIES: tuple[str, ...] = (
@@ -122,12 +124,24 @@ def device_description(requested: str = "cpu") -> dict[str, Any]:
     return description
 
 
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as its Python number; anything else JSON cannot hold (a path, a torch
+    dtype or device) as its text."""
+    return value.item() if isinstance(value, np.generic) else str(value)
+
+
 def _json_ready(value: Any) -> Any:
-    """``value`` with anything JSON cannot hold (paths, numpy scalars) turned into text."""
-    return json.loads(json.dumps(value, default=str))
+    """``value`` as plain JSON (:func:`_plain` for what JSON cannot hold)."""
+    return json.loads(json.dumps(value, default=_plain))
 
 
-def collect(config_hash: str | None, arguments: Mapping[str, Any]) -> dict[str, Any]:
+def collect(
+    config_hash: str | None,
+    arguments: Mapping[str, Any],
+    *,
+    claims_rule_hash: str | None = None,
+    repetitions: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The provenance record of one job.
 
     Args:
@@ -135,11 +149,16 @@ def collect(config_hash: str | None, arguments: Mapping[str, Any]) -> dict[str, 
             hand).
         arguments: the job's arguments (method, options, problem, d, K, seeds, budget, ...);
             a ``"device"`` entry decides whether a CUDA device is described.
+        claims_rule_hash: hash of the claims ledger's decision rule the job was run under
+            (None when run by hand).
+        repetitions: per repetition seed (as text), its derived seeds, the optimizer's
+            resolved settings, J* and the frozen-law floor
+            (:func:`casbo_bench.runner.run_repetition`).
 
     Returns:
         A JSON-ready dict with keys ``casbo_bench_version``, ``git_commit``, ``git_dirty``,
-        ``config_hash``, ``libraries``, ``device``, ``host``, ``os``, ``python``,
-        ``time_utc`` and ``arguments``.
+        ``config_hash``, ``claims_rule_hash``, ``libraries``, ``device``, ``host``, ``os``,
+        ``python``, ``time_utc``, ``arguments`` and ``repetitions``.
     """
     git = git_state()
     return {
@@ -147,6 +166,7 @@ def collect(config_hash: str | None, arguments: Mapping[str, Any]) -> dict[str, 
         "git_commit": git["commit"],
         "git_dirty": git["dirty"],
         "config_hash": config_hash,
+        "claims_rule_hash": claims_rule_hash,
         "libraries": library_versions(),
         "device": device_description(str(arguments.get("device", "cpu"))),
         "host": socket.gethostname(),
@@ -154,4 +174,5 @@ def collect(config_hash: str | None, arguments: Mapping[str, Any]) -> dict[str, 
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "arguments": _json_ready(dict(arguments)),
+        "repetitions": _json_ready(dict(repetitions or {})),
     }

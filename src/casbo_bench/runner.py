@@ -30,7 +30,7 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,6 @@ import pyarrow.parquet as pq
 
 from casbo_bench import optimizers, problems
 from casbo_bench.optimizers.base import (
-    BoxMap,
     FloatArray,
     GaussianLaw,
     NonFiniteLossError,
@@ -214,8 +213,8 @@ class Scope(ABC):
 class PerStepScope(Scope):
     """B = K: every injected noise is searched, and the step losses are told back."""
 
-    def __init__(self, n_steps: int, dim: int, box_map: BoxMap = "linear") -> None:
-        self.space = SearchSpace(n_blocks=n_steps, dim=dim, box_map=box_map)
+    def __init__(self, n_steps: int, dim: int, initial_scale: float = 1.0) -> None:
+        self.space = SearchSpace(n_blocks=n_steps, dim=dim, initial_scale=initial_scale)
 
     def noise(self, candidates: FloatArray) -> FloatArray:
         return candidates
@@ -237,12 +236,15 @@ class LatentScope(Scope):
 
     Args:
         common_noise: the ``(K - 1) x d`` fixed later noises (common random numbers).
-        box_map: the problem's :attr:`~casbo_bench.problems.base.Problem.box_map`.
+        initial_scale: the problem's
+            :attr:`~casbo_bench.problems.base.Problem.initial_scale`.
     """
 
-    def __init__(self, common_noise: FloatArray, box_map: BoxMap = "linear") -> None:
+    def __init__(self, common_noise: FloatArray, initial_scale: float = 1.0) -> None:
         self.common_noise = np.asarray(common_noise, dtype=np.float64)
-        self.space = SearchSpace(n_blocks=1, dim=self.common_noise.shape[1], box_map=box_map)
+        self.space = SearchSpace(
+            n_blocks=1, dim=self.common_noise.shape[1], initial_scale=initial_scale
+        )
 
     def noise(self, candidates: FloatArray) -> FloatArray:
         later = np.broadcast_to(self.common_noise, (candidates.shape[0], *self.common_noise.shape))
@@ -278,18 +280,19 @@ def _checked_final(optimizer: Optimizer, n: int, rng: np.random.Generator) -> Fl
 
 
 def make_scope(
-    scope: str, n_steps: int, dim: int, crn_seed: int, box_map: BoxMap = "linear"
+    scope: str, n_steps: int, dim: int, crn_seed: int, initial_scale: float = 1.0
 ) -> Scope:
     """The :class:`Scope` named ``scope`` for a problem of ``n_steps`` noises of size ``dim``.
 
-    ``crn_seed`` seeds the ``(K - 1) x d`` N(0, I) draw of the fixed later noises;
-    ``box_map`` is the problem's (how box-constrained methods map their cube onto the noise).
+    ``crn_seed`` seeds the ``(K - 1) x d`` N(0, I) draw of the fixed later noises (the
+    pre-trained sampler's law); ``initial_scale`` is the problem's initial law, where every
+    method starts.
     """
     if scope == "per_step":
-        return PerStepScope(n_steps, dim, box_map)
+        return PerStepScope(n_steps, dim, initial_scale)
     if scope == "latent":
         common_noise = np.random.default_rng(crn_seed).standard_normal((n_steps - 1, dim))
-        return LatentScope(common_noise, box_map)
+        return LatentScope(common_noise, initial_scale)
     raise JobError(f"unknown optimizer scope {scope!r}; an optimizer's scope is per_step or latent")
 
 
@@ -397,6 +400,30 @@ def _expected_loss(problem: Problem, optimizer: Optimizer, scope: Scope, wanted:
     return float(problem.expected_loss(means, covariances))
 
 
+def frozen_law_floor(problem: Problem, law: GaussianLaw, scope: Scope) -> float:
+    """``min_mu J(mu, Sigma)`` over the block means, with ``law``'s covariances held fixed.
+
+    The lowest expected loss a method that adapts only the means of ``law`` can reach. ``J``
+    is the problem's closed form, convex in the means on the convex problems, and minimized
+    with L-BFGS-B from ``law``'s own means.
+    """
+    covariances = np.asarray(law.covariances, dtype=np.float64)
+    shape = np.shape(law.means)
+
+    def loss(flat_means: FloatArray) -> float:
+        means, step_covariances = scope.moments(GaussianLaw(flat_means.reshape(shape), covariances))
+        return float(problem.expected_loss(means, step_covariances))
+
+    # Imported here: only the fixed-covariance control needs it, and every job pays for imports.
+    from scipy.optimize import minimize
+
+    start = np.asarray(law.means, dtype=np.float64).ravel()
+    result = minimize(
+        loss, start, method="L-BFGS-B", options={"maxiter": 10_000, "ftol": 1e-15, "gtol": 1e-10}
+    )
+    return float(min(result.fun, loss(start)))
+
+
 def optimize(
     problem: Problem,
     optimizer: Optimizer,
@@ -491,8 +518,15 @@ def fresh_sample_loss(
     return float(np.mean(losses))
 
 
-def run_repetition(job: Job, seed: int) -> pd.DataFrame:
-    """The trace of repetition ``seed`` of ``job``: ``job.budget`` rows, trace columns."""
+def run_repetition(job: Job, seed: int, records: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The trace of repetition ``seed`` of ``job``: ``job.budget`` rows, trace columns.
+
+    When ``records`` is given, ``records[str(seed)]`` receives what the trace's provenance
+    keeps of the repetition: its four derived seeds, the optimizer's resolved settings
+    (:meth:`Optimizer.resolved_settings`, after the run, so pycma's seeds are in), the
+    problem's ``optimal_loss`` J* and, for a method with a fixed covariance whose expected
+    loss is recorded, ``frozen_law_floor`` (:func:`frozen_law_floor`); None where unknown.
+    """
     seeds = RepetitionSeeds.derive(job, seed)
     context = (
         f"{job.method} on {job.problem} (d={job.dim}, K={job.n_steps}, {job.scoring}), seed {seed}"
@@ -507,7 +541,9 @@ def run_repetition(job: Job, seed: int) -> pd.DataFrame:
             **_problem_options(job),
         )
         optimizer_class = optimizers.get_optimizer(job.optimizer)
-        scope = make_scope(optimizer_class.scope, job.n_steps, job.dim, seeds.crn, problem.box_map)
+        scope = make_scope(
+            optimizer_class.scope, job.n_steps, job.dim, seeds.crn, problem.initial_scale
+        )
         start = time.perf_counter()
         optimizer = optimizers.make_optimizer(
             job.optimizer,
@@ -515,6 +551,11 @@ def run_repetition(job: Job, seed: int) -> pd.DataFrame:
             seed=seeds.optimizer,
             **_optimizer_options(optimizer_class, job),
         )
+        floor = None
+        if records is not None and optimizer.fixed_covariance and job.record_expected_loss:
+            law = optimizer.gaussian_law()
+            if law is not None and problem.has_expected_loss:
+                floor = frozen_law_floor(problem, law, scope)
         steps = optimize(
             problem,
             optimizer,
@@ -539,6 +580,13 @@ def run_repetition(job: Job, seed: int) -> pd.DataFrame:
         "budget": job.budget,
     }
     frame = steps.assign(**run, fresh_sample_loss=fresh)
+    if records is not None:
+        records[str(seed)] = {
+            "seeds": asdict(seeds),
+            "settings": optimizer.resolved_settings(),
+            "optimal_loss": problem.optimal_loss if np.isfinite(problem.optimal_loss) else None,
+            "frozen_law_floor": floor,
+        }
     logger.info(
         "%s: best-so-far %.6g after %d evaluations, fresh-sample %.6g, %.2f s",
         context,
@@ -556,8 +604,10 @@ def _as_trace(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[[*TRACE_COLUMNS, *details]].astype(TRACE_COLUMNS)
 
 
-def run_job(job: Job) -> pd.DataFrame:
+def run_job(job: Job, records: dict[str, Any] | None = None) -> pd.DataFrame:
     """Run every repetition seed of ``job``; the trace, one row per evaluation.
+
+    ``records``, when given, receives one entry per seed (:func:`run_repetition`).
 
     Raises:
         OptimizerError: unknown optimizer (the message lists the valid names) or option.
@@ -566,7 +616,7 @@ def run_job(job: Job) -> pd.DataFrame:
             method, problem, d, K, scoring and seed.
     """
     return _as_trace(
-        pd.concat([run_repetition(job, seed) for seed in job.seeds], ignore_index=True)
+        pd.concat([run_repetition(job, seed, records) for seed in job.seeds], ignore_index=True)
     )
 
 

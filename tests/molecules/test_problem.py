@@ -230,7 +230,7 @@ def test_turbo_searches_the_latent_through_the_normal_map() -> None:
     # Through a +-5 box, TuRBO's Sobol design puts the latent at about 2.9 times the norm of
     # N(0, I) draws and every molecule falls apart (measured: 0 of 24 in one piece, against
     # 21 of 24 for best-of-N). Through Phi^{-1} its design is a draw from the same law.
-    assert MoleculeProblem.box_map == "normal"
+    assert MoleculeProblem.initial_scale == 1.0
     dim, steps = molecule_problem_size(9, 10)
     trace = run_job(
         Job(

@@ -255,3 +255,34 @@ def test_per_step_run_improves_every_block_score_to_go() -> None:
         opt.tell(candidates, problem.rollout(candidates))
     after = mean_score_to_go(problem, opt.mean.numpy(), opt.factor.numpy())
     assert (after < 0.5 * before).all(), (before, after)
+
+
+@pytest.mark.parametrize(
+    ("beta0", "dim", "value", "rule"),
+    [
+        (None, 16, 1 / 16, "1/d"),
+        ("1/d", 4, 0.25, "1/d"),
+        ("1/sqrt(d)", 16, 0.25, "1/sqrt(d)"),
+        (0.3, 16, 0.3, "constant"),
+    ],
+)
+def test_beta0_is_a_named_rule_or_a_number(
+    beta0: object, dim: int, value: float, rule: str
+) -> None:
+    options = {} if beta0 is None else {"beta0": beta0}
+    opt = make_optimizer("casbo", SearchSpace(1, dim), seed=0, **options)
+    assert opt.settings.beta0 == pytest.approx(value)
+    assert opt.resolved_settings()["beta0_rule"] == rule
+
+
+@pytest.mark.parametrize("beta0", ["1/d^2", -1.0, float("inf"), True])
+def test_beta0_refuses_unknown_rules_and_bad_numbers(beta0: object) -> None:
+    with pytest.raises(OptimizerError, match="beta0"):
+        make_optimizer("casbo", SearchSpace(1, 3), seed=0, beta0=beta0)
+
+
+def test_casbo_diag_defaults_follow_the_diagonal_port() -> None:
+    diag = make_optimizer("casbo-diag", SearchSpace(1, 16), seed=0).settings
+    assert (diag.beta0, diag.beta0_rule, diag.mean_rule) == (0.25, "1/sqrt(d)", "first_order")
+    full = make_optimizer("casbo", SearchSpace(1, 16), seed=0).settings
+    assert (full.beta0, full.beta0_rule, full.mean_rule) == (1 / 16, "1/d", "exact")

@@ -40,16 +40,20 @@ def run(opt: TuRBO, problem: Problem, budget: int) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_reaches_1e2_on_the_rotated_sphere_at_d2_in_40_evaluations() -> None:
-    # Published defaults (2000 candidates). Seeds 0-9 ended at best losses 0 to 2.9e-4
-    # after 40 evaluations (4 Sobol points, 9 Thompson batches); the target leaves a
-    # margin of 30 over the worst. Held-out seeds 100-102 here.
-    for seed in (100, 101, 102):
+def test_improves_on_the_rotated_sphere_at_d2_in_40_evaluations() -> None:
+    # Published defaults (2000 candidates), the cube mapped through Phi^{-1}. Seeds 0-9
+    # ended at best losses 2.5e-6 to 0.070 after 40 evaluations (4 Sobol points, 9 Thompson
+    # batches), median 2.4e-4: every seed must reach 0.5 (7 times the worst) and the median
+    # 1e-2 (40 times it). Held-out seeds 100-104 here.
+    best = []
+    for seed in range(100, 105):
         problem = make_problem("sphere", 2, seed=seed, rotated=True)
         start = problem.loss(np.zeros((1, 1, 2)))[0]
         opt = TuRBO(SearchSpace(1, 2), seed=seed, device="cpu")
         run(opt, problem, 40)
-        assert opt.best_loss <= 1e-2, f"seed {seed}: {opt.best_loss} (loss at 0: {start})"
+        assert opt.best_loss <= 0.5, f"seed {seed}: {opt.best_loss} (loss at 0: {start})"
+        best.append(opt.best_loss)
+    assert np.median(best) <= 1e-2, best
 
 
 def test_default_settings_follow_turbo_1() -> None:
@@ -61,8 +65,12 @@ def test_default_settings_follow_turbo_1() -> None:
         5000
     ] * 2
     opt = TuRBO(SearchSpace(1, 10), seed=0)
-    assert opt.batch_size == 4 and opt.n_initial == 20 and opt.n_candidates == 2000
-    assert opt.settings.failure_tolerance == 3
+    settings = opt.settings
+    assert (settings.batch_size, settings.n_initial, settings.n_candidates) == (4, 20, 2000)
+    assert settings.trust_region.failure_tolerance == 3
+    recorded = opt.resolved_settings()
+    assert recorded["trust_region"]["success_tolerance"] == 10
+    assert recorded["n_initial"] == 20
 
 
 def test_region_halves_after_failure_tolerance_failures() -> None:
@@ -132,41 +140,43 @@ def test_optimizer_shrinks_then_restarts_from_a_fresh_sobol_design() -> None:
     assert opt.best_loss == 0.0  # the best over all runs is kept by the base class
 
 
-def test_candidates_stay_inside_the_box() -> None:
-    # A small box around an optimum outside it: the search presses against the faces.
+def test_thompson_batches_are_distinct_points_of_the_normal_map() -> None:
     problem = make_problem("sphere", 3, seed=4)
-    bound = 0.3
-    opt = TuRBO(SearchSpace(1, 3, bound=bound), seed=0, **FAST)
+    opt = TuRBO(SearchSpace(1, 3), seed=0, **FAST)
     asked = run(opt, problem, 30)
-    assert np.all(np.abs(asked) <= bound)
-    assert np.abs(asked).max() > 0.9 * bound
+    assert np.all(np.isfinite(asked))
+    assert np.abs(asked).max() <= turbo.cube_to_noise(np.ones((1, 1)), SearchSpace(1, 1))[0, 0]
     thompson_batches = asked[6:].reshape(-1, 4, 3)  # after the 6-point Sobol design
     assert all(len(np.unique(batch, axis=0)) == 4 for batch in thompson_batches)
 
 
-def test_normal_box_map_designs_draw_from_the_initial_law() -> None:
-    # A diffusion latent: the Sobol design, mapped through Phi^{-1}, must look like N(0, I)
-    # draws (a +-5 box would put it at about 2.9 times their norm).
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_the_design_is_a_draw_from_the_initial_law(scale: float) -> None:
+    # Mapped through Phi^{-1}, the Sobol design must look like draws from N(0, s0^2 I), the
+    # law every other method starts from (a +-5 box would put it at 2.9 times their norm).
     dim = 63
-    opt = TuRBO(SearchSpace(1, dim, box_map="normal"), seed=0, **FAST)
-    design = opt.ask()[:, 0, :]
+    opt = TuRBO(SearchSpace(1, dim, initial_scale=scale), seed=0, **FAST)
+    design = opt.ask()[:, 0, :] / scale
     assert design.shape == (2 * dim, dim)
     assert abs(design.mean()) < 0.05
     assert abs(design.std() - 1.0) < 0.05
     norms = np.linalg.norm(design, axis=1)
     assert np.all(np.abs(norms / np.sqrt(dim) - 1.0) < 0.35)
-    linear = TuRBO(SearchSpace(1, dim), seed=0, **FAST).ask()[:, 0, :]
-    assert np.median(np.linalg.norm(linear, axis=1)) > 2.5 * np.sqrt(dim)
 
 
-def test_normal_box_map_keeps_faces_finite() -> None:
+def test_first_batch_on_the_sphere_at_d10_has_unit_spread() -> None:
+    design = TuRBO(SearchSpace(1, 10), seed=0, **FAST).ask()
+    assert 0.7 <= design.std() <= 1.4
+
+
+def test_the_normal_map_keeps_faces_finite() -> None:
     faces = np.array([[0.0, 1.0, 0.5]])
-    noise = turbo.cube_to_noise(faces, SearchSpace(1, 3, box_map="normal"))
+    noise = turbo.cube_to_noise(faces, SearchSpace(1, 3))
     assert np.all(np.isfinite(noise))
     assert noise[0, 0] == pytest.approx(-4.753424, abs=1e-5)
     assert noise[0, 1] == pytest.approx(4.753424, abs=1e-5)
-    with pytest.raises(OptimizerError, match="box_map"):
-        SearchSpace(1, 3, box_map="uniform")  # type: ignore[arg-type]
+    with pytest.raises(OptimizerError, match="initial_scale"):
+        SearchSpace(1, 3, initial_scale=0.0)
 
 
 def test_trust_region_bounds_have_volume_length_to_the_d() -> None:

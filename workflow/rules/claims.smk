@@ -2,9 +2,10 @@
 
 Config block ``claims`` (workflow/schemas/config.schema.yaml); without it no rule here has
 anything to do. Variant runs go to results/<name>/robustness/raw/ (never mixed with the
-benchmark's own runs, which the tables aggregate), the ledger to results/<name>/claims.csv
-and claims.md. The molecule claim is judged on the molecule benchmark's runs (molecules.smk,
-included before this file) when the config has a ``molecules`` block.
+benchmark's own runs, which the tables aggregate). The resolved claims block goes to
+results/<name>/claims_spec.json, the ledger to results/<name>/claims.csv and claims.md. Claim
+records on the molecule benchmark are judged on its runs (molecules.smk, included before
+this file) when the config has a ``molecules`` block, and are inconclusive otherwise.
 """
 
 
@@ -27,12 +28,30 @@ rule run_claims_variant:
         arguments=variant_run_arguments,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "python -m casbo_bench run {params.arguments} --out {output.trace} > {log} 2>&1"
+        "python -m casbo_bench run {params.arguments} --out {output.trace:q} > {log:q} 2>&1"
+
+
+# Written in Snakemake's own process (no shell, nothing from config reaches a command line);
+# a change of the claims block changes params.spec, which reruns this rule and the ledger.
+rule claims_spec:
+    output:
+        spec=CLAIMS_SPEC,
+    log:
+        f"{LOGS}/claims_spec.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=200,
+        runtime=5,
+    params:
+        spec=lambda wildcards: claims_spec(),
+    run:
+        write_claims_spec(params.spec, output.spec, log[0])
 
 
 rule claims:
     input:
-        claims_inputs,
+        unpack(claims_inputs),
     output:
         markdown=f"{RESULTS}/claims.md",
         table=report(
@@ -51,6 +70,10 @@ rule claims:
         runtime=30,
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.table),
-        arguments=lambda wildcards: claims_arguments(),
+        benchmarks=claims_benchmark_arguments,
+        rate=lambda wildcards, input: (
+            ["--rate-verdicts", input.rate_verdicts] if RATE is not None else []
+        ),
     shell:
-        "python -m casbo_bench claims --out-dir {params.out_dir} {params.arguments} > {log} 2>&1"
+        "python -m casbo_bench claims --spec {input.spec:q} --out-dir {params.out_dir:q} "
+        "{params.benchmarks:q} {params.rate:q} > {log:q} 2>&1"

@@ -1,25 +1,121 @@
-"""Config checks and input functions of claims.smk (included by it)."""
+"""Config checks and input functions of claims.smk (included by it).
 
-import os
+Every label a claim record names is checked against the config here, before any job runs;
+the records' own structure is checked by casbo_bench.registration, the code the ledger reads
+them with.
+"""
+
 from types import SimpleNamespace
+
+from casbo_bench.registration import ClaimsError, ClaimsSpec
 
 CLAIMS = config.get("claims") or None
 if CLAIMS is not None and not CLAIMS.get("enabled", True):
     CLAIMS = None  # turned off, e.g. a block inherited from config/config.yaml
 VARIANTS = {variant["label"]: variant for variant in (CLAIMS or {}).get("variants", [])}
-CLAIMS_RULE_KEYS = ["alpha", "min_seeds", "min_effect", "min_fraction", "rate_min_seeds"]
+# The molecule benchmark's traces enter the ledger as this group (molecules.smk reserves the
+# name, so no benchmark group can take it).
+MOLECULE_GROUP = "molecules"
+CLAIMS_SPEC = f"{RESULTS}/claims_spec.json"
+
+
+def stand_ins():
+    """Method -> the method whose runs stand in for it at K = 1 (``methods[*].on_plain``)."""
+    return {label: method["on_plain"] for label, method in METHODS.items() if "on_plain" in method}
+
+
+def claim_records():
+    """The config's claim records, a comparison without ``groups`` covering every benchmark
+    group (so one list of records serves configs with different groups)."""
+    return [
+        (
+            record
+            if record.get("kind", "comparison") == "rate" or "groups" in record
+            else {**record, "groups": list(BENCHMARKS)}
+        )
+        for record in CLAIMS["claims"]
+    ]
+
+
+def claims_spec():
+    """The ledger's spec (casbo_bench.registration.ClaimsSpec), resolved from config."""
+    return {
+        "config": f"{config['name']} ({CONFIG_PATH})",
+        "reference": config["reference"],
+        "rule": CLAIMS["rule"],
+        "claims": claim_records(),
+        "variants": list(VARIANTS),
+        "stand_ins": stand_ins(),
+        "molecule_benchmark": MOLECULE_GROUP,
+        "results_dir": RESULTS,
+        "figures_dir": FIGURES,
+    }
+
+
+def write_claims_spec(spec, path, log):
+    """Write ``spec`` (:func:`claims_spec`) as JSON to ``path``, and one line to ``log``."""
+    with open(path, "w", encoding="utf-8") as stream:
+        json.dump(spec, stream, indent=2, sort_keys=True)
+        stream.write("\n")
+    with open(log, "w", encoding="utf-8") as stream:
+        stream.write(f"wrote {path}: {len(spec['claims'])} claim records, rule {RULE_HASH}\n")
+
+
+def _groups_run():
+    """Benchmark group -> the method labels it runs (the molecule benchmark's included)."""
+    groups = {name: set(benchmark_methods(benchmark)) for name, benchmark in BENCHMARKS.items()}
+    if MOLECULES is not None:
+        groups[MOLECULE_GROUP] = set(molecule_methods())
+    return groups
+
+
+def _check_claim_records(spec):
+    """Every group and label of the records is the config's, and every compared method runs."""
+    groups = _groups_run()
+    run = set().union(*groups.values())
+    known_groups = sorted({*BENCHMARKS, MOLECULE_GROUP})
+    for record in spec.records:
+        if record.kind == "rate":
+            if RATE is not None and record.method not in RATE_METHODS:
+                raise ValueError(
+                    f"config: claim {record.title} names rate method {record.method!r}; use "
+                    f"one of rate_check.methods {sorted(RATE_METHODS)}"
+                )
+            continue
+        unknown = sorted(set(record.groups) - set(known_groups))
+        if unknown:
+            raise ValueError(
+                f"config: claim {record.title} names unknown benchmark group(s) {unknown}; use "
+                f"{known_groups}"
+            )
+        unknown = [label for label in record.labels if label not in METHODS]
+        if unknown:
+            raise ValueError(
+                f"config: claim {record.title} compares unknown method(s) {unknown}; define "
+                f"them under 'methods' first"
+            )
+        if not any(group in groups for group in record.groups):
+            continue  # its groups are not run here: the ledger calls it inconclusive
+        idle = [
+            label
+            for label in record.labels
+            if label not in run and spec.stand_ins.get(label) not in run
+        ]
+        if idle:
+            raise ValueError(
+                f"config: claim {record.title} compares {idle}, which no benchmark group runs; "
+                f"add them to a group's methods or drop them from the claim"
+            )
 
 
 def _check_claims_config():
     """Cross-field checks of ``claims`` the JSON schema cannot express, each with its fix."""
     if CLAIMS is None:
         return
-    missing = [key for key in CLAIMS_RULE_KEYS if key not in CLAIMS]
-    if missing:
+    if "claims" not in CLAIMS:
         raise ValueError(
-            f"config: claims lacks {missing} (the pre-registered decision rule); give them, "
-            f"or write claims: {{enabled: false}} "
-            f"for no ledger"
+            "config: claims lacks its claim records (claims.claims); give them, or write "
+            "claims: {enabled: false} for no ledger"
         )
     if len(VARIANTS) != len(CLAIMS.get("variants", [])):
         raise ValueError("config: two claims variants share a label; give each a unique label")
@@ -44,6 +140,11 @@ def _check_claims_config():
             f"config: claims names unknown benchmark group(s) {unknown}; use one of "
             f"{sorted(BENCHMARKS)}"
         )
+    try:
+        spec = ClaimsSpec.from_mapping(claims_spec())
+    except ClaimsError as error:
+        raise ValueError(f"config: claims: {error}") from None
+    _check_claim_records(spec)
 
 
 _check_claims_config()
@@ -84,58 +185,36 @@ def group_traces(name):
 
 
 def variant_run_arguments(wildcards):
-    """The `casbo-bench run` arguments of one variant job: the reference's, other options."""
+    """The `casbo-bench run` arguments of one variant job (quoted, common.smk): the
+    reference's, other options, under the ledger's rule hash."""
     benchmark = BENCHMARKS[wildcards.benchmark]
     variant = VARIANTS[wildcards.method]
     caps = benchmark["budget_caps"]
     budget = caps.get(variant["label"], caps.get(variant["variant_of"], benchmark["budget"]))
-    seeds = " ".join(str(seed) for seed in seed_chunks()[int(wildcards.chunk)])
-    options = " ".join(
-        f"--option {key}={json.dumps(value)}"
-        for key, value in sorted(variant.get("options", {}).items())
+    seeds = seed_chunks()[int(wildcards.chunk)]
+    setting = shell_arguments(
+        *("--problem", wildcards.problem, "--dim", wildcards.d, "--steps", wildcards.K),
+        *("--scoring", wildcards.scoring),
     )
-    return (
-        f"--method {variant['optimizer']} --label {variant['label']} {options} "
-        f"--problem {wildcards.problem} --dim {wildcards.d} --steps {wildcards.K} "
-        f"--scoring {wildcards.scoring} --seeds {seeds} --budget {budget} "
-        f"--fresh-samples {config['fresh_samples']} --device {config['device']} "
-        f"--config-hash {CONFIG_HASH}"
-    )
+    return f"{method_arguments(variant, seeds, budget, config['fresh_samples'])} {setting}"
+
+
+def claims_benchmark_arguments(wildcards):
+    """``--benchmark GROUP FILE...`` for every group with traces, one list item per word."""
+    groups = {name: group_traces(name) for name in BENCHMARKS}
+    if molecule_traces():
+        groups[MOLECULE_GROUP] = molecule_traces()
+    return [word for name, files in groups.items() for word in ("--benchmark", name, *files)]
 
 
 def claims_inputs(wildcards):
-    inputs = [path for name in BENCHMARKS for path in group_traces(name)]
-    inputs += molecule_traces()
+    inputs = {
+        "spec": CLAIMS_SPEC,
+        "traces": [path for name in BENCHMARKS for path in group_traces(name)] + molecule_traces(),
+    }
     if RATE is not None:
-        inputs.append(f"{RATE_DIR}/verdicts.csv")
+        inputs["rate_verdicts"] = f"{RATE_DIR}/verdicts.csv"
     return inputs
-
-
-def claims_arguments():
-    """The `casbo-bench claims` arguments: groups with their files, variants, the rule."""
-    # --configfile files are merged over the Snakefile's config/config.yaml; the last one
-    # given on the command line names the config.
-    given = list(workflow.overwrite_configfiles or [])
-    config_path = given[-1] if given else "config/config.yaml"
-    groups = " ".join(f"--benchmark {name} " + " ".join(group_traces(name)) for name in BENCHMARKS)
-    variants = " ".join(f"--variant {label}" for label in VARIANTS)
-    # The molecule claim is judged on the molecule benchmark (molecules.smk) when the config
-    # runs one; without it the ledger calls the claim inconclusive.
-    molecules = molecule_traces()
-    return (
-        f"--config-label '{config['name']} ({os.path.relpath(config_path)})' "
-        f"--reference {config['reference']} {groups} {variants} "
-        + (
-            f"--benchmark molecules {' '.join(molecules)} --molecule-benchmark molecules "
-            if molecules
-            else ""
-        )
-        + (f"--rate-verdicts {RATE_DIR}/verdicts.csv " if RATE is not None else "")
-        + f"--alpha {CLAIMS['alpha']} --min-seeds {CLAIMS['min_seeds']} "
-        f"--min-effect {CLAIMS['min_effect']} --min-fraction {CLAIMS['min_fraction']} "
-        f"--rate-min-seeds {CLAIMS['rate_min_seeds']} "
-        f"--results-dir {RESULTS} --figures-dir {FIGURES}"
-    )
 
 
 def claims_outputs():

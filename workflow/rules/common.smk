@@ -4,10 +4,58 @@ import hashlib
 import json
 import os
 import re
+import shlex
 from itertools import product
 
+import yaml
 from snakemake.utils import validate
 
+from casbo_bench.registration import claims_rule_hash
+
+DEFAULT_CONFIG = "config/config.yaml"
+# Snakemake fills `config` from --configfile before this file runs; the last file given names
+# the run. A config stands alone: blocks it leaves out are off, never inherited.
+CONFIG_PATH = os.path.relpath((workflow.overwrite_configfiles or [DEFAULT_CONFIG])[-1])
+
+
+def _read_config(path):
+    """The YAML mapping in ``path`` (relative to the working directory), with a one-line
+    error."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            loaded = yaml.safe_load(stream)
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"config: cannot read {path}: {error}; fix or name another file")
+    if not isinstance(loaded, dict):
+        raise ValueError(f"config: {path} holds no mapping of keys; write a config there")
+    return loaded
+
+
+def _resolve_config():
+    """``config`` as run: the default config when none was given, and ``extends: <file>``
+    expanded one level deep: the named file's top-level entries, where the extending config
+    overrides a mapping block key by key and any other entry whole."""
+    if not config:
+        config.update(_read_config(DEFAULT_CONFIG))
+    base_path = config.pop("extends", None)
+    if base_path is None:
+        return
+    base = _read_config(base_path)
+    if "extends" in base:
+        raise ValueError(
+            f"config: {base_path} itself extends {base['extends']}; extends is one level "
+            f"deep, so extend {base['extends']} directly"
+        )
+    merged = dict(base)
+    for key, value in config.items():
+        inherited = base.get(key)
+        both_blocks = isinstance(value, dict) and isinstance(inherited, dict)
+        merged[key] = {**inherited, **value} if both_blocks else value
+    config.clear()
+    config.update(merged)
+
+
+_resolve_config()
 validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = f"results/{config['name']}"
@@ -16,6 +64,13 @@ LOGS = f"{RESULTS}/logs"
 CONFIG_HASH = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[
     :16
 ]
+# The claims ledger judges only traces run under its own pre-registered rule: every job
+# records the rule's hash (casbo_bench.registration; none without a claims block).
+RULE_HASH = (
+    claims_rule_hash(config["claims"].get("rule", {}))
+    if config.get("claims") and config["claims"].get("enabled", True)
+    else None
+)
 METHODS = {method["label"]: method for method in config["methods"]}
 BENCHMARKS = {benchmark["name"]: benchmark for benchmark in config["benchmarks"]}
 TABLE_NAMES = ["final_loss", "significance", "significance_fresh", "ert"]
@@ -27,7 +82,7 @@ CLI = "python -m casbo_bench"
 TABLE_FORMATS = ["csv", "md", "tex"]
 # The registered optimizers whose constructor takes `device`: their torch parts run on the
 # config's device (tests/test_envs.py checks this set against the registry).
-TORCH_OPTIMIZERS = {"casbo", "casbo-diag", "casbo-latent", "turbo"}
+TORCH_OPTIMIZERS = {"casbo", "casbo-diag", "casbo-latent", "casbo-mean-only", "turbo"}
 
 
 def gpus_for(uses_torch):
@@ -43,11 +98,18 @@ def _check_config():
     """Cross-field checks the JSON schema cannot express, each with its fix."""
     if len(METHODS) != len(config["methods"]):
         raise ValueError("config: two methods share a label; give each method a unique label")
-    if config["reference"] not in METHODS:
+    if METHODS and config["reference"] not in METHODS:
         raise ValueError(
             f"config: reference {config['reference']!r} is not a method label; "
             f"use one of {sorted(METHODS)}"
         )
+    for label, method in METHODS.items():
+        twin = method.get("on_plain")
+        if twin is not None and (twin not in METHODS or "on_plain" in METHODS[twin]):
+            raise ValueError(
+                f"config: method {label!r} has on_plain: {twin!r}, which is not a method run on "
+                f"plain problems; name a label of 'methods' without on_plain"
+            )
     for benchmark in config["benchmarks"]:
         unknown = set(benchmark.get("methods", [])) - set(METHODS)
         unknown |= set(benchmark["budget_caps"]) - set(METHODS)
@@ -61,10 +123,14 @@ def _check_config():
 _check_config()
 
 
+# A pattern no folder name matches (the wildcard of a config without benchmark groups).
+NO_MATCH = "(?!)"
+
+
 # Only the config's benchmark groups: other folders beside them (rate_checks, molecules)
 # must not match the tables and figures rules.
 wildcard_constraints:
-    benchmark="|".join(re.escape(name) for name in BENCHMARKS),
+    benchmark="|".join(re.escape(name) for name in BENCHMARKS) or NO_MATCH,
     method="[a-z0-9][a-z0-9_-]*",
     problem="[a-z0-9][a-z0-9_-]*",
     d=r"\d+",
@@ -81,6 +147,18 @@ def seed_chunks():
 
 def benchmark_methods(benchmark):
     return benchmark.get("methods") or list(METHODS)
+
+
+def runs_here(label, d, K):
+    """Whether method ``label`` is run on a cell of noise size ``d`` and ``K`` injections.
+
+    Not where K = 1 for a method with ``on_plain`` (it equals that method there), nor above
+    its ``max_joint_dim`` searched numbers K x d.
+    """
+    method = METHODS[label]
+    if "on_plain" in method and int(K) == 1:
+        return False
+    return int(K) * int(d) <= method.get("max_joint_dim", int(K) * int(d))
 
 
 def trace_path(benchmark, method, problem, d, K, scoring, chunk):
@@ -100,7 +178,42 @@ def benchmark_traces(wildcards):
             benchmark["scoring"],
             range(len(seed_chunks())),
         )
+        if runs_here(method, d, K)
     ]
+
+
+def shell_arguments(*arguments):
+    """``arguments`` as one shell word each: config text never reaches the shell unquoted."""
+    return " ".join(shlex.quote(str(argument)) for argument in arguments)
+
+
+def method_arguments(method, seeds, budget, fresh_samples):
+    """The `casbo-bench run` arguments that come from a method record and the config, quoted:
+    optimizer, label, options, seeds, budget, fresh samples, device and the hashes."""
+    options = [
+        part
+        for key, value in sorted(method.get("options", {}).items())
+        for part in ("--option", f"{key}={json.dumps(value)}")
+    ]
+    hashes = ["--config-hash", CONFIG_HASH]
+    if RULE_HASH is not None:
+        hashes += ["--rule-hash", RULE_HASH]
+    return shell_arguments(
+        "--method",
+        method["optimizer"],
+        "--label",
+        method["label"],
+        *options,
+        "--seeds",
+        *seeds,
+        "--budget",
+        budget,
+        "--fresh-samples",
+        fresh_samples,
+        "--device",
+        config["device"],
+        *hashes,
+    )
 
 
 def run_arguments(wildcards):
@@ -108,17 +221,22 @@ def run_arguments(wildcards):
     benchmark = BENCHMARKS[wildcards.benchmark]
     method = METHODS[wildcards.method]
     budget = benchmark["budget_caps"].get(wildcards.method, benchmark["budget"])
-    seeds = " ".join(str(seed) for seed in seed_chunks()[int(wildcards.chunk)])
-    options = " ".join(
-        f"--option {key}={json.dumps(value)}"
-        for key, value in sorted(method.get("options", {}).items())
-    )
+    seeds = seed_chunks()[int(wildcards.chunk)]
     return (
-        f"--method {method['optimizer']} --label {method['label']} {options} "
-        f"--problem {wildcards.problem} --dim {wildcards.d} --steps {wildcards.K} "
-        f"--scoring {wildcards.scoring} --seeds {seeds} --budget {budget} "
-        f"--fresh-samples {config['fresh_samples']} --device {config['device']} "
-        f"--config-hash {CONFIG_HASH}"
+        method_arguments(method, seeds, budget, config["fresh_samples"])
+        + " "
+        + (
+            shell_arguments(
+                "--problem",
+                wildcards.problem,
+                "--dim",
+                wildcards.d,
+                "--steps",
+                wildcards.K,
+                "--scoring",
+                wildcards.scoring,
+            )
+        )
     )
 
 

@@ -68,6 +68,7 @@ def molecule_traces(wildcards=None):
         molecule_trace_path(method, task["name"], *molecule_task_size(task), chunk)
         for method in molecule_methods()
         for task in MOLECULES["tasks"]
+        if runs_here(method, *molecule_task_size(task))
         for chunk in range(len(molecule_seed_chunks()))
     ]
 
@@ -76,17 +77,21 @@ def molecule_run_arguments(wildcards):
     """The `casbo-bench run` arguments of one molecule job, from config."""
     method = METHODS[wildcards.method]
     budget = MOLECULES.get("budget_caps", {}).get(wildcards.method, MOLECULES["budget"])
-    seeds = " ".join(str(seed) for seed in molecule_seed_chunks()[int(wildcards.chunk)])
-    options = " ".join(
-        f"--option {key}={json.dumps(value)}"
-        for key, value in sorted(method.get("options", {}).items())
-    )
+    seeds = molecule_seed_chunks()[int(wildcards.chunk)]
+    fresh_samples = MOLECULES.get("fresh_samples", 16)
     return (
-        f"--method {method['optimizer']} --label {method['label']} {options} "
-        f"--problem {wildcards.problem} --dim {wildcards.d} --steps {wildcards.K} "
-        f"--scoring final --seeds {seeds} --budget {budget} "
-        f"--fresh-samples {MOLECULES.get('fresh_samples', 16)} --device {config['device']} "
-        f"--config-hash {CONFIG_HASH}"
+        method_arguments(method, seeds, budget, fresh_samples)
+        + " "
+        + shell_arguments(
+            "--problem",
+            wildcards.problem,
+            "--dim",
+            wildcards.d,
+            "--steps",
+            wildcards.K,
+            "--scoring",
+            "final",
+        )
     )
 
 

@@ -1,9 +1,11 @@
 """The d^2/sqrt(T) rate check: runs that record the exact J(theta_t), then the verdicts.
 
 Config block ``rate_check`` (workflow/schemas/config.schema.yaml); without it no rule here
-has anything to do. Runs go to results/<name>/rate_checks/raw/, the verdicts to
-results/<name>/rate_checks/verdicts.csv, the table to results/<name>/tables/rate_checks.*
-and the figures to paper_figures/<name>/rate_checks/.
+has anything to do. Runs go to results/<name>/rate_checks/raw/, the verdicts, local slopes,
+calibration and gaps to results/<name>/rate_checks/*.csv, the table to
+results/<name>/tables/rate_checks.* and the figures to paper_figures/<name>/rate_checks/.
+Config text reaches the shell quoted: run arguments by shell_arguments (common.smk), every
+other parameter, path and wildcard by :q.
 """
 
 
@@ -32,7 +34,7 @@ rule run_rate_check:
         arguments=rate_run_arguments,
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "python -m casbo_bench run {params.arguments} --out {output.trace} > {log} 2>&1"
+        "python -m casbo_bench run {params.arguments} --out {output.trace:q} > {log:q} 2>&1"
 
 
 rule rate_check:
@@ -44,6 +46,18 @@ rule rate_check:
             caption="../report/rate_verdicts.rst",
             category="Rate check",
             labels={"output": "verdicts (full rows)"},
+        ),
+        local_slopes=report(
+            f"{RATE_DIR}/local_slopes.csv",
+            caption="../report/rate_local_slopes.rst",
+            category="Rate check",
+            labels={"output": "local slopes per d"},
+        ),
+        calibration=report(
+            f"{RATE_DIR}/calibration.csv",
+            caption="../report/rate_calibration.rst",
+            category="Rate check",
+            labels={"output": "calibration of the rule"},
         ),
         gaps=f"{RATE_DIR}/gaps.csv",
         tables=[
@@ -68,7 +82,7 @@ rule rate_check:
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.verdicts),
         table_dir=lambda wildcards, output: os.path.dirname(output.tables[0]),
-        arguments=lambda wildcards: rate_check_arguments(),
+        arguments=rate_check_arguments,
     shell:
-        "python -m casbo_bench rates --out-dir {params.out_dir} --table-dir {params.table_dir}"
-        " --figure-dir {output.figures} {params.arguments} {input} > {log} 2>&1"
+        "python -m casbo_bench rates --out-dir {params.out_dir:q} --table-dir {params.table_dir:q}"
+        " --figure-dir {output.figures:q} {params.arguments:q} {input:q} > {log:q} 2>&1"

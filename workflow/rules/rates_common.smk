@@ -91,43 +91,54 @@ def rate_traces(wildcards=None):
 
 
 def rate_run_arguments(wildcards):
-    """The `casbo-bench run` arguments of one rate-check job, from config."""
+    """The `casbo-bench run` arguments of one rate-check job, quoted (common.smk): every
+    method of the check gets the budget of its d, so a method with smaller batches (the
+    random control's 6) runs at least as many iterations as CASBO's population allows."""
     method = RATE_METHODS[wildcards.method]
     budget = RATE["budgets"][RATE["dims"].index(int(wildcards.d))]
-    seeds = " ".join(str(seed) for seed in rate_seed_chunks()[int(wildcards.chunk)])
-    options = " ".join(
-        f"--option {key}={json.dumps(value)}"
-        for key, value in sorted(method.get("options", {}).items())
+    seeds = rate_seed_chunks()[int(wildcards.chunk)]
+    setting = shell_arguments(
+        *("--problem", wildcards.problem, "--dim", wildcards.d, "--steps", RATE["steps"]),
+        *("--scoring", RATE["scoring"], "--record-expected-loss"),
     )
-    return (
-        f"--method {method['optimizer']} --label {method['label']} {options} "
-        f"--problem {wildcards.problem} --dim {wildcards.d} --steps {RATE['steps']} "
-        f"--scoring {RATE['scoring']} --seeds {seeds} --budget {budget} "
-        f"--fresh-samples {config['fresh_samples']} --record-expected-loss "
-        f"--device {config['device']} --config-hash {CONFIG_HASH}"
-    )
+    return f"{method_arguments(method, seeds, budget, config['fresh_samples'])} {setting}"
 
 
-def rate_check_arguments():
-    """The `casbo-bench rates` arguments: the T grid, the checks and the pre-registered rule."""
+def _numbers(values):
+    return ",".join(str(value) for value in values)
+
+
+def rate_check_arguments(wildcards=None):
+    """The `casbo-bench rates` arguments, one list item per shell word (the rule quotes each
+    with :q): the T grid, the checks and the pre-registered rule. Its defaults are filled in
+    by the config schema, so every key is read as given."""
     verdict_rule = RATE["rule"]
-    checks = " ".join(
-        f"--check {method}:{problem}:{role}" + (f":{expectation}" if expectation else "")
+    calibration = verdict_rule["calibration"]
+    checks = [
+        word
         for method, problem, role, expectation, _ in rate_checks()
-    )
-    variants = " ".join(
-        f"--variant {label}={method['variant_of']}"
+        for word in ("--check", ":".join(filter(None, (method, problem, role, expectation))))
+    ]
+    variants = [
+        word
         for label, method in RATE_METHODS.items()
         if method.get("variant_of") is not None
-    )
-    return (
-        f"--iterations {','.join(str(t) for t in RATE['iterations'])} {checks} {variants} "
-        f"--t-tolerance {verdict_rule['t_tolerance']} "
-        f"--d-tolerance {verdict_rule['d_tolerance']} "
-        f"--bound-factor {verdict_rule['bound_factor']} "
-        f"--confidence {verdict_rule.get('confidence', 0.95)} "
-        f"--resamples {verdict_rule.get('resamples', 2000)} --seed {verdict_rule.get('seed', 0)}"
-    )
+        for word in ("--variant", f"{label}={method['variant_of']}")
+    ]
+    return [
+        *("--iterations", _numbers(RATE["iterations"]), *checks, *variants),
+        *("--t-tolerance", verdict_rule["t_tolerance"]),
+        *("--d-tolerance", verdict_rule["d_tolerance"]),
+        *("--bound-factor", verdict_rule["bound_factor"]),
+        *("--confidence", verdict_rule["confidence"]),
+        *("--resamples", verdict_rule["resamples"], "--seed", verdict_rule["seed"]),
+        *("--steepening-confidence", verdict_rule["steepening_confidence"]),
+        *("--floor-tolerance", verdict_rule["floor_tolerance"]),
+        *("--calibration-replicates", calibration["replicates"]),
+        # With '=': the exponents may start with '-', which argparse would take for an option.
+        f"--calibration-t-exponents={_numbers(calibration['t_exponents'])}",
+        f"--calibration-d-exponents={_numbers(calibration['d_exponents'])}",
+    ]
 
 
 def rate_check_outputs():
@@ -136,6 +147,8 @@ def rate_check_outputs():
         return []
     return [
         f"{RATE_DIR}/verdicts.csv",
+        f"{RATE_DIR}/local_slopes.csv",
+        f"{RATE_DIR}/calibration.csv",
         f"{RATE_DIR}/gaps.csv",
         *[f"{RESULTS}/tables/rate_checks.{fmt}" for fmt in TABLE_FORMATS],
         f"{FIGURES}/rate_checks",

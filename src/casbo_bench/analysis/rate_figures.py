@@ -1,19 +1,23 @@
-"""Figures of the rate check: the average gap against T and the normalized gap against d.
+"""Figures of the rate check: the average gap against T, the normalized gap and local slopes.
 
 One figure per rate check (method x problem x K x scoring), ``rate_<method>_<problem>_K<K>_
-<scoring>`` as PDF and PNG, two panels side by side:
+<scoring>`` as PDF and PNG, three panels side by side:
 
 - left: ``R_T`` against T, log-log, one colour per d: the seed mean (markers) with the
   individual seeds (faint), the fitted ``exp(c) T^a d^b`` (dashed) and the reference
   ``C d^2 / sqrt(T)`` with C fitted at the smallest d and T (dotted), which the
   pre-registered rule lets the largest d and T exceed by at most ``bound_factor``;
-- right: the normalized gap ``R_T sqrt(T) / d^2`` against d, one line per T: flat or
-  falling lines are what the bound's shape predicts, rising lines violate it.
+- middle: the normalized gap ``R_T sqrt(T) / d^2`` against d, one line per T: flat or
+  falling lines are what the bound's shape predicts, rising lines violate it;
+- right: the local slopes of ``log R_T`` per d over the previous decade of T (open) and
+  the last (filled), with their bootstrap intervals, beside the global fit's T-exponent
+  (dashed) and the T limit ``-1/2 + t_tolerance`` (dotted): a last slope below the previous
+  one whose change is significant is marked as still steepening.
 
 The title carries the check's role and verdict. Styling follows
 :mod:`casbo_bench.analysis.figures` (paper sizes, fonts >= 7 pt, no pyplot).
 
->>> paths = make_rate_figures(gaps, verdicts, "paper_figures/default/rate_checks")  # doctest: +SKIP
+>>> paths = make_rate_figures(gaps, verdicts, slopes, "figures/rate_checks")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -26,23 +30,79 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from casbo_bench.analysis.figures import PAPER_STYLE, TWO_COLUMN_IN, save_figure
 from casbo_bench.analysis.rates import CHECK_KEYS, mean_gaps
 
+_STEEPENING = sns.color_palette("colorblind").as_hex()[0]
+
 
 def _stem(*parts: object) -> str:
     return "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", str(part)) for part in parts)
 
 
-def rate_figure(gaps: pd.DataFrame, verdict: pd.Series) -> Figure:
-    """The two-panel figure of one check.
+def _draw_local_slopes(ax: Axes, slopes: pd.DataFrame, verdict: pd.Series) -> None:
+    """Per d, the previous and last decade's slopes with intervals, beside the global fit."""
+    dims = slopes["d"].to_numpy(dtype=np.float64)
+    steepening = slopes["steepening"].to_numpy(dtype=bool)
+    series = (
+        ("slope_prev", np.ones_like(steepening), 0.92, "s", "none", "0.2", "previous decade"),
+        ("slope_last", ~steepening, 1.08, "o", "0.2", "0.2", "last decade"),
+        ("slope_last", steepening, 1.08, "v", _STEEPENING, _STEEPENING, "last, still steepening"),
+    )
+    for column, shown, shift, marker, face, colour, label in series:
+        values = slopes[column].to_numpy(dtype=np.float64)
+        shown = shown & ~np.isnan(values)
+        if not shown.any():
+            continue
+        low, high = (
+            slopes[f"{column}_{end}"].to_numpy(dtype=np.float64)[shown] for end in ("low", "high")
+        )
+        ax.errorbar(
+            dims[shown] * shift,
+            values[shown],
+            yerr=np.clip([values[shown] - low, high - values[shown]], 0.0, None),
+            fmt=marker,
+            color=colour,
+            markerfacecolor=face,
+            markersize=3.5,
+            elinewidth=0.8,
+            capsize=1.5,
+            label=label,
+        )
+    ax.axhline(
+        float(verdict["a_hat"]),
+        color="0.4",
+        linestyle="--",
+        linewidth=1.0,
+        label=f"global fit a = {float(verdict['a_hat']):.2f}",
+    )
+    ax.axhline(
+        float(verdict["a_limit"]),
+        color="0.4",
+        linestyle=":",
+        linewidth=1.0,
+        label=f"T limit {float(verdict['a_limit']):.2f}",
+    )
+    ax.set_xscale("log")
+    ax.set_xticks(dims, [str(int(d)) for d in dims])
+    ax.minorticks_off()
+    ax.set_xlabel("dimension d")
+    ax.set_ylabel("local slope of log $R_T$")
+    ax.legend(loc="best", frameon=False, fontsize=6, handlelength=1.5)
+
+
+def rate_figure(gaps: pd.DataFrame, verdict: pd.Series, slopes: pd.DataFrame) -> Figure:
+    """The three-panel figure of one check.
 
     Args:
         gaps: the :func:`casbo_bench.analysis.rates.average_gaps` rows of this check.
-        verdict: its row of :func:`casbo_bench.analysis.rates.rate_verdicts`.
+        verdict: its row of the :func:`casbo_bench.analysis.rates.judge_rate_checks`
+            verdicts.
+        slopes: its rows of the local slopes, one per d.
     """
     means = mean_gaps(gaps)
     dims = sorted(int(d) for d in means["d"].unique())
@@ -54,7 +114,7 @@ def rate_figure(gaps: pd.DataFrame, verdict: pd.Series) -> Figure:
     constant = float(verdict["C"])
     with mpl.rc_context(PAPER_STYLE):
         figure = Figure(figsize=(TWO_COLUMN_IN, 3.0), layout="constrained")
-        left, right = figure.subplots(1, 2)
+        left, right, slope_axis = figure.subplots(1, 3)
         for d, colour in zip(dims, d_colours, strict=True):
             own = means[means["d"] == d]
             for _, seed in gaps[gaps["d"] == d].groupby("seed"):
@@ -89,9 +149,11 @@ def rate_figure(gaps: pd.DataFrame, verdict: pd.Series) -> Figure:
         right.set_xlabel("dimension d")
         right.set_ylabel("$R_T \\sqrt{T} / d^2$")
         right.legend(loc="best", frameon=False)
+        _draw_local_slopes(slope_axis, slopes.sort_values("d"), verdict)
         figure.suptitle(
             f"{verdict['method']} on {verdict['problem']} (K = {verdict['K']}, "
-            f"{verdict['scoring']}; {verdict['role']}): {verdict['verdict']}, "
+            f"{verdict['scoring']}; {verdict['role']}): {verdict['verdict']}"
+            f"{'' if bool(verdict['control_ok']) else ' (control misbehaved)'}, "
             f"a = {fitted[1]:.2f} (UCL {float(verdict['a_ucl']):.2f}), "
             f"b = {fitted[2]:.2f} (UCL {float(verdict['b_ucl']):.2f})",
             fontsize=8,
@@ -100,13 +162,17 @@ def rate_figure(gaps: pd.DataFrame, verdict: pd.Series) -> Figure:
 
 
 def make_rate_figures(
-    gaps: pd.DataFrame, verdicts: pd.DataFrame, out_dir: str | os.PathLike[str]
+    gaps: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    local_slopes: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
 ) -> list[Path]:
-    """Write one two-panel figure per verdict row as PDF and PNG.
+    """Write one three-panel figure per verdict row as PDF and PNG.
 
     Args:
         gaps: :func:`casbo_bench.analysis.rates.average_gaps` rows.
-        verdicts: :func:`casbo_bench.analysis.rates.rate_verdicts` rows.
+        verdicts: the verdicts of :func:`casbo_bench.analysis.rates.judge_rate_checks`.
+        local_slopes: its local slopes.
         out_dir: the folder to write to (created if missing).
 
     Returns:
@@ -118,11 +184,12 @@ def make_rate_figures(
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for _, verdict in verdicts.iterrows():
-        own = gaps
+        own, slopes = gaps, local_slopes
         for key in CHECK_KEYS:
             own = own[own[key] == verdict[key]]
+            slopes = slopes[slopes[key] == verdict[key]]
         stem = _stem(
             "rate", verdict["method"], verdict["problem"], f"K{verdict['K']}", verdict["scoring"]
         )
-        paths += save_figure(rate_figure(own, verdict), out, stem)
+        paths += save_figure(rate_figure(own, verdict, slopes), out, stem)
     return paths

@@ -131,9 +131,6 @@ class MoleculeProblem(Problem):
     """
 
     scoring = "final"
-    # A box of +-5 standard deviations puts a uniform design's latents at about 3 times the
-    # norm of N(0, I) draws, where the sampler makes no molecules.
-    box_map = "normal"
 
     def __init__(
         self,

@@ -14,12 +14,17 @@ optimizer's *scope*:
 - ``"latent"``: B = 1, the initial latent only; the runner fixes the later noises to one
   seeded draw (common random numbers) and tells back the rollout loss as an ``n x 1`` array.
 
-Every optimizer starts from N(0, I) on every block (the pre-trained sampler's law), and all
-randomness comes from the integer ``seed`` given at construction.
+Every optimizer starts from the problem's initial law (:class:`SearchSpace`; N(0, I) on every
+block, the pre-trained sampler's law, for every current problem), keeps its hyperparameters in
+one frozen settings dataclass whose resolved values every trace records
+(:meth:`Optimizer.resolved_settings`), and draws all its randomness from the integer ``seed``
+given at construction.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -29,7 +34,6 @@ from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
 Scope = Literal["per_step", "latent"]
-BoxMap = Literal["linear", "normal"]
 
 
 class OptimizerError(ValueError):
@@ -42,25 +46,26 @@ class NonFiniteLossError(ArithmeticError):
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """What an optimizer searches: ``n_blocks`` blocks of ``dim`` numbers.
+    """What an optimizer searches: ``n_blocks`` blocks of ``dim`` numbers, and where it starts.
+
+    Every method's first proposals come from the problem's stated initial law,
+    N(initial_mean, initial_scale^2 I) on every block (docs/method.md section 4b: the same
+    start for every method). A method that searches a bounded set (TuRBO's unit cube
+    ``u in [0, 1]^d``) maps it through the normal quantile function,
+    ``x = initial_mean + initial_scale * Phi^{-1}(u)``, so that a uniform design is a draw from
+    that same law.
 
     Attributes:
         n_blocks: B, the number of blocks (K for a per-step method, 1 for a latent one).
         dim: d, the size of each block.
-        bound: half-width of the box ``[-bound, bound]^d`` that box-constrained methods
-            (TuRBO) search, in units of the initial law's standard deviation.
-        box_map: how a box-constrained method maps its unit cube ``u in [0, 1]^d`` onto
-            the noise: ``"linear"``, ``x = bound (2 u - 1)`` (the test functions); or
-            ``"normal"``, ``x = Phi^{-1}(u)`` with ``Phi`` the standard normal CDF, so that
-            a uniform design is a draw from the initial law N(0, I) (a diffusion sampler's
-            latent, which means nothing far outside that law's typical set; ``bound`` is
-            then unused).
+        initial_mean: mu0, the mean of the initial law on every coordinate.
+        initial_scale: s0 > 0, its standard deviation on every coordinate.
     """
 
     n_blocks: int
     dim: int
-    bound: float = 5.0
-    box_map: BoxMap = "linear"
+    initial_mean: float = 0.0
+    initial_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.n_blocks < 1 or self.dim < 1:
@@ -68,10 +73,22 @@ class SearchSpace:
                 f"a search space needs at least one block of size >= 1; got "
                 f"n_blocks={self.n_blocks}, dim={self.dim}"
             )
-        if not self.bound > 0:
-            raise OptimizerError(f"bound must be positive; got {self.bound}")
-        if self.box_map not in ("linear", "normal"):
-            raise OptimizerError(f"box_map must be 'linear' or 'normal'; got {self.box_map!r}")
+        if not (math.isfinite(self.initial_scale) and self.initial_scale > 0):
+            raise OptimizerError(
+                f"initial_scale must be a finite number > 0; got {self.initial_scale}"
+            )
+        if not math.isfinite(self.initial_mean):
+            raise OptimizerError(f"initial_mean must be finite; got {self.initial_mean}")
+
+    @property
+    def search_dim(self) -> int:
+        """D = B * d, the length of one flattened candidate."""
+        return self.n_blocks * self.dim
+
+    def initial_draw(self, rng: np.random.Generator, n: int) -> FloatArray:
+        """``n x B x d`` independent draws from the initial law."""
+        shape = (n, self.n_blocks, self.dim)
+        return self.initial_mean + self.initial_scale * rng.standard_normal(shape)
 
 
 @dataclass(frozen=True)
@@ -105,6 +122,11 @@ class Optimizer(ABC):
 
     name: ClassVar[str]
     scope: ClassVar[Scope]
+    fixed_covariance: ClassVar[bool] = False
+    """True for a method whose covariance never moves from the initial law (a control): its
+    expected loss has a floor above J*, which the runner records."""
+    settings: Any
+    """A frozen dataclass of the method's hyperparameters, dimension-dependent defaults filled."""
 
     def __init__(self, space: SearchSpace, seed: int, **options: Any) -> None:
         if options:
@@ -183,6 +205,15 @@ class Optimizer(ABC):
     def gaussian_law(self) -> GaussianLaw | None:
         """The current per-block Gaussian laws, for methods that adapt one (else None)."""
         return None
+
+    def resolved_settings(self) -> dict[str, Any]:
+        """Every setting this optimizer runs with, defaults resolved.
+
+        The fields of ``self.settings``; a subclass extends the dict with what becomes known
+        only while it runs (pycma's seeds). The runner records it in each trace's provenance
+        (values JSON cannot hold, such as a torch dtype, as their text).
+        """
+        return dataclasses.asdict(self.settings)
 
     @abstractmethod
     def _ask(self) -> FloatArray:

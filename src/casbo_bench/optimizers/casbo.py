@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 import math
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, cast
 
@@ -89,6 +90,42 @@ def casbo_population_size(dim: int) -> int:
         raise OptimizerError(f"the population size needs a dimension >= 1; got {dim}")
     n = 4 + math.floor(3 * math.log(dim))
     return n + n % 2
+
+
+BETA0_RULES: dict[str, Callable[[int], float]] = {
+    "1/d": lambda dim: 1.0 / dim,
+    "1/sqrt(d)": lambda dim: 1.0 / math.sqrt(dim),
+}
+"""Named base step sizes as functions of d: ``"1/d"`` is INGO's full-covariance default (the
+primary setting); ``"1/sqrt(d)"`` is what the diagonal ("fast") INGO port uses."""
+
+
+def resolve_beta0(method: str, beta0: float | str, dim: int) -> tuple[float, str]:
+    """``(beta0 as a number at dimension dim, its rule)`` for a named rule or a number.
+
+    A rule of :data:`BETA0_RULES` gives its value at ``dim``; a number is a ``"constant"``.
+
+    >>> resolve_beta0("casbo", "1/sqrt(d)", 16), resolve_beta0("casbo", 0.3, 16)
+    ((0.25, '1/sqrt(d)'), (0.3, 'constant'))
+
+    Raises:
+        OptimizerError: an unknown rule, or a number that is not finite and > 0.
+    """
+    if isinstance(beta0, str):
+        if beta0 not in BETA0_RULES:
+            raise OptimizerError(
+                f"{method}: unknown beta0 rule {beta0!r}; give one of "
+                f"{', '.join(BETA0_RULES)} or a number > 0"
+            )
+        return BETA0_RULES[beta0](dim), beta0
+    if isinstance(beta0, bool) or not isinstance(beta0, int | float) or not beta0 > 0:
+        raise OptimizerError(
+            f"{method}: beta0 must be one of {', '.join(BETA0_RULES)} or a number > 0; "
+            f"got {beta0!r}"
+        )
+    if not math.isfinite(beta0):
+        raise OptimizerError(f"{method}: beta0 must be finite; got {beta0!r}")
+    return float(beta0), "constant"
 
 
 def step_size(beta0: float, iteration: int, schedule: StepSchedule) -> float:
@@ -241,10 +278,15 @@ def whitened_update(
 
 @dataclass(frozen=True)
 class CASBOSettings:
-    """The hyperparameters of a CASBO optimizer, validated (see :class:`CASBO`)."""
+    """The hyperparameters of a CASBO optimizer, validated (see :class:`CASBO`).
+
+    ``beta0`` is the number used at this dimension and ``beta0_rule`` how it was chosen
+    (``"1/d"``, ``"1/sqrt(d)"`` or ``"constant"``).
+    """
 
     popsize: int
     beta0: float
+    beta0_rule: str
     normalization: Normalization
     mean_rule: MeanRule
     step_schedule: StepSchedule
@@ -259,7 +301,7 @@ class CASBOSettings:
         dim: int,
         *,
         popsize: int | None,
-        beta0: float | None,
+        beta0: float | str,
         normalization: str,
         mean_rule: str,
         step_schedule: str,
@@ -276,12 +318,7 @@ class CASBOSettings:
             popsize = casbo_population_size(dim)
         if isinstance(popsize, bool) or not isinstance(popsize, int | np.integer) or popsize < 2:
             raise OptimizerError(f"{method}: popsize must be an integer >= 2; got {popsize!r}")
-        if beta0 is None:
-            beta0 = 1.0 / dim
-        if isinstance(beta0, bool) or not isinstance(beta0, int | float) or not beta0 > 0:
-            raise OptimizerError(f"{method}: beta0 must be a number > 0; got {beta0!r}")
-        if not math.isfinite(beta0):
-            raise OptimizerError(f"{method}: beta0 must be finite; got {beta0!r}")
+        beta0_value, beta0_rule = resolve_beta0(method, beta0, dim)
         choices: dict[str, tuple[str, tuple[str, ...]]] = {
             "normalization": (normalization, NORMALIZATIONS),
             "mean_rule": (mean_rule, MEAN_RULES),
@@ -304,7 +341,8 @@ class CASBOSettings:
             )
         return cls(
             popsize=int(popsize),
-            beta0=float(beta0),
+            beta0=beta0_value,
+            beta0_rule=beta0_rule,
             normalization=cast(Normalization, normalization),
             mean_rule=cast(MeanRule, mean_rule),
             step_schedule=cast(StepSchedule, step_schedule),
@@ -322,11 +360,17 @@ class CASBOBase(Optimizer):
     (one step from ``eps`` and the normalized scores) and :meth:`gaussian_law`. The options
     are those of :class:`CASBO`.
 
+    A variant states its own defaults for the base step size and the mean rule in
+    :attr:`default_beta0` and :attr:`default_mean_rule`.
+
     Attributes:
         settings: the validated :class:`CASBOSettings`.
         iteration: updates done so far (the ``t`` of the last step size used).
         mean: the ``B x d`` tensor of means.
     """
+
+    default_beta0: ClassVar[str] = "1/d"
+    default_mean_rule: ClassVar[MeanRule] = "exact"
 
     def __init__(
         self,
@@ -334,9 +378,9 @@ class CASBOBase(Optimizer):
         seed: int,
         *,
         popsize: int | None = None,
-        beta0: float | None = None,
+        beta0: float | str | None = None,
         normalization: str = "zscore",
-        mean_rule: str = "exact",
+        mean_rule: str | None = None,
         step_schedule: str = "constant",
         pd_floor: float = DEFAULT_PD_FLOOR,
         device: str = "auto",
@@ -348,16 +392,16 @@ class CASBOBase(Optimizer):
             self.name,
             space.dim,
             popsize=popsize,
-            beta0=beta0,
+            beta0=self.default_beta0 if beta0 is None else beta0,
             normalization=normalization,
-            mean_rule=mean_rule,
+            mean_rule=self.default_mean_rule if mean_rule is None else mean_rule,
             step_schedule=step_schedule,
             pd_floor=pd_floor,
             device=device,
             dtype=dtype,
         )
         self.iteration = 0
-        self.mean = torch.zeros(space.n_blocks, space.dim, **self._tensor_kind)
+        self.mean = torch.full((space.n_blocks, space.dim), space.initial_mean, **self._tensor_kind)
         self._generator = torch.Generator(device=self.settings.device).manual_seed(self.seed)
         self._eps: Tensor | None = None
 
@@ -438,7 +482,9 @@ class CASBO(CASBOBase):
         space: the search space, ``B = K`` blocks of size ``d``.
         seed: seeds the torch generator (on the chosen device) that draws every ``eps``.
         popsize: N, candidates per iteration (default ``4 + floor(3 ln d)`` rounded up to even).
-        beta0: the base step size (default ``1 / d``, INGO's).
+        beta0: the base step size: ``"1/d"`` (default, INGO's full-covariance rule),
+            ``"1/sqrt(d)"`` (the diagonal INGO port's) or a number (see
+            :func:`resolve_beta0`).
         normalization: ``"zscore"`` (default), ``"rank"`` or ``"none"``; see
             :func:`normalize_scores`.
         mean_rule: ``"exact"`` (default, ``mu - beta A M^{-1} g_bar``) or ``"first_order"``
@@ -468,7 +514,8 @@ class CASBO(CASBOBase):
     def __init__(self, space: SearchSpace, seed: int, **options: Any) -> None:
         super().__init__(space, seed, **options)
         b, d = space.n_blocks, space.dim
-        self.factor = torch.eye(d, **self._tensor_kind).expand(b, d, d).clone()
+        start = space.initial_scale * torch.eye(d, **self._tensor_kind)
+        self.factor = start.expand(b, d, d).clone()
 
     def _propose(self, eps: Tensor) -> Tensor:
         """``z = mu + A eps`` for a ``n x B x d`` tensor ``eps``."""

@@ -90,8 +90,13 @@ class CASBODiag(CASBOBase):
     """CASBO with a diagonal covariance per block, scope per_step.
 
     Takes the options of :class:`casbo_bench.optimizers.casbo.CASBO` (popsize, beta0,
-    normalization, mean_rule, step_schedule, pd_floor, device, dtype) with the same defaults;
-    ``pd_floor`` bounds each entry of the elementwise ``m``.
+    normalization, mean_rule, step_schedule, pd_floor, device, dtype); ``pd_floor`` bounds
+    each entry of the elementwise ``m``. Two defaults differ, chosen against the diagonal
+    ("fast") INGO port, the published code of this diagonal form: ``beta0 = 1/sqrt(d)`` and
+    the first-order mean step ``mu - beta sigma g_bar``. The full-covariance default 1/d
+    is the rule for a law with ``d^2 / 2`` free parameters; a diagonal law has ``d``, and
+    the port's larger step is what its authors run it with. Pass ``beta0="1/d"`` and
+    ``mean_rule="exact"`` for the full method's settings.
 
     Attributes:
         scale: the ``B x d`` tensor of standard deviations sigma.
@@ -105,10 +110,14 @@ class CASBODiag(CASBOBase):
 
     name = "casbo-diag"
     scope = "per_step"
+    default_beta0 = "1/sqrt(d)"
+    default_mean_rule = "first_order"
 
     def __init__(self, space: SearchSpace, seed: int, **options: Any) -> None:
         super().__init__(space, seed, **options)
-        self.scale = torch.ones(space.n_blocks, space.dim, **self._tensor_kind)
+        self.scale = torch.full(
+            (space.n_blocks, space.dim), space.initial_scale, **self._tensor_kind
+        )
 
     def _propose(self, eps: Tensor) -> Tensor:
         """``z = mu + sigma eps`` (elementwise) for a ``n x B x d`` tensor ``eps``."""

@@ -1,19 +1,20 @@
 """CMA-ES through pycma's ask/tell interface, with plain restarts and explicit seeds.
 
-The search starts from the unguided sampler's law, x ~ N(0, I) (x0 = 0, sigma0 = 1), with
-pycma's default population ``lambda = 4 + floor(3 ln D)`` over the ``D = B * d`` searched
-numbers. pycma draws its samples from NumPy's global generator, seeded through its ``seed``
-option; this module confines that generator to the optimizer (see
-:func:`_confined_global_rng`), so nothing global changes and two optimizers never share a
-stream.
+The search starts from the problem's initial law N(mu0, s0^2 I) (x0 = mu0, sigma0 = s0; the
+unguided sampler's N(0, I) on every problem here), with pycma's default population
+``lambda = 4 + floor(3 ln D)`` over the ``D = B * d`` searched numbers. pycma draws its
+samples from NumPy's global generator, seeded through its ``seed`` option; this module
+confines that generator to the optimizer (see :func:`_confined_global_rng`), so nothing
+global changes and two optimizers never share a stream.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from math import floor, log
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import cma
 import numpy as np
@@ -23,9 +24,12 @@ from casbo_bench.optimizers.base import (
     GaussianLaw,
     Optimizer,
     OptimizerError,
+    Scope,
     SearchSpace,
 )
 from casbo_bench.seeding import derive_seed
+
+Covariance = Literal["full", "diagonal"]
 
 PYCMA_SEED_LIMIT = 2**32 - 1
 """pycma passes its seed to ``np.random.seed``, which takes integers in [0, 2**32)."""
@@ -44,6 +48,25 @@ def pycma_seed(seed: int, restart: int) -> int:
     "seed from the clock".
     """
     return derive_seed("pycma", seed, restart) % PYCMA_SEED_LIMIT + 1
+
+
+@dataclass(frozen=True)
+class CMAESSettings:
+    """The resolved settings of a CMA-ES optimizer.
+
+    Attributes:
+        popsize: lambda, candidates per batch.
+        x0: the initial mean on every coordinate.
+        sigma0: the initial step size.
+        covariance: ``"full"`` or ``"diagonal"`` (pycma's ``CMA_diagonal``).
+        pycma_options: every option handed to pycma (its seed aside, which changes per run).
+    """
+
+    popsize: int
+    x0: float
+    sigma0: float
+    covariance: Covariance
+    pycma_options: dict[str, Any]
 
 
 @contextmanager
@@ -67,12 +90,12 @@ def _confined_global_rng(state: dict[str, Any]) -> Iterator[None]:
 class CMAES(Optimizer):
     """CMA-ES (pycma) on the flattened ``B x d`` candidate, restarted when pycma stops.
 
-    Each run starts from the initial law N(0, I): ``cma.CMAEvolutionStrategy(0, 1, opts)``
-    (pycma's initial covariance is ``diag(exp(1e-4 i / D))``, I to within 1e-4, so that its
-    eigenvalues are distinct).
+    Each run starts from the initial law N(mu0, s0^2 I):
+    ``cma.CMAEvolutionStrategy(mu0, s0, opts)`` (pycma's initial covariance is
+    ``diag(exp(1e-4 i / D))``, I to within 1e-4, so that its eigenvalues are distinct).
     When one of pycma's own termination criteria fires (``es.stop()`` is not empty, e.g.
     ``tolfun`` or ``tolx`` once the search has converged) before the budget is spent, the
-    optimizer starts a new run from N(0, I) with the same population size and the next
+    optimizer starts a new run from the initial law with the same population size and the next
     derived seed: plain restarts, no population growth (IPOP) and no warm start. The best
     candidate is kept across runs by the base class.
 
@@ -95,7 +118,7 @@ class CMAES(Optimizer):
     """
 
     name = "cmaes"
-    scope = "latent"
+    scope: ClassVar[Scope] = "latent"
 
     def __init__(
         self,
@@ -111,29 +134,57 @@ class CMAES(Optimizer):
         **unknown: Any,
     ) -> None:
         super().__init__(space, seed, **unknown)
-        self.search_dim = space.n_blocks * space.dim
+        self.search_dim = space.search_dim
         if popsize is None:
             popsize = default_population_size(self.search_dim)
         if isinstance(popsize, bool) or not isinstance(popsize, int | np.integer) or popsize < 2:
-            raise OptimizerError(f"cmaes: popsize must be an integer >= 2; got {popsize!r}")
-        self.popsize = int(popsize)
-        self._pycma_options: dict[str, Any] = {"popsize": self.popsize, "verbose": -9}
+            raise OptimizerError(f"{self.name}: popsize must be an integer >= 2; got {popsize!r}")
+        covariance = self._covariance()
+        pycma_options: dict[str, Any] = {"popsize": int(popsize), "verbose": -9}
+        if covariance == "diagonal":
+            pycma_options["CMA_diagonal"] = True
         tolerances = {"tolfun": tolfun, "tolfunhist": tolfunhist, "tolx": tolx}
         iterations = {"tolstagnation": tolstagnation, "maxiter": maxiter}
         for key, value in tolerances.items():
             if value is not None:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    raise OptimizerError(f"cmaes: {key} must be a number >= 0; got {value!r}")
-                self._pycma_options[key] = float(value)
+                    raise OptimizerError(f"{self.name}: {key} must be a number >= 0; got {value!r}")
+                pycma_options[key] = float(value)
         for key, value in iterations.items():
             if value is not None:
                 if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                    raise OptimizerError(f"cmaes: {key} must be an integer >= 1; got {value!r}")
-                self._pycma_options[key] = int(value)
+                    raise OptimizerError(
+                        f"{self.name}: {key} must be an integer >= 1; got {value!r}"
+                    )
+                pycma_options[key] = int(value)
+        self.settings = CMAESSettings(
+            popsize=int(popsize),
+            x0=space.initial_mean,
+            sigma0=space.initial_scale,
+            covariance=covariance,
+            pycma_options=pycma_options,
+        )
         self.pycma_seeds: list[int] = []
         self.stop_reasons: list[dict[str, Any]] = []
         self._rng_state: dict[str, Any] = {}
         self._es = self._start_run()
+
+    @property
+    def popsize(self) -> int:
+        """lambda, candidates per batch."""
+        return self.settings.popsize
+
+    def _covariance(self) -> Covariance:
+        """The covariance model: full, as pycma's default."""
+        return "full"
+
+    def resolved_settings(self) -> dict[str, Any]:
+        """The settings, with the integer seed of every pycma run so far and why each stopped."""
+        return {
+            **super().resolved_settings(),
+            "pycma_seeds": list(self.pycma_seeds),
+            "stop_reasons": list(self.stop_reasons),
+        }
 
     @property
     def n_restarts(self) -> int:
@@ -146,12 +197,14 @@ class CMAES(Optimizer):
         return self.pycma_seeds[-1]
 
     def _start_run(self) -> Any:
-        """A fresh pycma search from N(0, I) seeded with the next derived seed."""
+        """A fresh pycma search from the initial law, seeded with the next derived seed."""
         seed = pycma_seed(self.seed, len(self.pycma_seeds))
         self.pycma_seeds.append(seed)
         with _confined_global_rng(self._rng_state):
             return cma.CMAEvolutionStrategy(
-                np.zeros(self.search_dim), 1.0, {**self._pycma_options, "seed": seed}
+                np.full(self.search_dim, self.settings.x0),
+                self.settings.sigma0,
+                {**self.settings.pycma_options, "seed": seed},
             )
 
     def _ask(self) -> FloatArray:

@@ -1,13 +1,15 @@
 """Best-of-N sampling from the unguided sampler: what a user does without an optimizer.
 
-Every batch draws each block from N(0, I), the pre-trained sampler's law, and nothing is
-learned from the losses: the base class keeps the best sample seen, which is the answer a
-best-of-N user keeps. The fresh-sample measure of this method is the unguided sampler itself.
+Every batch draws each block from the initial law (N(0, I), the pre-trained sampler's law,
+on every problem here), and nothing is learned from the losses: the base class keeps the best
+sample seen, which is the answer a best-of-N user keeps. The fresh-sample measure of this
+method is the unguided sampler itself.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -16,12 +18,20 @@ from casbo_bench.optimizers.base import (
     GaussianLaw,
     Optimizer,
     OptimizerError,
+    Scope,
     SearchSpace,
 )
 
 
+@dataclass(frozen=True)
+class RandomSearchSettings:
+    """Attributes: batch_size, samples per :meth:`Optimizer.ask`."""
+
+    batch_size: int
+
+
 class RandomSearch(Optimizer):
-    """Best-of-N search: ``xi_k ~ N(0, I_d)`` for every block, independently, every batch.
+    """Best-of-N search: every block from the initial law, independently, every batch.
 
     Args:
         space: the search space (``K`` blocks of size ``d``; scope ``"per_step"``).
@@ -35,7 +45,7 @@ class RandomSearch(Optimizer):
     """
 
     name = "random"
-    scope = "per_step"
+    scope: ClassVar[Scope] = "per_step"
 
     def __init__(
         self, space: SearchSpace, seed: int, *, batch_size: int = 16, **unknown: Any
@@ -45,23 +55,30 @@ class RandomSearch(Optimizer):
             raise OptimizerError(f"random: batch_size must be an integer; got {batch_size!r}")
         if batch_size < 1:
             raise OptimizerError(f"random: batch_size must be >= 1; got {batch_size}")
-        self.batch_size = int(batch_size)
+        self.settings = RandomSearchSettings(batch_size=int(batch_size))
         self._rng = np.random.default_rng(self.seed)
 
+    @property
+    def batch_size(self) -> int:
+        """Samples per batch."""
+        return self.settings.batch_size
+
     def _ask(self) -> FloatArray:
-        """A ``batch_size x K x d`` array of independent N(0, I) draws."""
-        return self._rng.standard_normal((self.batch_size, self.space.n_blocks, self.space.dim))
+        """A ``batch_size x B x d`` array of independent draws from the initial law."""
+        return self.space.initial_draw(self._rng, self.batch_size)
 
     def _tell(self, candidates: FloatArray, losses: FloatArray) -> None:
         """Nothing to learn: best-of-N keeps only the best sample (done by the base class)."""
 
     def sample_final(self, n: int, rng: np.random.Generator) -> FloatArray:
-        """``n x K x d`` fresh draws from the unguided sampler N(0, I), not the best sample."""
-        return rng.standard_normal((n, self.space.n_blocks, self.space.dim))
+        """``n x B x d`` fresh draws from the unguided sampler's law, not the best sample."""
+        return self.space.initial_draw(rng, n)
 
     def gaussian_law(self) -> GaussianLaw:
-        """N(0, I_d) on every block: the law every batch is drawn from."""
-        k, d = self.space.n_blocks, self.space.dim
+        """The initial law on every block: the law every batch is drawn from."""
+        b, d = self.space.n_blocks, self.space.dim
+        variance = self.space.initial_scale**2
         return GaussianLaw(
-            means=np.zeros((k, d)), covariances=np.broadcast_to(np.eye(d), (k, d, d)).copy()
+            means=np.full((b, d), self.space.initial_mean),
+            covariances=np.broadcast_to(variance * np.eye(d), (b, d, d)).copy(),
         )

@@ -12,15 +12,15 @@ Read :class:`TuRBO` first. One TuRBO-1 run alternates
    ``failure_tolerance`` non-improving ones, and the run restarts from step 1 with fresh
    data when ``L`` drops below ``length_min``.
 
-The unit cube is mapped onto the noise as :class:`SearchSpace` says (:func:`cube_to_noise`):
-affinely onto the box ``[-bound, bound]^D`` (in units of the initial law's standard
-deviation) for the test functions, or through the standard normal quantile function for a
-diffusion sampler's latent, whose uniform design is then a quasi-random draw from the initial
-law N(0, I) that every other method starts from. BoTorch maximizes, so the GP models the
-negated loss. Every random draw comes from the optimizer's seed: a NumPy generator for the
-perturbation masks and Sobol seeds, a ``torch.Generator`` for the Thompson draws, and exact
-(Cholesky) linear algebra throughout, so GPyTorch's stochastic estimators (random probe
-vectors from the global torch generator) are never used.
+The unit cube is mapped onto the noise through the normal quantile function
+(:func:`cube_to_noise`), ``x = mu0 + s0 Phi^{-1}(u)`` with the problem's initial law
+N(mu0, s0^2 I), on every problem: the Sobol design is then a quasi-random draw from the law
+every other method starts from (docs/method.md section 4b), and the trust region lives in
+``u``. BoTorch maximizes, so the GP models the negated loss. Every random draw comes from
+the optimizer's seed: a NumPy generator for the perturbation masks and Sobol seeds, a
+``torch.Generator`` for the Thompson draws, and exact (Cholesky) linear algebra throughout,
+so GPyTorch's stochastic estimators (random probe vectors from the global torch generator)
+are never used.
 """
 
 from __future__ import annotations
@@ -62,23 +62,24 @@ NOISE_RANGE = (1e-8, 1e-3)
 """Bounds of the likelihood noise variance on standardized outputs: the black boxes here are
 deterministic given their noise, so only a jitter-sized noise is allowed."""
 
+CPU = torch.device("cpu")
+
 
 def cube_to_noise(u: FloatArray, space: SearchSpace) -> FloatArray:
-    """Noise of unit-cube points ``u`` (``n x D``), by ``space.box_map``.
+    """Noise of unit-cube points ``u`` (``n x D``) under the space's initial law.
 
-    ``"linear"``: ``x = bound (2 u - 1)``; ``"normal"``: ``x = Phi^{-1}(clip(u, c, 1 - c))``
-    with ``c =`` :data:`NORMAL_MAP_CLIP`.
+    ``x = mu0 + s0 Phi^{-1}(clip(u, c, 1 - c))`` with ``c =`` :data:`NORMAL_MAP_CLIP`, ``mu0``
+    and ``s0`` the space's ``initial_mean`` and ``initial_scale``.
 
-    >>> cube_to_noise(np.array([[0.0, 0.5, 1.0]]), SearchSpace(1, 3, bound=2.0)).tolist()
-    [[-2.0, 0.0, 2.0]]
     >>> u = np.array([[0.5, 0.8413447460685429]])
-    >>> cube_to_noise(u, SearchSpace(1, 2, box_map="normal")).round(9).tolist()
+    >>> cube_to_noise(u, SearchSpace(1, 2)).round(9).tolist()
     [[0.0, 1.0]]
+    >>> cube_to_noise(u, SearchSpace(1, 2, initial_scale=2.0)).round(9).tolist()
+    [[0.0, 2.0]]
     """
-    if space.box_map == "normal":
-        clipped = torch.from_numpy(np.clip(u, NORMAL_MAP_CLIP, 1.0 - NORMAL_MAP_CLIP))
-        return torch.special.ndtri(clipped).numpy()
-    return space.bound * (2.0 * u - 1.0)
+    clipped = torch.from_numpy(np.clip(u, NORMAL_MAP_CLIP, 1.0 - NORMAL_MAP_CLIP))
+    standard = torch.special.ndtri(clipped).numpy()
+    return space.initial_mean + space.initial_scale * standard
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,33 @@ class TrustRegionSettings:
     success_tolerance: int = 10
     failure_tolerance: int = 1
     relative_improvement: float = 1e-3
+
+
+@dataclass(frozen=True)
+class TuRBOSettings:
+    """Every hyperparameter of a TuRBO-1 run, dimension-dependent defaults resolved.
+
+    Attributes:
+        batch_size: q, Thompson samples per batch.
+        n_initial: points of each run's Sobol design.
+        n_candidates: perturbed candidates of each Thompson batch.
+        fit_maxiter: L-BFGS-B iterations per GP fit.
+        trust_region: the constants of the trust-region rule.
+        lengthscale_range: bounds of the ARD lengthscales on the unit cube.
+        noise_range: bounds of the likelihood noise variance.
+        normal_map_clip: ``c`` of :func:`cube_to_noise`.
+        device: where the GP runs.
+    """
+
+    batch_size: int
+    n_initial: int
+    n_candidates: int
+    fit_maxiter: int
+    trust_region: TrustRegionSettings
+    lengthscale_range: tuple[float, float] = LENGTHSCALE_RANGE
+    noise_range: tuple[float, float] = NOISE_RANGE
+    normal_map_clip: float = NORMAL_MAP_CLIP
+    device: torch.device = CPU
 
 
 @dataclass(frozen=True)
@@ -266,12 +294,13 @@ class TuRBO(Optimizer):
             (always float64).
 
     Attributes:
+        settings: the resolved :class:`TuRBOSettings`.
         region: the current trust region (None while a run's initial design is pending).
         n_restarts: runs started after the first.
         fit_failures: GP fits whose optimizer reported a failure (the fit is kept).
         jitter_events: Thompson draws whose posterior Cholesky needed diagonal jitter.
 
-    >>> opt = TuRBO(SearchSpace(n_blocks=1, dim=2, bound=5.0), seed=0)
+    >>> opt = TuRBO(SearchSpace(n_blocks=1, dim=2), seed=0)
     >>> opt.ask().shape
     (4, 1, 2)
     """
@@ -294,25 +323,28 @@ class TuRBO(Optimizer):
         **unknown: Any,
     ) -> None:
         super().__init__(space, seed, **unknown)
-        self.search_dim = dim = space.n_blocks * space.dim
-        self.batch_size = _positive_int("batch_size", batch_size)
+        self.search_dim = dim = space.search_dim
+        batch_size = _positive_int("batch_size", batch_size)
         if failure_tolerance is None:
-            failure_tolerance = default_failure_tolerance(dim, self.batch_size)
-        self.settings = TrustRegionSettings(
-            success_tolerance=_positive_int("success_tolerance", success_tolerance),
-            failure_tolerance=_positive_int("failure_tolerance", failure_tolerance),
-        )
-        self.n_initial = _positive_int("n_initial", 2 * dim if n_initial is None else n_initial)
-        self.n_candidates = _positive_int(
+            failure_tolerance = default_failure_tolerance(dim, batch_size)
+        n_candidates = _positive_int(
             "n_candidates", default_n_candidates(dim) if n_candidates is None else n_candidates
         )
-        if self.n_candidates < self.batch_size:
+        if n_candidates < batch_size:
             raise OptimizerError(
-                f"turbo: n_candidates ({self.n_candidates}) must be at least batch_size "
-                f"({self.batch_size})"
+                f"turbo: n_candidates ({n_candidates}) must be at least batch_size ({batch_size})"
             )
-        self.fit_maxiter = _positive_int("fit_maxiter", fit_maxiter)
-        self.device = resolve_device(device, "turbo", OptimizerError)
+        self.settings = TuRBOSettings(
+            batch_size=batch_size,
+            n_initial=_positive_int("n_initial", 2 * dim if n_initial is None else n_initial),
+            n_candidates=n_candidates,
+            fit_maxiter=_positive_int("fit_maxiter", fit_maxiter),
+            trust_region=TrustRegionSettings(
+                success_tolerance=_positive_int("success_tolerance", success_tolerance),
+                failure_tolerance=_positive_int("failure_tolerance", failure_tolerance),
+            ),
+            device=resolve_device(device, "turbo", OptimizerError),
+        )
         self.region: TrustRegion | None = None
         self.n_restarts = 0
         self.fit_failures = 0
@@ -323,11 +355,20 @@ class TuRBO(Optimizer):
         self._y = np.empty(0)
         self._pending = np.empty((0, dim))
 
+    def resolved_settings(self) -> dict[str, Any]:
+        """The settings, with the runs' restarts and the GP's safeguard counts so far."""
+        return {
+            **super().resolved_settings(),
+            "n_restarts": self.n_restarts,
+            "fit_failures": self.fit_failures,
+            "jitter_events": self.jitter_events,
+        }
+
     def _ask(self) -> FloatArray:
         """The run's Sobol design, or ``q`` Thompson samples inside the trust region."""
         if self.region is None:
             sobol = SobolEngine(self.search_dim, scramble=True, seed=int(self._rng.integers(2**62)))
-            self._pending = sobol.draw(self.n_initial, dtype=torch.float64).numpy()
+            self._pending = sobol.draw(self.settings.n_initial, dtype=torch.float64).numpy()
         else:
             self._pending = self._thompson_batch()
         noise = cube_to_noise(self._pending, self.space)
@@ -339,10 +380,11 @@ class TuRBO(Optimizer):
         self._x = np.vstack([self._x, self._pending])
         self._y = np.concatenate([self._y, y])
         if self.region is None:
-            self.region = TrustRegion(length=self.settings.length_init, best_loss=float(y.min()))
+            length = self.settings.trust_region.length_init
+            self.region = TrustRegion(length=length, best_loss=float(y.min()))
             return
-        self.region = update_trust_region(self.region, y, self.settings)
-        if trust_region_collapsed(self.region, self.settings):
+        self.region = update_trust_region(self.region, y, self.settings.trust_region)
+        if trust_region_collapsed(self.region, self.settings.trust_region):
             self._restart()
 
     def _restart(self) -> None:
@@ -359,11 +401,13 @@ class TuRBO(Optimizer):
         center = self._x[int(np.argmin(self._y))]
         lengthscales = model.covar_module.base_kernel.lengthscale.detach().cpu().numpy().reshape(-1)
         lower, upper = trust_region_bounds(center, lengthscales, self.region.length)
-        candidates = perturbed_candidates(center, lower, upper, self.n_candidates, self._rng)
+        candidates = perturbed_candidates(
+            center, lower, upper, self.settings.n_candidates, self._rng
+        )
         chosen, jitter_events = thompson_indices(
             model,
-            torch.as_tensor(candidates, dtype=torch.float64, device=self.device),
-            self.batch_size,
+            torch.as_tensor(candidates, dtype=torch.float64, device=self.settings.device),
+            self.settings.batch_size,
             self._generator,
         )
         self.jitter_events += jitter_events
@@ -371,8 +415,8 @@ class TuRBO(Optimizer):
 
     def _fit_model(self) -> SingleTaskGP:
         """The GP of the negated losses on the run's data, fitted by maximum likelihood."""
-        x = torch.as_tensor(self._x, dtype=torch.float64, device=self.device)
-        y = torch.as_tensor(-self._y[:, None], dtype=torch.float64, device=self.device)
+        x = torch.as_tensor(self._x, dtype=torch.float64, device=self.settings.device)
+        y = torch.as_tensor(-self._y[:, None], dtype=torch.float64, device=self.settings.device)
         model = _matern_gp(x, y)
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         mll.train()
@@ -381,7 +425,7 @@ class TuRBO(Optimizer):
                 gpytorch.settings.max_cholesky_size(inf),
                 _tallied(OptimizationWarning) as failures,
             ):
-                fit_gpytorch_mll_scipy(mll, options={"maxiter": self.fit_maxiter})
+                fit_gpytorch_mll_scipy(mll, options={"maxiter": self.settings.fit_maxiter})
             self.fit_failures += failures[0]
         except NotPSDError:
             # A kernel matrix on the optimizer's path failed Cholesky even with GPyTorch's

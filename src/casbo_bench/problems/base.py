@@ -21,7 +21,7 @@ Arrays hold the steps in generation order: ``noise[:, 0]`` is xi_K (the initial 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,17 +45,16 @@ class Problem(ABC):
         n_steps: K, the number of injections (1 for a plain problem).
         optimal_loss: J*, the infimum of the expected loss over all per-step Gaussian laws,
             where it is known (NaN otherwise).
-        box_map: how box-constrained methods (TuRBO) map their unit cube onto the noise
-            (:class:`casbo_bench.optimizers.base.SearchSpace`): ``"linear"`` onto a box
-            around the initial law, or ``"normal"`` through the normal quantile function,
-            for noise that means nothing outside the typical set of N(0, I).
+        initial_scale: s0, the standard deviation of the initial law N(0, s0^2 I) every
+            method starts from on every noise (docs/method.md section 4b). It is 1, the
+            pre-trained sampler's own law, for every chain problem here.
     """
 
     name: str
     dim: int
     n_steps: int
     optimal_loss: float = float("nan")
-    box_map: Literal["linear", "normal"] = "linear"
+    initial_scale: float = 1.0
 
     @abstractmethod
     def rollout(self, noise: FloatArray) -> FloatArray:

@@ -3,35 +3,55 @@
 - ``gaps``: one row per run and T: the average optimality gap ``R_T``
   (:func:`casbo_bench.analysis.rates.average_gaps`).
 - ``verdicts``: one row per rate check (method x problem x K x scoring): fitted exponents,
-  their upper confidence limits, the out-of-sample constant, the slacks and pass/fail
-  (:func:`casbo_bench.analysis.rates.rate_verdicts`); written as ``rate_checks/verdicts.csv``.
-- ``claims``: the ledger, one overall row per claim and method (CASBO or a robustness
-  variant of it) and one row per cell the verdict is computed from
-  (:func:`casbo_bench.analysis.claims.build_ledger`); written as ``claims.csv``. A
-  variant's row carries CASBO's verdict on the same cells (``reference_verdict``) and is
-  ``flipped`` when the two differ.
+  their upper confidence limits, the out-of-sample constant, the slacks, the d still
+  steepening or flat, the frozen-law floor, the verdict (:data:`RATE_VERDICTS`, decided by
+  :func:`rate_verdict`) and ``control_ok`` (:func:`rate_control_ok`)
+  (:func:`casbo_bench.analysis.rates.judge_rate_checks`); written as
+  ``rate_checks/verdicts.csv``.
+- ``local_slopes``: one row per rate check and d: the slopes of log R_T over the last two
+  decades of T with bootstrap intervals, whether the slope is still steepening, the floor
+  ratio; ``rate_checks/local_slopes.csv``.
+- ``calibration``: the share of each rate verdict on synthetic power laws with a claim's own
+  seed noise, per true pair of exponents; ``rate_checks/calibration.csv``.
+- ``claims``: the ledger, one overall row per claim record (id and scope) and method (the
+  config's or a robustness variant of CASBO) and one row per cell the verdict is computed
+  from (:func:`casbo_bench.analysis.claims.build_ledger`); written as ``claims.csv``. Each
+  secondary budget L adds the columns ``evaluations_L``, ``p_value_L``, ``p_holm_L``,
+  ``effect_L`` and ``verdict_L`` after ``verdict`` (:func:`claim_columns`). A variant's row
+  carries CASBO's verdict on the same cells (``reference_verdict``) and is ``flipped`` when
+  the two differ.
 
 Beyond dtypes and ranges the schemas check what must hold between columns: a pass exactly
-when every slack is >= 0, each slack equal to its limit minus its upper limit, a
-"reproduced" cell only with an adjusted p below alpha and an effect of at least the minimum,
-the ours/paper label of every claim, one overall row per claim and method.
+when every slack is >= 0, each slack equal to its limit minus its upper limit; a
+"reproduced" cell only with p_holm < alpha and effect >= min_effect, a "contradicted" one
+only with p_holm < alpha and effect <= -min_effect, a "not-significant" one with neither;
+no reproduced claim with a contradicted cell nor the reverse; one source, sentence and kind
+per claim record; one overall row per claim record and method; one rule hash per ledger.
 
 >>> validate_verdicts(frame)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Iterable, Sequence
+
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+from numpy.typing import ArrayLike, NDArray
 from pandera.errors import SchemaErrors
 
+from casbo_bench.registration import KINDS, SCOPES, SOURCES
 from casbo_bench.schemas.tables import (
     _count,
     _describe,
     _finite,
     _key_columns,
     _non_empty,
+    _non_negative,
+    _probability,
     _real,
     _rows,
     _unique,
@@ -45,22 +65,44 @@ EXPECTATIONS: tuple[str, ...] = ("pass", "must-fail", "may-fail", "none")
 """What a sound rate check gives: a claim should pass; a non-adaptive control must fail (a
 pass means the check is broken); a non-convex control may fail; observations expect nothing."""
 
-RATE_VERDICTS: tuple[str, ...] = ("pass", "fail")
+RATE_PASS = "pass"
+RATE_NO_EVIDENCE = "no positive evidence at this horizon"
+RATE_FAIL = "fail"
 
-CLAIM_VERDICTS: tuple[str, ...] = ("reproduced", "not reproduced", "inconclusive")
+RATE_VERDICTS: tuple[str, ...] = (RATE_PASS, RATE_NO_EVIDENCE, RATE_FAIL)
+"""Verdicts of a rate check (:func:`rate_verdict`): positive evidence for the bound's shape;
+none yet, but the local slopes are still steepening toward it; or refuted on this grid."""
 
-SOURCES: tuple[str, ...] = ("paper", "ours")
-"""Whose claim a ledger row tests: the paper's, or ours (ablations the paper does not make)."""
+REPRODUCED = "reproduced"
+CONTRADICTED = "contradicted"
+NOT_SIGNIFICANT = "not-significant"
+MIXED = "mixed"
+INCONCLUSIVE = "inconclusive"
 
-SCOPES: tuple[str, ...] = ("overall", "cell")
+CELL_VERDICTS: tuple[str, ...] = (REPRODUCED, CONTRADICTED, NOT_SIGNIFICANT, INCONCLUSIVE)
+"""Verdicts of a cell: the method significantly better, the baseline significantly better,
+neither, or too few paired seeds (or a run missing) to test."""
+
+CLAIM_VERDICTS: tuple[str, ...] = (REPRODUCED, CONTRADICTED, MIXED, INCONCLUSIVE)
+"""Verdicts of a claim record over its cells (casbo_bench.analysis.claims)."""
+
+VERDICTS: tuple[str, ...] = tuple(dict.fromkeys([*CELL_VERDICTS, *CLAIM_VERDICTS]))
+"""Every verdict a ledger row may carry."""
+
+ROWS: tuple[str, ...] = ("overall", "cell")
+"""A ledger row is a claim record's overall verdict or one of its cells."""
 
 GAP_COLUMNS: dict[str, str] = {
     **{key: ("int64" if key in ("d", "K", "seed") else "str") for key in RUN_KEYS},
     "T": "int64",
     "gap": "float64",
+    "current_gap": "float64",
     "optimal_loss": "float64",
+    "floor": "float64",
 }
-"""Column -> dtype of the ``gaps`` table, in the order written."""
+"""Column -> dtype of the ``gaps`` table, in the order written. ``gap`` is the average gap
+``R_T``, ``current_gap`` the gap ``J(theta_T) - J*`` of iteration T alone, ``floor`` the run's
+frozen-law floor above J* (NaN: none recorded, the method adapts its covariance)."""
 
 VERDICT_COLUMNS: dict[str, str] = {
     "problem": "str",
@@ -88,18 +130,84 @@ VERDICT_COLUMNS: dict[str, str] = {
     "bound_ratio": "float64",
     "bound_factor": "float64",
     "slack_bound": "float64",
+    "steepening_dims": "str",
+    "flat_dims": "str",
+    "steepening_confidence": "float64",
+    "floor_dim": "Int64",
+    "floor": "float64",
+    "floor_ratio": "float64",
+    "floor_tolerance": "float64",
     "confidence": "float64",
     "n_resamples": "int64",
     "verdict": "str",
+    "control_ok": "bool",
     "reason": "str",
 }
-"""Column -> dtype of ``rate_checks/verdicts.csv``, in the order written."""
+"""Column -> dtype of ``rate_checks/verdicts.csv``, in the order written. ``steepening_dims``
+and ``flat_dims`` list the d (comma-separated, "" for none) whose last-decade slope is still
+steepening, and whose slope misses the T limit without steepening; ``floor_dim`` is the d
+whose floor ratio lies farthest outside [1, 1 + floor_tolerance] (missing: no floor)."""
+
+LOCAL_SLOPE_COLUMNS: dict[str, str] = {
+    "problem": "str",
+    "method": "str",
+    "role": "str",
+    "K": "int64",
+    "scoring": "str",
+    "d": "int64",
+    "n_seeds": "int64",
+    "gap_t_max": "float64",
+    "current_gap_t_max": "float64",
+    "prev_T": "str",
+    "slope_prev": "float64",
+    "slope_prev_low": "float64",
+    "slope_prev_high": "float64",
+    "last_T": "str",
+    "slope_last": "float64",
+    "slope_last_low": "float64",
+    "slope_last_high": "float64",
+    "change": "float64",
+    "change_low": "float64",
+    "change_high": "float64",
+    "t_limit": "float64",
+    "settled": "bool",
+    "steepening": "bool",
+    "floor": "float64",
+    "floor_ratio": "float64",
+    "average_floor_ratio": "float64",
+    "confidence": "float64",
+}
+"""Column -> dtype of ``rate_checks/local_slopes.csv`` (one row per check and d), in order.
+``prev_T`` and ``last_T`` list the grid points of the two decades ("" and missing slopes
+where a decade holds fewer than two); ``_low``/``_high`` bound two-sided intervals."""
+
+CALIBRATION_SHARES: dict[str, str] = {
+    RATE_PASS: "share_pass",
+    RATE_NO_EVIDENCE: "share_no_evidence",
+    RATE_FAIL: "share_fail",
+}
+"""The calibration table's column of the share of each rate verdict."""
+
+CALIBRATION_COLUMNS: dict[str, str] = {
+    "problem": "str",
+    "method": "str",
+    "K": "int64",
+    "scoring": "str",
+    "n_seeds": "int64",
+    "t_exponent": "float64",
+    "d_exponent": "float64",
+    "replicates": "int64",
+    **{share: "float64" for share in CALIBRATION_SHARES.values()},
+}
+"""Column -> dtype of ``rate_checks/calibration.csv`` (one row per claim and true exponents)."""
 
 CLAIM_COLUMNS: dict[str, str] = {
     "claim_id": "str",
-    "claim": "str",
-    "source": "str",
     "scope": "str",
+    "source": "str",
+    "kind": "str",
+    "claim": "str",
+    "row": "str",
     "method": "str",
     "variant_of": "str",
     "baseline": "str",
@@ -113,28 +221,56 @@ CLAIM_COLUMNS: dict[str, str] = {
     "test": "str",
     "p_value": "float64",
     "p_holm": "float64",
-    "effect_size": "float64",
-    "alpha": "float64",
-    "min_seeds": "int64",
-    "min_effect": "float64",
+    "effect": "float64",
     "verdict": "str",
     "reference_verdict": "str",
     "flipped": "bool",
     "reason": "str",
+    "note": "str",
     "evidence": "str",
     "config": "str",
+    "alpha": "float64",
+    "min_seeds": "int64",
+    "min_effect": "float64",
+    "rule_hash": "str",
 }
-"""Column -> dtype of ``claims.csv``, in the order written (Int64: may be missing)."""
+"""Column -> dtype of ``claims.csv`` without secondary budgets, in the order written (Int64:
+may be missing). ``scope`` is the claim record's (casbo_bench.registration.SCOPES), ``row``
+says whether the row is the record's overall verdict or one of its cells."""
 
-CLAIM_SOURCES: dict[str, str] = {
-    "rate": "paper",
-    "beats-cmaes": "paper",
-    "beats-turbo": "paper",
-    "molecule": "paper",
-    "full-covariance": "ours",
-    "per-step": "ours",
+SECONDARY_COLUMNS: dict[str, str] = {
+    "evaluations": "Int64",
+    "p_value": "float64",
+    "p_holm": "float64",
+    "effect": "float64",
+    "verdict": "str",
 }
-"""Every claim of the ledger and whose it is."""
+"""The columns each secondary budget L repeats as ``<column>_L``, right after ``verdict``."""
+
+_SECONDARY_VERDICT = re.compile(r"verdict_(.+)")
+
+
+def claim_columns(secondary: Sequence[str] = ()) -> dict[str, str]:
+    """Column -> dtype of a ledger with the secondary budgets labelled ``secondary``.
+
+    >>> list(claim_columns(["10d"]))[20:26]
+    ['verdict', 'evaluations_10d', 'p_value_10d', 'p_holm_10d', 'effect_10d', 'verdict_10d']
+    """
+    columns: dict[str, str] = {}
+    for name, kind in CLAIM_COLUMNS.items():
+        columns[name] = kind
+        if name == "verdict":
+            for label in secondary:
+                columns.update(
+                    {f"{key}_{label}": dtype for key, dtype in SECONDARY_COLUMNS.items()}
+                )
+    return columns
+
+
+def secondary_labels(columns: Iterable[str]) -> tuple[str, ...]:
+    """The secondary budget labels of a ledger's columns (``verdict_10d`` -> ``10d``)."""
+    found = (_SECONDARY_VERDICT.fullmatch(str(column)) for column in columns)
+    return tuple(match.group(1) for match in found if match is not None)
 
 
 class ClaimsValidationError(ValueError):
@@ -143,6 +279,11 @@ class ClaimsValidationError(ValueError):
 
 def _one_of(values: tuple[str, ...]) -> pa.Check:
     return pa.Check.isin(list(values), error=f"must be one of {', '.join(values)}")
+
+
+_dim_list = pa.Check.str_matches(r"^(\d+(,\d+)*)?$", error="must list d, comma-separated, or be ''")
+_t_list = pa.Check.str_matches(r"^(\d+(,\d+)*)?$", error="must list T, comma-separated, or be ''")
+_level = pa.Check.in_range(0.5, 1.0, True, False, error="must lie in [0.5, 1)")
 
 
 def _slack_matches(slack: str, limit: str, upper: str) -> pa.Check:
@@ -155,9 +296,124 @@ def _slack_matches(slack: str, limit: str, upper: str) -> pa.Check:
     return _rows([slack, limit, upper], rule, f"{slack} must equal {limit} - {upper}")
 
 
-def _pass_iff_slack(frame: pd.DataFrame) -> pd.Series:
-    holds = (frame["slack_t"] >= 0) & (frame["slack_d"] >= 0) & (frame["slack_bound"] >= 0)
-    return (frame["verdict"] == "pass") == holds
+def rate_verdict(
+    slack_t: ArrayLike,
+    slack_d: ArrayLike,
+    slack_bound: ArrayLike,
+    any_flat: ArrayLike,
+    any_steepening: ArrayLike,
+) -> NDArray[np.str_]:
+    """The pre-registered rate verdict from its ingredients, elementwise (the one place it is
+    decided; :mod:`casbo_bench.analysis.rates` and the verdict schema both call it).
+
+    - ``pass``: every slack >= 0 (the T- and d-exponents' upper limits and the out-of-sample
+      bound all hold);
+    - ``no positive evidence at this horizon``: not a pass, but the bound holds, no d is
+      *flat* (every d whose last-decade slope misses the T limit is still steepening), and,
+      if the d-exponent fails, some d is still steepening: curves that are still bending
+      bias the d-exponent upward (larger d start later), and once none bends it measures
+      the growth in d itself;
+    - ``fail``: otherwise.
+
+    Args:
+        slack_t, slack_d, slack_bound: the slacks (>= 0 exactly when a condition holds).
+        any_flat: whether some d is flat.
+        any_steepening: whether some d is still steepening.
+
+    Returns:
+        An array of :data:`RATE_VERDICTS`, of the inputs' broadcast shape.
+
+    >>> str(rate_verdict(-0.1, 0.2, 0.3, False, True))
+    'no positive evidence at this horizon'
+    """
+    t, d, bound = (np.asarray(slack, dtype=np.float64) for slack in (slack_t, slack_d, slack_bound))
+    flat, steepening = np.asarray(any_flat, dtype=bool), np.asarray(any_steepening, dtype=bool)
+    holds = (t >= 0) & (d >= 0) & (bound >= 0)
+    excused = (bound >= 0) & ~flat & ((d >= 0) | steepening)
+    return np.select([holds, excused], [RATE_PASS, RATE_NO_EVIDENCE], RATE_FAIL)
+
+
+def rate_control_ok(
+    role: ArrayLike,
+    expectation: ArrayLike,
+    verdict: ArrayLike,
+    floor_ratio: ArrayLike,
+    floor_tolerance: ArrayLike,
+) -> NDArray[np.bool_]:
+    """Whether a rate check's control behaved, elementwise (True for every non-control).
+
+    A control misbehaves when it must fail and passed, or when it has a frozen-law floor
+    and its current gap ``J(theta_T) - J*`` at the largest T is not within
+    ``[1, 1 + floor_tolerance]`` times that floor (``floor_ratio``, missing where there is no
+    floor): the check then cannot tell
+    adaptation from none, or the floor is not what the control converges to.
+    """
+    ratio = np.asarray(floor_ratio, dtype=np.float64)
+    broken = (np.asarray(expectation) == "must-fail") & (np.asarray(verdict) == RATE_PASS)
+    floored = (np.asarray(role) == "control") & ~np.isnan(ratio)
+    in_band = (ratio >= 1.0) & (ratio <= 1.0 + np.asarray(floor_tolerance, dtype=np.float64))
+    return np.asarray(~broken & ~(floored & ~in_band), dtype=bool)
+
+
+def _verdict_follows_rule(frame: pd.DataFrame) -> pd.Series:
+    expected = rate_verdict(
+        frame["slack_t"],
+        frame["slack_d"],
+        frame["slack_bound"],
+        frame["flat_dims"] != "",
+        frame["steepening_dims"] != "",
+    )
+    return pd.Series(frame["verdict"].to_numpy() == expected, index=frame.index)
+
+
+def _control_ok_follows_rule(frame: pd.DataFrame) -> pd.Series:
+    expected = rate_control_ok(
+        frame["role"],
+        frame["expectation"],
+        frame["verdict"],
+        frame["floor_ratio"],
+        frame["floor_tolerance"],
+    )
+    return pd.Series(frame["control_ok"].to_numpy(dtype=bool) == expected, index=frame.index)
+
+
+def _floor_given_together(frame: pd.DataFrame) -> pd.Series:
+    present = frame[["floor_dim", "floor", "floor_ratio"]].notna()
+    return present.all(axis=1) | ~present.any(axis=1)
+
+
+def _close(left: pd.Series, right: pd.Series) -> pd.Series:
+    """Equal within round-off, or both missing."""
+    values = np.isclose(left, right, rtol=1e-9, atol=1e-12, equal_nan=True)
+    return pd.Series(values, index=left.index)
+
+
+def _interval(low: str, high: str) -> pa.Check:
+    def rule(frame: pd.DataFrame) -> pd.Series:
+        both_missing = frame[[low, high]].isna().all(axis=1)
+        return both_missing | (frame[low] <= frame[high])
+
+    return _rows([low, high], rule, f"{low} <= {high} must hold (or both be missing)")
+
+
+def _slope_iff_two_points(points: str, slope: str) -> pa.Check:
+    def rule(frame: pd.DataFrame) -> pd.Series:
+        return frame[slope].notna() == frame[points].str.contains(",")
+
+    return _rows([points, slope], rule, f"{slope} must be given exactly when {points} lists >= 2 T")
+
+
+def _steepening_follows_change(frame: pd.DataFrame) -> pd.Series:
+    return frame["steepening"] == ((frame["change"] < 0) & (frame["change_high"] < 0))
+
+
+def _settled_follows_limit(frame: pd.DataFrame) -> pd.Series:
+    return frame["settled"] == (frame["slope_last"] <= frame["t_limit"])
+
+
+def _shares_sum_to_one(frame: pd.DataFrame) -> pd.Series:
+    total = frame[list(CALIBRATION_SHARES.values())].sum(axis=1)
+    return pd.Series(np.isclose(total, 1.0, rtol=0.0, atol=1e-9), index=frame.index)
 
 
 def _bound_slack_matches(frame: pd.DataFrame) -> pd.Series:
@@ -173,7 +429,9 @@ GAPS_SCHEMA = pa.DataFrameSchema(
         "seed": _count(0),
         "T": _count(1),
         "gap": _real(_finite, pa.Check.gt(0.0, error="must be > 0")),
+        "current_gap": _real(_non_negative),
         "optimal_loss": _real(_finite),
+        "floor": _real(_non_negative, nullable=True),
     },
     checks=[_unique([*RUN_KEYS, "T"])],
     strict=True,
@@ -211,9 +469,17 @@ VERDICTS_SCHEMA = pa.DataFrameSchema(
         "bound_ratio": _real(_finite, pa.Check.gt(0.0, error="must be > 0")),
         "bound_factor": _real(pa.Check.ge(1.0, error="must be >= 1")),
         "slack_bound": _real(_finite),
-        "confidence": _real(pa.Check.in_range(0.5, 1.0, True, False, error="must lie in [0.5, 1)")),
+        "steepening_dims": pa.Column(str, _dim_list),
+        "flat_dims": pa.Column(str, _dim_list),
+        "steepening_confidence": _real(_level),
+        "floor_dim": pa.Column("Int64", pa.Check.ge(1, error="must be >= 1"), nullable=True),
+        "floor": _real(_non_negative, nullable=True),
+        "floor_ratio": _real(pa.Check.gt(0.0, error="must be > 0"), nullable=True),
+        "floor_tolerance": _real(_finite, _non_negative),
+        "confidence": _real(_level),
         "n_resamples": _count(1),
         "verdict": pa.Column(str, _one_of(RATE_VERDICTS)),
+        "control_ok": pa.Column(bool),
         "reason": pa.Column(str, _non_empty),
     },
     checks=[
@@ -226,9 +492,22 @@ VERDICTS_SCHEMA = pa.DataFrameSchema(
             "slack_bound must equal log10(bound_factor / bound_ratio)",
         ),
         _rows(
-            ["verdict", "slack_t", "slack_d", "slack_bound"],
-            _pass_iff_slack,
-            "verdict must be 'pass' exactly when slack_t, slack_d and slack_bound are all >= 0",
+            ["verdict", "slack_t", "slack_d", "slack_bound", "flat_dims", "steepening_dims"],
+            _verdict_follows_rule,
+            "verdict must follow the rule (rate_verdict): pass exactly when slack_t, slack_d "
+            "and slack_bound are all >= 0; no positive evidence only with slack_bound >= 0, no "
+            "flat_dims and, where slack_d < 0, some steepening_dims",
+        ),
+        _rows(
+            ["control_ok", "role", "expectation", "verdict", "floor_ratio", "floor_tolerance"],
+            _control_ok_follows_rule,
+            "control_ok must be false exactly for a must-fail check that passed or a control "
+            "whose floor_ratio lies outside [1, 1 + floor_tolerance] (rate_control_ok)",
+        ),
+        _rows(
+            ["floor_dim", "floor", "floor_ratio"],
+            _floor_given_together,
+            "floor_dim, floor and floor_ratio must be given together or all be missing",
         ),
         _rows(
             ["variant_of", "method"],
@@ -242,22 +521,201 @@ VERDICTS_SCHEMA = pa.DataFrameSchema(
 )
 """One rate verdict per check (method x problem x K x scoring)."""
 
+LOCAL_SLOPES_SCHEMA = pa.DataFrameSchema(
+    columns={
+        "problem": pa.Column(str, _non_empty),
+        "method": pa.Column(str, _non_empty),
+        "role": pa.Column(str, _one_of(ROLES)),
+        "K": _count(1),
+        "scoring": _key_columns(["scoring"])["scoring"],
+        "d": _count(1),
+        "n_seeds": _count(1),
+        "gap_t_max": _real(_finite, pa.Check.gt(0.0, error="must be > 0")),
+        "current_gap_t_max": _real(_non_negative),
+        "prev_T": pa.Column(str, _t_list),
+        "slope_prev": _real(_finite, nullable=True),
+        "slope_prev_low": _real(_finite, nullable=True),
+        "slope_prev_high": _real(_finite, nullable=True),
+        "last_T": pa.Column(str, _t_list),
+        "slope_last": _real(_finite, nullable=True),
+        "slope_last_low": _real(_finite, nullable=True),
+        "slope_last_high": _real(_finite, nullable=True),
+        "change": _real(_finite, nullable=True),
+        "change_low": _real(_finite, nullable=True),
+        "change_high": _real(_finite, nullable=True),
+        "t_limit": _real(_finite),
+        "settled": pa.Column(bool),
+        "steepening": pa.Column(bool),
+        "floor": _real(_non_negative, nullable=True),
+        "floor_ratio": _real(pa.Check.gt(0.0, error="must be > 0"), nullable=True),
+        "average_floor_ratio": _real(pa.Check.gt(0.0, error="must be > 0"), nullable=True),
+        "confidence": _real(_level),
+    },
+    checks=[
+        _unique(["method", "problem", "K", "scoring", "d"]),
+        _slope_iff_two_points("prev_T", "slope_prev"),
+        _slope_iff_two_points("last_T", "slope_last"),
+        _interval("slope_prev_low", "slope_prev_high"),
+        _interval("slope_last_low", "slope_last_high"),
+        _interval("change_low", "change_high"),
+        _rows(
+            ["change", "slope_last", "slope_prev"],
+            lambda frame: _close(frame["change"], frame["slope_last"] - frame["slope_prev"]),
+            "change must equal slope_last - slope_prev (missing where either is)",
+        ),
+        _rows(
+            ["steepening", "change", "change_high"],
+            _steepening_follows_change,
+            "steepening must be true exactly when change < 0 and change_high < 0",
+        ),
+        _rows(
+            ["settled", "slope_last", "t_limit"],
+            _settled_follows_limit,
+            "settled must be true exactly when slope_last <= t_limit",
+        ),
+        _rows(
+            ["floor_ratio", "current_gap_t_max", "floor"],
+            lambda frame: _close(frame["floor_ratio"], frame["current_gap_t_max"] / frame["floor"]),
+            "floor_ratio must equal current_gap_t_max / floor (missing where floor is)",
+        ),
+        _rows(
+            ["average_floor_ratio", "gap_t_max", "floor"],
+            lambda frame: _close(frame["average_floor_ratio"], frame["gap_t_max"] / frame["floor"]),
+            "average_floor_ratio must equal gap_t_max / floor (missing where floor is)",
+        ),
+    ],
+    strict=True,
+    ordered=True,
+    name="local_slopes",
+)
+"""Local slopes of log R_T over the last two decades of T, per rate check and d."""
 
-def _source_matches(frame: pd.DataFrame) -> pd.Series:
-    return frame["claim_id"].map(CLAIM_SOURCES) == frame["source"]
+CALIBRATION_SCHEMA = pa.DataFrameSchema(
+    columns={
+        "problem": pa.Column(str, _non_empty),
+        "method": pa.Column(str, _non_empty),
+        "K": _count(1),
+        "scoring": _key_columns(["scoring"])["scoring"],
+        "n_seeds": _count(1),
+        "t_exponent": _real(_finite),
+        "d_exponent": _real(_finite),
+        "replicates": _count(1),
+        **{share: _real(_probability) for share in CALIBRATION_SHARES.values()},
+    },
+    checks=[
+        _unique(["method", "problem", "K", "scoring", "t_exponent", "d_exponent"]),
+        _rows(
+            list(CALIBRATION_SHARES.values()),
+            _shares_sum_to_one,
+            f"{', '.join(CALIBRATION_SHARES.values())} must sum to 1",
+        ),
+    ],
+    strict=True,
+    ordered=True,
+    name="calibration",
+)
+"""Shares of each rate verdict on synthetic power laws with a check's measured seed noise."""
 
 
-def _reproduced_needs_evidence(frame: pd.DataFrame) -> pd.Series:
-    """A reproduced cell tested by a rank test has p_holm < alpha and effect >= minimum."""
-    tested = frame["p_holm"].notna()
-    reproduced = (frame["scope"] == "cell") & (frame["verdict"] == "reproduced") & tested
-    significant = (frame["p_holm"] < frame["alpha"]) & (frame["effect_size"] >= frame["min_effect"])
-    return ~reproduced | significant
+def _family(frame: pd.DataFrame) -> list[pd.Series]:
+    """The keys of a verdict's family: the claim record, and the variant judged in it."""
+    variant = frame["method"].where(frame["variant_of"] != "", "")
+    return [frame["claim_id"], frame["scope"], frame["variant_of"], variant]
 
 
-def _holm_not_below_raw(frame: pd.DataFrame) -> pd.Series:
-    both = frame["p_value"].notna() & frame["p_holm"].notna()
-    return ~both | (frame["p_holm"] >= frame["p_value"])
+def _one_per_record(column: str) -> pa.Check:
+    def rule(frame: pd.DataFrame) -> pd.Series:
+        return frame.groupby(["claim_id", "scope"])[column].transform("nunique") <= 1
+
+    return _rows(["claim_id", "scope", column], rule, f"each claim record must have one {column}")
+
+
+def _verdict_fits_row(suffix: str) -> pa.Check:
+    """Cell rows carry cell verdicts, overall rows claim verdicts; secondary ones only
+    comparisons (a rate claim has no secondary budget)."""
+    verdict = f"verdict{suffix}"
+
+    def rule(frame: pd.DataFrame) -> pd.Series:
+        allowed = frame["row"].map({"cell": CELL_VERDICTS, "overall": CLAIM_VERDICTS})
+        fits = pd.Series(
+            [value in options for value, options in zip(frame[verdict], allowed, strict=True)],
+            index=frame.index,
+        )
+        if not suffix:
+            return fits
+        return fits.where(frame["kind"] == "comparison", frame[verdict] == "")
+
+    return _rows(
+        ["row", "kind", verdict],
+        rule,
+        f"{verdict} must be one of {', '.join(CELL_VERDICTS)} on cell rows and one of "
+        f"{', '.join(CLAIM_VERDICTS)} on overall rows"
+        + (", and empty on rate rows" if suffix else ""),
+    )
+
+
+def _cell_verdict_matches_test(suffix: str) -> pa.Check:
+    """A tested comparison cell's verdict is what its adjusted p and effect say."""
+    p_holm, effect, verdict = f"p_holm{suffix}", f"effect{suffix}", f"verdict{suffix}"
+
+    def rule(frame: pd.DataFrame) -> pd.Series:
+        cell = (frame["row"] == "cell") & (frame["kind"] == "comparison")
+        significant = frame[p_holm] < frame["alpha"]
+        favours_method = significant & (frame[effect] >= frame["min_effect"])
+        favours_baseline = significant & (frame[effect] <= -frame["min_effect"])
+        expected = np.select(
+            [frame[p_holm].isna(), favours_method, favours_baseline],
+            [INCONCLUSIVE, REPRODUCED, CONTRADICTED],
+            NOT_SIGNIFICANT,
+        )
+        return ~cell | (frame[verdict] == expected)
+
+    return _rows(
+        ["row", "kind", p_holm, effect, verdict, "alpha", "min_effect"],
+        rule,
+        f"a '{REPRODUCED}' cell needs {p_holm} < alpha and {effect} >= min_effect, a "
+        f"'{CONTRADICTED}' one {p_holm} < alpha and {effect} <= -min_effect, a "
+        f"'{NOT_SIGNIFICANT}' one neither, an '{INCONCLUSIVE}' one no {p_holm} ({verdict})",
+    )
+
+
+def _holm_not_below_raw(suffix: str) -> pa.Check:
+    p_value, p_holm = f"p_value{suffix}", f"p_holm{suffix}"
+
+    def rule(frame: pd.DataFrame) -> pd.Series:
+        both = frame[p_value].notna() & frame[p_holm].notna()
+        return ~both | (frame[p_holm] >= frame[p_value])
+
+    return _rows(
+        [p_value, p_holm],
+        rule,
+        f"{p_holm} >= {p_value} must hold (a correction never lowers a p-value)",
+    )
+
+
+def _claim_agrees_with_cells(suffix: str) -> pa.Check:
+    """No reproduced comparison claim with a contradicted cell, no contradicted one with a
+    reproduced cell (within one family: claim record and method). A rate claim is
+    contradicted by one failing problem whatever the others give."""
+    verdict = f"verdict{suffix}"
+
+    def rule(frame: pd.DataFrame) -> pd.Series:
+        keys = _family(frame)
+        cells = frame[verdict].where(frame["row"] == "cell", "")
+        has_reproduced = (cells == REPRODUCED).groupby(keys).transform("any")
+        has_contradicted = (cells == CONTRADICTED).groupby(keys).transform("any")
+        overall = (frame["row"] == "overall") & (frame["kind"] == "comparison")
+        wrong = ((frame[verdict] == REPRODUCED) & has_contradicted) | (
+            (frame[verdict] == CONTRADICTED) & has_reproduced
+        )
+        return ~(overall & wrong)
+
+    return _rows(
+        ["row", "kind", "claim_id", "scope", "method", "variant_of", verdict],
+        rule,
+        f"a comparison claim whose {verdict} is '{REPRODUCED}' must have no '{CONTRADICTED}' "
+        f"cell and the reverse",
+    )
 
 
 def _primary_never_flips(frame: pd.DataFrame) -> pd.Series:
@@ -270,12 +728,44 @@ def _flipped_iff_verdicts_differ(frame: pd.DataFrame) -> pd.Series:
     return frame["flipped"] == differs
 
 
-CLAIMS_SCHEMA = pa.DataFrameSchema(
-    columns={
-        "claim_id": pa.Column(str, _one_of(tuple(CLAIM_SOURCES))),
-        "claim": pa.Column(str, _non_empty),
-        "source": pa.Column(str, _one_of(SOURCES)),
+def _one_rule_hash(frame: pd.DataFrame) -> pd.Series:
+    return pd.Series(frame["rule_hash"].nunique() <= 1, index=frame.index)
+
+
+def _one_overall_row(frame: pd.DataFrame) -> pd.Series:
+    overall = frame["row"] == "overall"
+    keyed = pd.concat(_family(frame), axis=1, keys=["claim_id", "scope", "variant_of", "m"])
+    duplicated = keyed[overall].duplicated(keep=False).reindex(frame.index, fill_value=False)
+    return ~duplicated
+
+
+_effect = pa.Check.in_range(-1.0, 1.0, error="must lie in [-1, 1]")
+_empty_or_verdict = pa.Check.isin(["", *VERDICTS], error="must be empty or a verdict")
+
+
+def _secondary_columns(label: str) -> dict[str, pa.Column]:
+    return {
+        f"evaluations_{label}": pa.Column(
+            "Int64", pa.Check.ge(1, error="must be >= 1"), nullable=True
+        ),
+        f"p_value_{label}": _real(_probability, nullable=True),
+        f"p_holm_{label}": _real(_probability, nullable=True),
+        f"effect_{label}": _real(_effect, nullable=True),
+        f"verdict_{label}": pa.Column(str, _empty_or_verdict),
+    }
+
+
+@functools.cache
+def claims_schema(secondary: tuple[str, ...] = ()) -> pa.DataFrameSchema:
+    """The ledger's schema with the secondary budgets labelled ``secondary`` (in order)."""
+    suffixes = ["", *(f"_{label}" for label in secondary)]
+    columns: dict[str, pa.Column] = {
+        "claim_id": pa.Column(str, _non_empty),
         "scope": pa.Column(str, _one_of(SCOPES)),
+        "source": pa.Column(str, _one_of(SOURCES)),
+        "kind": pa.Column(str, _one_of(KINDS)),
+        "claim": pa.Column(str, _non_empty),
+        "row": pa.Column(str, _one_of(ROWS)),
         "method": pa.Column(str, _non_empty),
         "variant_of": pa.Column(str),
         "baseline": pa.Column(str),
@@ -287,40 +777,31 @@ CLAIMS_SCHEMA = pa.DataFrameSchema(
         "evaluations": pa.Column("Int64", pa.Check.ge(1, error="must be >= 1"), nullable=True),
         "n_seeds": pa.Column("Int64", pa.Check.ge(0, error="must be >= 0"), nullable=True),
         "test": pa.Column(str),
-        "p_value": _real(pa.Check.in_range(0.0, 1.0, error="must lie in [0, 1]"), nullable=True),
-        "p_holm": _real(pa.Check.in_range(0.0, 1.0, error="must lie in [0, 1]"), nullable=True),
-        "effect_size": _real(
-            pa.Check.in_range(-1.0, 1.0, error="must lie in [-1, 1]"), nullable=True
-        ),
+        "p_value": _real(_probability, nullable=True),
+        "p_holm": _real(_probability, nullable=True),
+        "effect": _real(_effect, nullable=True),
+        "verdict": pa.Column(str, _one_of(VERDICTS)),
+        "reference_verdict": pa.Column(str, _empty_or_verdict),
+        "flipped": pa.Column(bool),
+        "reason": pa.Column(str, _non_empty),
+        "note": pa.Column(str),
+        "evidence": pa.Column(str, _non_empty),
+        "config": pa.Column(str, _non_empty),
         "alpha": _real(pa.Check.in_range(0.0, 1.0, False, False, error="must lie in (0, 1)")),
         "min_seeds": _count(1),
         "min_effect": _real(pa.Check.in_range(0.0, 1.0, error="must lie in [0, 1]")),
-        "verdict": pa.Column(str, _one_of(CLAIM_VERDICTS)),
-        "reference_verdict": pa.Column(
-            str,
-            pa.Check.isin(["", *CLAIM_VERDICTS], error="must be empty or a verdict"),
+        "rule_hash": pa.Column(
+            str, pa.Check.str_matches(r"^[0-9a-f]{16}$", error="must be 16 hex digits")
         ),
-        "flipped": pa.Column(bool),
-        "reason": pa.Column(str, _non_empty),
-        "evidence": pa.Column(str, _non_empty),
-        "config": pa.Column(str, _non_empty),
-    },
-    checks=[
-        _rows(
-            ["claim_id", "source"],
-            _source_matches,
-            f"source must be the claim's own ({CLAIM_SOURCES}): ours rows are labelled ours",
-        ),
-        _rows(
-            ["scope", "verdict", "p_holm", "alpha", "effect_size", "min_effect"],
-            _reproduced_needs_evidence,
-            "a 'reproduced' cell needs p_holm < alpha and effect_size >= min_effect",
-        ),
-        _rows(
-            ["p_value", "p_holm"],
-            _holm_not_below_raw,
-            "p_holm >= p_value must hold (a correction never lowers a p-value)",
-        ),
+    }
+    for label in secondary:
+        columns.update(_secondary_columns(label))
+    ordered = claim_columns(secondary)
+    checks = [
+        _one_per_record("source"),
+        _one_per_record("claim"),
+        _one_per_record("kind"),
+        _rows(["rule_hash"], _one_rule_hash, "every row of a ledger must carry the same rule_hash"),
         _rows(
             ["variant_of", "flipped"],
             _primary_never_flips,
@@ -332,20 +813,25 @@ CLAIMS_SCHEMA = pa.DataFrameSchema(
             "flipped must be true exactly when reference_verdict is given and differs from verdict",
         ),
         _rows(
-            ["claim_id", "scope", "method"],
-            lambda frame: (
-                ~frame[frame["scope"] == "overall"]
-                .duplicated(["claim_id", "method"], keep=False)
-                .reindex(frame.index, fill_value=False)
-            ),
-            "each (claim_id, method) must have exactly one overall row",
+            ["claim_id", "scope", "row", "method", "variant_of"],
+            _one_overall_row,
+            "each claim record (claim_id, scope) must have exactly one overall row per method",
         ),
-    ],
-    strict=True,
-    ordered=True,
-    name="claims",
-)
-"""The claims ledger: overall and per-cell verdicts of every claim, per CASBO variant."""
+    ]
+    for suffix in suffixes:
+        checks += [
+            _verdict_fits_row(suffix),
+            _cell_verdict_matches_test(suffix),
+            _holm_not_below_raw(suffix),
+            _claim_agrees_with_cells(suffix),
+        ]
+    return pa.DataFrameSchema(
+        columns={name: columns[name] for name in ordered},
+        checks=checks,
+        strict=True,
+        ordered=True,
+        name="claims",
+    )
 
 
 def _validate(
@@ -373,12 +859,21 @@ def validate_verdicts(frame: pd.DataFrame, source: str | None = None) -> pd.Data
     return _validate(VERDICTS_SCHEMA, frame, "rate verdicts", source)
 
 
+def validate_local_slopes(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """Validate a local-slope table and return it unchanged (ClaimsValidationError if not)."""
+    return _validate(LOCAL_SLOPES_SCHEMA, frame, "rate-check local slopes", source)
+
+
+def validate_calibration(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """Validate a rate-rule calibration table and return it unchanged (ClaimsValidationError
+    if not)."""
+    return _validate(CALIBRATION_SCHEMA, frame, "rate-rule calibration", source)
+
+
 def validate_claims(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
-    """Validate a claims ledger and return it unchanged (ClaimsValidationError if not)."""
-    if not set(CLAIM_SOURCES) <= set(frame.get("claim_id", pd.Series(dtype=str))):
-        missing = sorted(set(CLAIM_SOURCES) - set(frame.get("claim_id", pd.Series(dtype=str))))
-        raise ClaimsValidationError(
-            f"claims ledger{f' {source}' if source else ''} lacks claim(s) {missing}; every "
-            f"claim needs a row, with verdict 'inconclusive' where it was not tested"
-        )
-    return _validate(CLAIMS_SCHEMA, frame, "claims ledger", source)
+    """Validate a claims ledger and return it unchanged (ClaimsValidationError if not).
+
+    Its secondary budgets are read from its ``verdict_L`` columns (:func:`secondary_labels`).
+    """
+    schema = claims_schema(secondary_labels(frame.columns))
+    return _validate(schema, frame, "claims ledger", source)
