@@ -20,7 +20,8 @@ import yaml
 from casbo_bench.analysis.claims import read_ledger
 from casbo_bench.analysis.io import load_traces
 from casbo_bench.analysis.rates import read_verdicts
-from casbo_bench.registration import claims_rule_hash
+from casbo_bench.registration import read_spec
+from casbo_bench.runner import read_provenance
 from casbo_bench.schemas.tables import validate_table
 from tests.snakemake_runs import TINY_CONFIG, run_snakemake
 
@@ -66,11 +67,13 @@ def test_rate_check_verdicts_and_claims_ledger_validate(finished_run: Path) -> N
     claims = read_ledger(results / "claims.csv")
     assert not claims.empty
     assert (results / "claims.md").stat().st_size > 0
-    # judged under the config's rule, which every trace carries (or the ledger would refuse)
-    rule = yaml.safe_load(TINY_CONFIG.read_text())["claims"]["rule"]
-    assert set(claims["rule_hash"]) == {claims_rule_hash(rule)}
+    # judged under the config's registration, which every trace carries (or the ledger
+    # would refuse them)
+    registration = read_spec(results / "claims_spec.json").registration_hash
+    assert set(claims["rule_hash"]) == {registration}
+    raw = sorted((results / "raw").rglob("*.parquet"))
+    assert raw and {read_provenance(path)["claims_rule_hash"] for path in raw} == {registration}
     assert "verdict_10d" in claims.columns
-    assert (results / "claims_spec.json").is_file()
     for suffix in ("csv", "md", "tex"):
         assert (results / "tables" / f"rate_checks.{suffix}").is_file()
     assert any((finished_run / "paper_figures" / "tiny" / "rate_checks").glob("*.png"))

@@ -304,8 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config-hash", help="hash of the workflow config (for provenance)")
     run.add_argument(
         "--rule-hash",
-        help="hash of the claims ledger's pre-registered decision rule (for provenance; the "
-        "ledger judges only traces that carry its own)",
+        help="registration hash of the claims ledger (its rule, claim records, variants and "
+        "the rate check's rule; for provenance: the ledger judges only traces that carry its "
+        "own)",
     )
     run.add_argument("--out", required=True, type=Path, help="the Parquet file to write")
     run.set_defaults(handler=_run)
@@ -766,13 +767,13 @@ def _claims(arguments: argparse.Namespace) -> int:
         benchmarks = {name: io.load_traces(files) for name, files in groups.items()}
         claims.check_registration(
             {str(path): read_provenance(path) for files in groups.values() for path in files},
-            spec.rule.hash,
+            spec.registration_hash,
         )
         verdicts = rates.read_verdicts(arguments.rate_verdicts) if arguments.rate_verdicts else None
         ledger = claims.build_ledger(spec, benchmarks, rate_verdicts=verdicts)
     except (claims.ClaimsError, ClaimsValidationError) as error:
         raise UsageError(str(error)) from None
-    written = claims.write_ledger(ledger, arguments.out_dir, spec.rule)
+    written = claims.write_ledger(ledger, arguments.out_dir, spec)
     overall = ledger[(ledger["row"] == "overall") & (ledger["variant_of"] == "")]
     for row in overall.itertuples(index=False):
         logger.info(

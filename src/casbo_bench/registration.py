@@ -35,7 +35,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -383,8 +383,11 @@ SPEC_KEYS: tuple[str, ...] = (
     "molecule_benchmark",
     "results_dir",
     "figures_dir",
+    "registered",
 )
-"""The keys of a claims spec (results/<name>/claims_spec.json); the first four are required."""
+"""The keys of a claims spec (results/<name>/claims_spec.json); the first four are required.
+``registered`` holds what else was fixed before the run and enters the registration hash:
+the variants' definitions and the rate check's rule."""
 
 
 @dataclass(frozen=True)
@@ -414,6 +417,22 @@ class ClaimsSpec:
     molecule_benchmark: str | None = None
     results_dir: str = ""
     figures_dir: str = ""
+    registered: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def registration_hash(self) -> str:
+        """What was fixed before the run, condensed: sha256 of the canonical JSON of the rule
+        (defaults filled), the claim records, the reference and :attr:`registered` (variant
+        definitions, the rate check's rule), first 16 hex digits. Every trace the workflow
+        runs carries it; a change to any of them makes the ledger refuse the old traces."""
+        registered = {
+            "rule": self.rule.as_mapping(),
+            "records": [asdict(record) for record in self.records],
+            "reference": self.reference,
+            **self.registered,
+        }
+        canonical = json.dumps(registered, sort_keys=True, separators=(",", ":"), default=list)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
     def __post_init__(self) -> None:
         keys = [record.title for record in self.records]
@@ -461,6 +480,7 @@ class ClaimsSpec:
             ),
             results_dir=str(spec.get("results_dir") or f"results/{name}"),
             figures_dir=str(spec.get("figures_dir") or f"paper_figures/{name}"),
+            registered=dict(spec.get("registered") or {}),
         )
 
 

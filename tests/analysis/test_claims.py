@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from casbo_bench.analysis.claims import (
     write_ledger,
 )
 from casbo_bench.cli import main
-from casbo_bench.registration import ClaimsRule, ClaimsSpec
+from casbo_bench.registration import ClaimsRule, ClaimsSpec, read_spec
 from casbo_bench.runner import write_trace
 from casbo_bench.schemas.claims import RATE_FAIL, RATE_NO_EVIDENCE, RATE_PASS
 from casbo_bench.schemas.trace import TRACE_COLUMNS, validate_trace
@@ -627,12 +628,12 @@ def ledger(spec: ClaimsSpec) -> pd.DataFrame:
 
 
 def test_ledger_files_round_trip(tmp_path: Path, ledger: pd.DataFrame, spec: ClaimsSpec) -> None:
-    written = write_ledger(ledger, tmp_path, spec.rule)
+    written = write_ledger(ledger, tmp_path, spec)
     assert [path.name for path in written] == ["claims.csv", "claims.md"]
     back = read_ledger(tmp_path / "claims.csv")
     pd.testing.assert_frame_equal(back, ledger)
     markdown = (tmp_path / "claims.md").read_text()
-    assert f"hash `{spec.rule.hash}`" in markdown and spec.rule.describe() in markdown
+    assert f"hash `{spec.registration_hash}`" in markdown and spec.rule.describe() in markdown
     assert "| claim_id | source | claim | paper | matched |" in markdown
     assert "reproduced (2d: reproduced)" in markdown
     assert "| verdict | verdict_2d | reason |" in markdown
@@ -641,9 +642,11 @@ def test_ledger_files_round_trip(tmp_path: Path, ledger: pd.DataFrame, spec: Cla
     assert "| p_holm_2d | effect_2d | verdict_2d | note | reason |" in markdown
 
 
-def test_a_ledger_is_written_only_under_its_own_rule(tmp_path: Path, ledger: pd.DataFrame) -> None:
+def test_a_ledger_is_written_only_under_its_own_rule(
+    tmp_path: Path, ledger: pd.DataFrame, spec: ClaimsSpec
+) -> None:
     with pytest.raises(ClaimsError, match="build it again under this rule"):
-        write_ledger(ledger, tmp_path, ClaimsRule(secondary_budgets=()))
+        write_ledger(ledger, tmp_path, replace(spec, rule=ClaimsRule(secondary_budgets=())))
     assert not list(tmp_path.iterdir())
 
 
@@ -665,13 +668,14 @@ def _spec_file(folder: Path, records: list[dict[str, Any]], **extra: Any) -> Pat
 
 def test_command_writes_the_ledger(tmp_path: Path) -> None:
     traces = traces_of({"casbo": "casbo", "cmaes": "cmaes", "random": "casbo-bad"})
-    files = _write_traces(tmp_path, traces, ClaimsRule().hash)
     records = [
         comparison("casbo", ["cmaes"], claim_id="beats-cmaes"),
         comparison("casbo", ["turbo"], claim_id="beats-turbo", groups=["molecules"]),
         RATE_RECORD,
     ]
     spec = _spec_file(tmp_path, records, variants=["casbo-bad"])
+    registration = read_spec(spec).registration_hash
+    files = _write_traces(tmp_path, traces, registration)
     out = tmp_path / "out"
     arguments = ["claims", "--spec", str(spec), "--out-dir", str(out), "--benchmark", "plain"]
     assert main([*arguments, *files]) == 0
@@ -682,8 +686,19 @@ def test_command_writes_the_ledger(tmp_path: Path) -> None:
         "beats-turbo": INCONCLUSIVE,
         "rate": INCONCLUSIVE,
     }
-    assert set(written["rule_hash"]) == {ClaimsRule().hash}
+    assert set(written["rule_hash"]) == {registration}
     assert (out / "claims.md").is_file()
+
+
+def test_the_registration_hash_covers_the_records_variants_and_rate_rule(
+    spec: ClaimsSpec,
+) -> None:
+    fewer = replace(spec, records=spec.records[:-1])
+    other_rate_rule = replace(spec, registered={"rate_rule": {"t_tolerance": 0.2}})
+    other_rule = replace(spec, rule=ClaimsRule(alpha=0.01))
+    hashes = {s.registration_hash for s in (spec, fewer, other_rate_rule, other_rule)}
+    assert len(hashes) == 4
+    assert replace(spec).registration_hash == spec.registration_hash
 
 
 def test_command_refuses_traces_run_under_another_rule(

@@ -475,13 +475,21 @@ def test_a_floor_control_that_converged_fails_and_behaved() -> None:
     assert "frozen-law floor" in verdict["reason"]
 
 
-def test_a_floor_control_off_its_floor_is_flagged() -> None:
-    # R_T at T = 300 is about 1.6 x the floor: the control has not reached what it must.
+def test_a_floor_control_still_above_its_floor_fails_and_is_reported_as_not_there() -> None:
+    # The current gap at T = 300 is about 1.3 x the floor: the control has not converged.
     verdict = _judge(
         floor_gaps(excess=10.0), RateCheck("casbo-mean-only", "sphere", "control")
     ).verdicts.iloc[0]
     assert verdict["verdict"] == "fail"
     assert verdict["floor_ratio"] > 1.1
+    assert verdict["control_ok"] and not verdict["floor_reached"]
+
+
+def test_a_floor_control_below_its_floor_is_flagged() -> None:
+    gaps = floor_gaps(excess=0.5)
+    gaps["current_gap"] *= 0.5  # below any law with the frozen covariance: a wrong floor
+    verdict = _judge(gaps, RateCheck("casbo-mean-only", "sphere", "control")).verdicts.iloc[0]
+    assert verdict["floor_ratio"] < 1.0
     assert not verdict["control_ok"]
 
 

@@ -9,7 +9,7 @@ import pytest
 from casbo_bench.optimizers import OptimizerError, SearchSpace, make_optimizer
 from casbo_bench.optimizers.cmaes_joint import FULL_COVARIANCE_LIMIT
 from casbo_bench.problems import make_problem
-from casbo_bench.runner import Job, frozen_law_floor, make_scope, run_job
+from casbo_bench.runner import Job, RepetitionSeeds, frozen_law_floor, make_scope, run_job
 
 
 def test_cmaes_joint_searches_every_step_with_full_then_diagonal_covariance() -> None:
@@ -83,3 +83,36 @@ def test_the_mean_only_floor_is_recorded_per_repetition() -> None:
     casbo_records: dict[str, dict[str, object]] = {}
     run_job(Job("casbo", "sphere", 3, (0,), 16, record_expected_loss=True), casbo_records)
     assert casbo_records["0"]["frozen_law_floor"] is None
+
+
+def test_cmaes_joint_reports_its_law_when_diagonal() -> None:
+    opt = make_optimizer("cmaes-joint", SearchSpace(5, 25), seed=0)
+    candidates = opt.ask()
+    opt.tell(candidates, (candidates**2).sum(axis=2))
+    law = opt.gaussian_law()
+    assert law.covariances.shape == (5, 25, 25)
+    off_diagonal = law.covariances - np.einsum("bii->bi", law.covariances)[:, :, None] * np.eye(25)
+    assert np.all(off_diagonal == 0.0) and np.all(np.einsum("bii->bi", law.covariances) > 0)
+
+
+def test_random_latent_hands_over_its_best_latent() -> None:
+    opt = make_optimizer("random-latent", SearchSpace(1, 3), seed=0, batch_size=8)
+    candidates = opt.ask()
+    opt.tell(candidates, (candidates**2).sum(axis=2))
+    final = opt.sample_final(4, np.random.default_rng(0))
+    np.testing.assert_array_equal(final, np.repeat(opt.best_candidate[None], 4, axis=0))
+
+
+def test_latent_methods_share_the_frozen_later_noises() -> None:
+    # Common random numbers: at one seed every latent method sees the same later noises.
+    seen = {}
+    for name in ("random-latent", "cmaes", "casbo-latent"):
+        scope = make_scope("latent", 4, 3, crn_seed=11)
+        noise = scope.noise(make_optimizer(name, scope.space, seed=0).ask())
+        seen[name] = noise[:, 1:]
+    first = seen["random-latent"][0]
+    for noise in seen.values():
+        assert all(np.array_equal(row, first) for row in noise)
+    # ... and the runner derives that seed from the cell and seed alone, not the method.
+    jobs = [Job(name, "sphere", 3, (0,), 8, n_steps=4) for name in ("random-latent", "turbo")]
+    assert len({RepetitionSeeds.derive(job, 5).crn for job in jobs}) == 1

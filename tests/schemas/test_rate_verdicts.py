@@ -13,6 +13,7 @@ from casbo_bench.schemas.claims import (
     RATE_VERDICTS,
     VERDICTS_SCHEMA,
     rate_control_ok,
+    rate_floor_reached,
     rate_verdict,
 )
 
@@ -30,34 +31,30 @@ def test_the_verdicts_are_the_pre_registered_three() -> None:
 
 
 @pytest.mark.parametrize(
-    ("slacks", "any_flat", "any_steepening", "expected"),
+    ("slacks", "any_flat", "expected"),
     [
         # every condition holds: pass, whatever the local slopes say
-        ((0.0, 0.0, 0.0), True, False, "pass"),
-        # T-exponent fails, bound holds, every unsettled d still steepening
-        ((-0.1, 0.2, 0.3), False, True, NO_EVIDENCE),
-        # ... or no d unsettled at all (every last-decade slope already at the limit)
-        ((-0.1, 0.2, 0.3), False, False, NO_EVIDENCE),
+        ((0.0, 0.0, 0.0), True, "pass"),
+        # only the T-exponent fails, every d settled at the limit or still steepening
+        ((-0.1, 0.2, 0.3), False, NO_EVIDENCE),
         # a d has flattened above the limit
-        ((-0.1, 0.2, 0.3), True, True, "fail"),
+        ((-0.1, 0.2, 0.3), True, "fail"),
         # the bound is broken: no excuse
-        ((-0.1, 0.2, -0.01), False, True, "fail"),
-        ((0.1, 0.2, -0.01), False, True, "fail"),
-        # d-exponent fails while some d is still bending: pre-asymptotic, not refuted
-        ((0.1, -0.2, 0.3), False, True, NO_EVIDENCE),
-        ((-0.1, -0.2, 0.3), False, True, NO_EVIDENCE),
-        # d-exponent fails and no d bends any more: the growth in d is measured
-        ((0.1, -0.2, 0.3), False, False, "fail"),
+        ((-0.1, 0.2, -0.01), False, "fail"),
+        ((0.1, 0.2, -0.01), False, "fail"),
+        # the d-exponent fails: no excuse
+        ((0.1, -0.2, 0.3), False, "fail"),
+        ((-0.1, -0.2, 0.3), False, "fail"),
     ],
 )
 def test_rate_verdict_follows_the_decision_table(
-    slacks: tuple[float, float, float], any_flat: bool, any_steepening: bool, expected: str
+    slacks: tuple[float, float, float], any_flat: bool, expected: str
 ) -> None:
-    assert str(rate_verdict(*slacks, any_flat, any_steepening)) == expected
+    assert str(rate_verdict(*slacks, any_flat)) == expected
 
 
 def test_rate_verdict_is_elementwise() -> None:
-    verdicts = rate_verdict([0.1, -0.1], [0.1, 0.1], [0.1, 0.1], [False, True], [False, False])
+    verdicts = rate_verdict([0.1, -0.1], [0.1, 0.1], [0.1, 0.1], [False, True])
     assert verdicts.tolist() == ["pass", "fail"]
 
 
@@ -67,19 +64,27 @@ def test_rate_verdict_is_elementwise() -> None:
         ("claim", "pass", "fail", math.nan, True),
         ("claim", "pass", "pass", 3.0, True),  # a claim's floor ratio is only reported
         ("control", "must-fail", "fail", math.nan, True),
-        ("control", "must-fail", NO_EVIDENCE, math.nan, True),
+        ("control", "must-fail", NO_EVIDENCE, math.nan, False),  # excused: must fail
         ("control", "must-fail", "pass", math.nan, False),
         ("control", "must-fail", "fail", 1.05, True),
         ("control", "must-fail", "fail", 1.0, True),
-        ("control", "must-fail", "fail", 1.2, False),
+        ("control", "must-fail", "fail", 1.2, True),  # not converged yet: still failing
         ("control", "must-fail", "fail", 0.9, False),  # below its floor: a wrong floor
         ("control", "may-fail", "pass", math.nan, True),
     ],
 )
-def test_rate_control_ok_flags_a_passing_must_fail_control_or_one_off_its_floor(
+def test_rate_control_ok_flags_a_passing_must_fail_control_or_one_below_its_floor(
     role: str, expectation: str, verdict: str, floor_ratio: float, expected: bool
 ) -> None:
-    assert bool(rate_control_ok(role, expectation, verdict, floor_ratio, 0.1)) is expected
+    assert bool(rate_control_ok(role, expectation, verdict, floor_ratio)) is expected
+
+
+@pytest.mark.parametrize(
+    ("floor_ratio", "expected"), [(1.0, True), (1.1, True), (1.2, False), (0.9, False)]
+)
+def test_the_floor_is_reached_within_the_tolerance_band(floor_ratio: float, expected: bool) -> None:
+    assert bool(rate_floor_reached(floor_ratio, 0.1)) is expected
+    assert not bool(rate_floor_reached(math.nan, 0.1))
 
 
 def test_rate_control_ok_is_elementwise() -> None:
@@ -87,7 +92,6 @@ def test_rate_control_ok_is_elementwise() -> None:
         np.array(["control", "control"]),
         np.array(["must-fail", "must-fail"]),
         np.array(["fail", "fail"]),
-        np.array([1.05, 1.5]),
-        0.1,
+        np.array([1.05, 0.5]),
     )
     assert ok.tolist() == [True, False]

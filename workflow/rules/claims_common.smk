@@ -49,6 +49,11 @@ def claims_spec():
         "molecule_benchmark": MOLECULE_GROUP,
         "results_dir": RESULTS,
         "figures_dir": FIGURES,
+        "registered": {
+            "variants": [VARIANTS[label] for label in sorted(VARIANTS)],
+            "variant_benchmarks": CLAIMS.get("variant_benchmarks", []),
+            "rate_rule": (RATE or {}).get("rule"),
+        },
     }
 
 
@@ -148,6 +153,9 @@ def _check_claims_config():
 
 
 _check_claims_config()
+# The ledger judges only traces run under what it pre-registers: every job records this hash
+# (ClaimsSpec.registration_hash: the rule, the records, the variants, the rate check's rule).
+RULE_HASH = ClaimsSpec.from_mapping(claims_spec()).registration_hash if CLAIMS else None
 
 
 def variant_trace_path(benchmark, method, problem, d, K, scoring, chunk):

@@ -10,11 +10,11 @@ from itertools import product
 import yaml
 from snakemake.utils import validate
 
-from casbo_bench.registration import claims_rule_hash
 
 DEFAULT_CONFIG = "config/config.yaml"
-# Snakemake fills `config` from --configfile before this file runs; the last file given names
-# the run. A config stands alone: blocks it leaves out are off, never inherited.
+# Snakemake fills `config` from --configfile (and --config) before this file runs; the last
+# file given names the run. A config stands alone: blocks it leaves out are off, unless it
+# names a config to extend.
 CONFIG_PATH = os.path.relpath((workflow.overwrite_configfiles or [DEFAULT_CONFIG])[-1])
 
 
@@ -32,11 +32,14 @@ def _read_config(path):
 
 
 def _resolve_config():
-    """``config`` as run: the default config when none was given, and ``extends: <file>``
-    expanded one level deep: the named file's top-level entries, where the extending config
-    overrides a mapping block key by key and any other entry whole."""
-    if not config:
-        config.update(_read_config(DEFAULT_CONFIG))
+    """``config`` as run: the default config when no --configfile was given (--config entries
+    replace its own), and ``extends: <file>`` expanded one level deep: the named file's
+    top-level entries, where the extending config overrides a mapping block key by key and any
+    other entry whole."""
+    if not workflow.overwrite_configfiles:
+        overrides = dict(config)
+        config.clear()
+        config.update({**_read_config(DEFAULT_CONFIG), **overrides})
     base_path = config.pop("extends", None)
     if base_path is None:
         return
@@ -64,13 +67,6 @@ LOGS = f"{RESULTS}/logs"
 CONFIG_HASH = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[
     :16
 ]
-# The claims ledger judges only traces run under its own pre-registered rule: every job
-# records the rule's hash (casbo_bench.registration; none without a claims block).
-RULE_HASH = (
-    claims_rule_hash(config["claims"].get("rule", {}))
-    if config.get("claims") and config["claims"].get("enabled", True)
-    else None
-)
 METHODS = {method["label"]: method for method in config["methods"]}
 BENCHMARKS = {benchmark["name"]: benchmark for benchmark in config["benchmarks"]}
 TABLE_NAMES = ["final_loss", "significance", "significance_fresh", "ert"]

@@ -68,7 +68,7 @@ Pre-registration. The ledger judges only traces run under its own rule:
 
 >>> spec = read_spec("results/claims/claims_spec.json")  # doctest: +SKIP
 >>> ledger = build_ledger(spec, {"plain": traces}, rate_verdicts=verdicts)  # doctest: +SKIP
->>> write_ledger(ledger, "results/claims", spec.rule)  # doctest: +SKIP
+>>> write_ledger(ledger, "results/claims", spec)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def check_registration(provenance: Mapping[str, Mapping[str, Any]], rule_hash: s
 
     Args:
         provenance: trace file -> its provenance (:func:`casbo_bench.runner.read_provenance`).
-        rule_hash: the ledger's rule hash (:attr:`ClaimsRule.hash`).
+        rule_hash: the ledger's registration hash (:attr:`ClaimsSpec.registration_hash`).
 
     Raises:
         ClaimsError: a trace carries another hash, or none; the message names the first.
@@ -765,7 +765,10 @@ def build_ledger(
     rule = spec.rule
     columns = claim_columns([budget.label for budget in rule.secondary_budgets])
     ledger = pd.DataFrame(rows).assign(
-        alpha=rule.alpha, min_seeds=rule.min_seeds, min_effect=rule.min_effect, rule_hash=rule.hash
+        alpha=rule.alpha,
+        min_seeds=rule.min_seeds,
+        min_effect=rule.min_effect,
+        rule_hash=spec.registration_hash,
     )
     return validate_claims(ledger[list(columns)].astype(columns))
 
@@ -816,9 +819,10 @@ def _side_by_side(primary: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(table, columns=["claim_id", "source", "claim", *scopes])
 
 
-def ledger_markdown(ledger: pd.DataFrame, rule: ClaimsRule) -> str:
-    """``claims.md``: the rule and its hash, the verdicts (scopes side by side, then each
-    record with its secondary verdicts), the robustness flips and the cell rows."""
+def ledger_markdown(ledger: pd.DataFrame, spec: ClaimsSpec) -> str:
+    """``claims.md``: the rule and the registration hash, the verdicts (scopes side by side,
+    then each record with its secondary verdicts), the robustness flips and the cell rows."""
+    rule = spec.rule
     config = str(ledger["config"].iloc[0])
     labels = secondary_labels(ledger.columns)
     secondary = [f"verdict_{label}" for label in labels]
@@ -835,8 +839,9 @@ def ledger_markdown(ledger: pd.DataFrame, rule: ClaimsRule) -> str:
         "source is *ours* test claims the paper does not make. Every CASBO setting is our "
         "reconstruction (docs/method.md); a claim that fails is reported as failing.",
         "",
-        f"Decision rule (hash `{rule.hash}`, carried by the provenance of every trace judged "
-        f"here): {rule.describe()}",
+        f"Decision rule (registered with the claim records, the variants and the rate "
+        f"check's rule under hash `{spec.registration_hash}`, carried by the provenance of "
+        f"every trace judged here): {rule.describe()}",
         "",
         "## Verdicts",
         "",
@@ -937,28 +942,28 @@ def ledger_markdown(ledger: pd.DataFrame, rule: ClaimsRule) -> str:
 
 
 def write_ledger(
-    ledger: pd.DataFrame, out_dir: str | os.PathLike[str], rule: ClaimsRule
+    ledger: pd.DataFrame, out_dir: str | os.PathLike[str], spec: ClaimsSpec
 ) -> list[Path]:
     """Validate ``ledger`` and write ``claims.csv`` and ``claims.md`` to ``out_dir``.
 
-    Nothing is written unless the ledger passes its schema and was judged under ``rule``;
-    both files are renamed into place only once both are written.
+    Nothing is written unless the ledger passes its schema and was judged under ``spec``'s
+    registration; both files are renamed into place only once both are written.
 
     Raises:
-        ClaimsError: the ledger's rule hash is not ``rule``'s.
+        ClaimsError: the ledger's rule hash is not ``spec``'s registration hash.
     """
     validate_claims(ledger)
     hashes = set(ledger["rule_hash"])
-    if hashes != {rule.hash}:
+    if hashes != {spec.registration_hash}:
         raise ClaimsError(
-            f"the ledger was judged under rule {sorted(hashes)}, not {rule.hash}; build it "
-            f"again under this rule"
+            f"the ledger was judged under registration {sorted(hashes)}, not "
+            f"{spec.registration_hash}; build it again under this rule"
         )
     out = Path(out_dir)
     return write_documents(
         {
             out / "claims.csv": ledger.to_csv(index=False, lineterminator="\n"),
-            out / "claims.md": ledger_markdown(ledger, rule),
+            out / "claims.md": ledger_markdown(ledger, spec),
         }
     )
 

@@ -234,9 +234,12 @@ class CMAES(Optimizer):
         are returned when ``B > 1``.
         """
         es = self._es
-        covariance = es.sigma**2 * es.sigma_vec.transform_covariance_matrix(
-            np.asarray(es.sm.covariance_matrix, dtype=np.float64)
-        )
+        adapted = np.asarray(es.sm.covariance_matrix, dtype=np.float64)
+        if adapted.ndim < 2:
+            # Diagonal mode: pycma's sampler is the identity and the scaling D adapts alone.
+            variances = np.asarray(es.sm.variances, dtype=np.float64)
+            adapted = np.diag(np.broadcast_to(variances, (self.search_dim,)))
+        covariance = es.sigma**2 * es.sigma_vec.transform_covariance_matrix(adapted)
         b, d = self.space.n_blocks, self.space.dim
         means = np.asarray(es.mean, dtype=np.float64).reshape(b, d)
         blocks = np.stack([covariance[i * d : (i + 1) * d, i * d : (i + 1) * d] for i in range(b)])

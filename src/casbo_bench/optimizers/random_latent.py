@@ -10,14 +10,18 @@ it is :mod:`random_search` itself, so the workflow does not run it there.
 
 from __future__ import annotations
 
+import numpy as np
+
+from casbo_bench.optimizers.base import FloatArray, Optimizer
 from casbo_bench.optimizers.random_search import RandomSearch
 
 
 class RandomLatent(RandomSearch):
     """Best-of-N over the initial latent: ``xi_K`` from the initial law, later noises frozen.
 
-    Takes the options of :class:`casbo_bench.optimizers.random_search.RandomSearch`. Its
-    fresh-sample measure draws a fresh latent and fresh later noises: the unguided sampler.
+    Takes the options of :class:`casbo_bench.optimizers.random_search.RandomSearch`. Like
+    every latent search it hands over its best latent: the fresh-sample measure reruns that
+    latent with fresh later noises (as for CMA-ES and TuRBO), not the unguided sampler.
 
     >>> from casbo_bench.optimizers.base import SearchSpace
     >>> RandomLatent(SearchSpace(n_blocks=1, dim=3), seed=0, batch_size=4).ask().shape
@@ -26,3 +30,7 @@ class RandomLatent(RandomSearch):
 
     name = "random-latent"
     scope = "latent"
+
+    def sample_final(self, n: int, rng: np.random.Generator) -> FloatArray:
+        """``n`` copies of the best latent told (what a latent search hands over)."""
+        return Optimizer.sample_final(self, n, rng)

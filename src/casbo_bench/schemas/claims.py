@@ -69,6 +69,9 @@ RATE_PASS = "pass"
 RATE_NO_EVIDENCE = "no positive evidence at this horizon"
 RATE_FAIL = "fail"
 
+FLOOR_ROUND_OFF = 1e-9
+"""How far below its frozen-law floor a control's gap may lie by round-off alone."""
+
 RATE_VERDICTS: tuple[str, ...] = (RATE_PASS, RATE_NO_EVIDENCE, RATE_FAIL)
 """Verdicts of a rate check (:func:`rate_verdict`): positive evidence for the bound's shape;
 none yet, but the local slopes are still steepening toward it; or refuted on this grid."""
@@ -141,6 +144,7 @@ VERDICT_COLUMNS: dict[str, str] = {
     "n_resamples": "int64",
     "verdict": "str",
     "control_ok": "bool",
+    "floor_reached": "bool",
     "reason": "str",
 }
 """Column -> dtype of ``rate_checks/verdicts.csv``, in the order written. ``steepening_dims``
@@ -301,35 +305,34 @@ def rate_verdict(
     slack_d: ArrayLike,
     slack_bound: ArrayLike,
     any_flat: ArrayLike,
-    any_steepening: ArrayLike,
 ) -> NDArray[np.str_]:
     """The pre-registered rate verdict from its ingredients, elementwise (the one place it is
     decided; :mod:`casbo_bench.analysis.rates` and the verdict schema both call it).
 
     - ``pass``: every slack >= 0 (the T- and d-exponents' upper limits and the out-of-sample
       bound all hold);
-    - ``no positive evidence at this horizon``: not a pass, but the bound holds, no d is
-      *flat* (every d whose last-decade slope misses the T limit is still steepening), and,
-      if the d-exponent fails, some d is still steepening: curves that are still bending
-      bias the d-exponent upward (larger d start later), and once none bends it measures
-      the growth in d itself;
-    - ``fail``: otherwise.
+    - ``no positive evidence at this horizon``: only the T-exponent fails, the out-of-sample
+      bound and the d-exponent hold, and no d is *flat*: every d is settled at the T limit
+      over the last decade (its interval's upper end there) or still steepening, so the decay
+      reaches or is still speeding up toward the rate where the grid ends; the horizon is too
+      short to show it in the global fit, which is not a refutation;
+    - ``fail``: otherwise (a failing d-exponent or bound, or a slope that stopped steepening
+      above the limit).
 
     Args:
         slack_t, slack_d, slack_bound: the slacks (>= 0 exactly when a condition holds).
-        any_flat: whether some d is flat.
-        any_steepening: whether some d is still steepening.
+        any_flat: whether some d is flat (neither settled nor still steepening).
 
     Returns:
         An array of :data:`RATE_VERDICTS`, of the inputs' broadcast shape.
 
-    >>> str(rate_verdict(-0.1, 0.2, 0.3, False, True))
+    >>> str(rate_verdict(-0.1, 0.2, 0.3, False))
     'no positive evidence at this horizon'
     """
     t, d, bound = (np.asarray(slack, dtype=np.float64) for slack in (slack_t, slack_d, slack_bound))
-    flat, steepening = np.asarray(any_flat, dtype=bool), np.asarray(any_steepening, dtype=bool)
+    flat = np.asarray(any_flat, dtype=bool)
     holds = (t >= 0) & (d >= 0) & (bound >= 0)
-    excused = (bound >= 0) & ~flat & ((d >= 0) | steepening)
+    excused = (bound >= 0) & (d >= 0) & ~flat
     return np.select([holds, excused], [RATE_PASS, RATE_NO_EVIDENCE], RATE_FAIL)
 
 
@@ -338,21 +341,32 @@ def rate_control_ok(
     expectation: ArrayLike,
     verdict: ArrayLike,
     floor_ratio: ArrayLike,
-    floor_tolerance: ArrayLike,
 ) -> NDArray[np.bool_]:
     """Whether a rate check's control behaved, elementwise (True for every non-control).
 
-    A control misbehaves when it must fail and passed, or when it has a frozen-law floor
-    and its current gap ``J(theta_T) - J*`` at the largest T is not within
-    ``[1, 1 + floor_tolerance]`` times that floor (``floor_ratio``, missing where there is no
-    floor): the check then cannot tell
-    adaptation from none, or the floor is not what the control converges to.
+    A control misbehaves when it must fail and did not (a pass, or no positive evidence: the
+    check cannot tell adaptation from none, or excuses a method known not to converge), or
+    when it has a frozen-law floor and its current gap ``J(theta_T) - J*`` at the
+    largest T lies below that floor (``floor_ratio < 1``: no law of its kind goes there, so the
+    recorded floor is wrong). A control still above its floor has not finished converging to
+    it: :func:`rate_floor_reached` reports that, and it leaves the control failing the check
+    more easily, never passing it.
     """
     ratio = np.asarray(floor_ratio, dtype=np.float64)
-    broken = (np.asarray(expectation) == "must-fail") & (np.asarray(verdict) == RATE_PASS)
+    broken = (np.asarray(expectation) == "must-fail") & (np.asarray(verdict) != RATE_FAIL)
     floored = (np.asarray(role) == "control") & ~np.isnan(ratio)
-    in_band = (ratio >= 1.0) & (ratio <= 1.0 + np.asarray(floor_tolerance, dtype=np.float64))
-    return np.asarray(~broken & ~(floored & ~in_band), dtype=bool)
+    below = ratio < 1.0 - FLOOR_ROUND_OFF
+    return np.asarray(~broken & ~(floored & below), dtype=bool)
+
+
+def rate_floor_reached(floor_ratio: ArrayLike, floor_tolerance: ArrayLike) -> NDArray[np.bool_]:
+    """Whether a floor control's current gap has come within ``[1, 1 + floor_tolerance]``
+    times its frozen-law floor at every d (``floor_ratio`` is the d farthest from that band;
+    False where there is no floor, which the ``floor`` column shows as missing)."""
+    ratio = np.asarray(floor_ratio, dtype=np.float64)
+    tolerance = np.asarray(floor_tolerance, dtype=np.float64)
+    reached = (ratio >= 1.0 - FLOOR_ROUND_OFF) & (ratio <= 1.0 + tolerance)
+    return np.asarray(reached, dtype=bool)
 
 
 def _verdict_follows_rule(frame: pd.DataFrame) -> pd.Series:
@@ -361,20 +375,20 @@ def _verdict_follows_rule(frame: pd.DataFrame) -> pd.Series:
         frame["slack_d"],
         frame["slack_bound"],
         frame["flat_dims"] != "",
-        frame["steepening_dims"] != "",
     )
     return pd.Series(frame["verdict"].to_numpy() == expected, index=frame.index)
 
 
 def _control_ok_follows_rule(frame: pd.DataFrame) -> pd.Series:
     expected = rate_control_ok(
-        frame["role"],
-        frame["expectation"],
-        frame["verdict"],
-        frame["floor_ratio"],
-        frame["floor_tolerance"],
+        frame["role"], frame["expectation"], frame["verdict"], frame["floor_ratio"]
     )
     return pd.Series(frame["control_ok"].to_numpy(dtype=bool) == expected, index=frame.index)
+
+
+def _floor_reached_follows_rule(frame: pd.DataFrame) -> pd.Series:
+    expected = rate_floor_reached(frame["floor_ratio"], frame["floor_tolerance"])
+    return pd.Series(frame["floor_reached"].to_numpy(dtype=bool) == expected, index=frame.index)
 
 
 def _floor_given_together(frame: pd.DataFrame) -> pd.Series:
@@ -408,7 +422,7 @@ def _steepening_follows_change(frame: pd.DataFrame) -> pd.Series:
 
 
 def _settled_follows_limit(frame: pd.DataFrame) -> pd.Series:
-    return frame["settled"] == (frame["slope_last"] <= frame["t_limit"])
+    return frame["settled"] == (frame["slope_last_high"] <= frame["t_limit"])
 
 
 def _shares_sum_to_one(frame: pd.DataFrame) -> pd.Series:
@@ -480,6 +494,7 @@ VERDICTS_SCHEMA = pa.DataFrameSchema(
         "n_resamples": _count(1),
         "verdict": pa.Column(str, _one_of(RATE_VERDICTS)),
         "control_ok": pa.Column(bool),
+        "floor_reached": pa.Column(bool),
         "reason": pa.Column(str, _non_empty),
     },
     checks=[
@@ -499,10 +514,16 @@ VERDICTS_SCHEMA = pa.DataFrameSchema(
             "flat_dims and, where slack_d < 0, some steepening_dims",
         ),
         _rows(
-            ["control_ok", "role", "expectation", "verdict", "floor_ratio", "floor_tolerance"],
+            ["control_ok", "role", "expectation", "verdict", "floor_ratio"],
             _control_ok_follows_rule,
-            "control_ok must be false exactly for a must-fail check that passed or a control "
-            "whose floor_ratio lies outside [1, 1 + floor_tolerance] (rate_control_ok)",
+            "control_ok must be false exactly for a must-fail check that did not fail or a "
+            "control whose floor_ratio lies below 1 (rate_control_ok)",
+        ),
+        _rows(
+            ["floor_reached", "floor_ratio", "floor_tolerance"],
+            _floor_reached_follows_rule,
+            "floor_reached must be true exactly when floor_ratio lies in "
+            "[1, 1 + floor_tolerance] (rate_floor_reached)",
         ),
         _rows(
             ["floor_dim", "floor", "floor_ratio"],
@@ -569,9 +590,9 @@ LOCAL_SLOPES_SCHEMA = pa.DataFrameSchema(
             "steepening must be true exactly when change < 0 and change_high < 0",
         ),
         _rows(
-            ["settled", "slope_last", "t_limit"],
+            ["settled", "slope_last_high", "t_limit"],
             _settled_follows_limit,
-            "settled must be true exactly when slope_last <= t_limit",
+            "settled must be true exactly when slope_last_high <= t_limit",
         ),
         _rows(
             ["floor_ratio", "current_gap_t_max", "floor"],
