@@ -111,7 +111,6 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from pandera.errors import SchemaErrors
 
 from casbo_bench.analysis.tables import to_latex, to_markdown, write_documents
 from casbo_bench.schemas.claims import (
@@ -133,7 +132,7 @@ from casbo_bench.schemas.claims import (
     validate_local_slopes,
     validate_verdicts,
 )
-from casbo_bench.schemas.trace import RUN_KEYS, TRACE_SCHEMA, TraceValidationError, _describe
+from casbo_bench.schemas.trace import RUN_KEYS, TraceValidationError, validate_trace
 from casbo_bench.seeding import derive_rng
 
 FloatArray = NDArray[np.float64]
@@ -493,7 +492,6 @@ def average_gaps(
     return validate_gaps(gaps[list(GAP_COLUMNS)])
 
 
-_TRACE_GAP_SCHEMA = TRACE_SCHEMA.select_columns(list(TRACE_GAP_COLUMNS))
 
 
 def read_gap_columns(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -518,14 +516,7 @@ def read_gap_columns(path: str | os.PathLike[str]) -> pd.DataFrame:
             f"trace {source} is not a readable Parquet trace with the columns "
             f"{', '.join(TRACE_GAP_COLUMNS)} ({error}); re-run the job that writes it"
         ) from None
-    try:
-        return _TRACE_GAP_SCHEMA.validate(frame, lazy=True)
-    except SchemaErrors as errors:
-        lines = _describe(errors.failure_cases)
-        raise TraceValidationError(
-            f"trace {source} failed validation ({len(lines)} check(s)):\n"
-            + "\n".join(f"  - {line}" for line in lines)
-        ) from None
+    return validate_trace(frame, str(source), columns=TRACE_GAP_COLUMNS)
 
 
 def average_gaps_of_files(

@@ -260,19 +260,24 @@ def _describe(failures: pd.DataFrame) -> list[str]:
     return lines
 
 
-def validate_trace(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+def validate_trace(
+    frame: pd.DataFrame, source: str, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Validate ``frame`` against :data:`TRACE_SCHEMA` and return it unchanged.
 
     Args:
         frame: a trace, one row per evaluation.
         source: what the frame came from (a file path), named in the error.
+        columns: validate only these columns and the checks among them (a reader that
+            loads only what it needs); default: the whole schema.
 
     Raises:
         TraceValidationError: one or more checks failed; the message has a first line
             naming ``source`` and one line per failed check.
     """
+    schema = TRACE_SCHEMA if columns is None else TRACE_SCHEMA.select_columns(list(columns))
     try:
-        return TRACE_SCHEMA.validate(frame, lazy=True)
+        return schema.validate(frame, lazy=True)
     except SchemaErrors as errors:
         lines = _describe(errors.failure_cases)
         raise TraceValidationError(
