@@ -492,8 +492,6 @@ def average_gaps(
     return validate_gaps(gaps[list(GAP_COLUMNS)])
 
 
-
-
 def read_gap_columns(path: str | os.PathLike[str]) -> pd.DataFrame:
     """The :data:`TRACE_GAP_COLUMNS` of a trace file, checked by the trace schema's rules on them.
 
