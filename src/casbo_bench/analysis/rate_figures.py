@@ -153,7 +153,7 @@ def rate_figure(gaps: pd.DataFrame, verdict: pd.Series, slopes: pd.DataFrame) ->
         figure.suptitle(
             f"{verdict['method']} on {verdict['problem']} (K = {verdict['K']}, "
             f"{verdict['scoring']}; {verdict['role']}): {verdict['verdict']}"
-            f"{'' if bool(verdict['control_ok']) else ' (control misbehaved)'}, "
+            f"{'' if bool(verdict['control_ok']) else ' (control misbehaved)'},\n"
             f"a = {fitted[1]:.2f} (UCL {float(verdict['a_ucl']):.2f}), "
             f"b = {fitted[2]:.2f} (UCL {float(verdict['b_ucl']):.2f})",
             fontsize=8,
