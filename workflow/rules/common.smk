@@ -10,7 +10,6 @@ from itertools import product
 import yaml
 from snakemake.utils import validate
 
-
 DEFAULT_CONFIG = "config/config.yaml"
 # Snakemake fills `config` from --configfile (and --config) before this file runs; the last
 # file given names the run. A config stands alone: blocks it leaves out are off, unless it
