@@ -11,6 +11,7 @@ import pytest
 import scipy.linalg
 
 from casbo_bench.optimizers import OptimizerError, SearchSpace, make_optimizer
+from casbo_bench.optimizers.base import default_population_size
 from casbo_bench.optimizers.xnes import (
     SIGMA_FLOOR,
     XNES,
@@ -20,7 +21,6 @@ from casbo_bench.optimizers.xnes import (
     symmetric_expm,
     utilities,
     xnes_learning_rate,
-    xnes_population_size,
     xnes_step,
 )
 
@@ -123,7 +123,7 @@ def test_equal_losses_leave_the_law_unchanged() -> None:
 
 
 def test_published_defaults() -> None:
-    assert [xnes_population_size(d) for d in (1, 2, 5, 10, 100)] == [4, 6, 8, 10, 17]
+    assert [default_population_size(d) for d in (1, 2, 5, 10, 100)] == [4, 6, 8, 10, 17]
     for d in (1, 2, 5, 10):
         assert xnes_learning_rate(d) == pytest.approx((9 + 3 * math.log(d)) / (5 * d**1.5))
     assert xnes_learning_rate(1) == pytest.approx(1.8)
@@ -306,7 +306,7 @@ def test_rank_based_invariant_to_shifting_and_scaling_the_losses() -> None:
 def test_blocks_are_searched_jointly() -> None:
     space = SearchSpace(3, 2, initial_scale=2.0)
     opt = XNES(space, seed=0)
-    assert opt.ask().shape == (xnes_population_size(6), 3, 2)
+    assert opt.ask().shape == (default_population_size(6), 3, 2)
     opt = XNES(space, seed=0)
     target = np.array([[1.0, -1.0], [0.5, 0.0], [-0.5, 2.0]])
     first_best = math.inf

@@ -40,6 +40,18 @@ class OptimizerError(ValueError):
     """An optimizer was asked for with an impossible option or used out of order."""
 
 
+def default_population_size(search_dim: int) -> int:
+    """The evolution-strategy default population ``4 + floor(3 ln D)`` over ``D`` numbers
+    (Hansen's, and pycma's; CMA-ES and xNES use it as it is, CASBO rounded up to even).
+
+    >>> [default_population_size(d) for d in (1, 2, 10, 100)]
+    [4, 6, 10, 17]
+    """
+    if search_dim < 1:
+        raise OptimizerError(f"the population size needs a dimension >= 1; got {search_dim}")
+    return 4 + math.floor(3 * math.log(search_dim))
+
+
 class NonFiniteLossError(ArithmeticError):
     """A black box returned NaN or infinity for a candidate."""
 

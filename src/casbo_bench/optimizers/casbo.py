@@ -57,6 +57,7 @@ from casbo_bench.optimizers.base import (
     OptimizerError,
     Scope,
     SearchSpace,
+    default_population_size,
 )
 
 logger = logging.getLogger(__name__)
@@ -86,9 +87,7 @@ defined (at d = 2: twice in about 430 iterations).
 
 def casbo_population_size(dim: int) -> int:
     """Default population ``N = 4 + floor(3 ln d)``, rounded up to an even number."""
-    if dim < 1:
-        raise OptimizerError(f"the population size needs a dimension >= 1; got {dim}")
-    n = 4 + math.floor(3 * math.log(dim))
+    n = default_population_size(dim)
     return n + n % 2
 
 

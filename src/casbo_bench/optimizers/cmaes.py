@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from math import floor, log
 from typing import Any, ClassVar, Literal
 
 import cma
@@ -26,6 +25,7 @@ from casbo_bench.optimizers.base import (
     OptimizerError,
     Scope,
     SearchSpace,
+    default_population_size,
 )
 from casbo_bench.seeding import derive_seed
 
@@ -33,11 +33,6 @@ Covariance = Literal["full", "diagonal"]
 
 PYCMA_SEED_LIMIT = 2**32 - 1
 """pycma passes its seed to ``np.random.seed``, which takes integers in [0, 2**32)."""
-
-
-def default_population_size(dim: int) -> int:
-    """pycma's (and Hansen's) default population ``lambda = 4 + floor(3 ln D)``."""
-    return 4 + floor(3 * log(dim))
 
 
 def pycma_seed(seed: int, restart: int) -> int:

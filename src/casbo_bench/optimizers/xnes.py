@@ -70,6 +70,7 @@ from casbo_bench.optimizers.base import (
     OptimizerError,
     Scope,
     SearchSpace,
+    default_population_size,
 )
 
 logger = logging.getLogger(__name__)
@@ -78,13 +79,6 @@ SIGMA_FLOOR = float(np.finfo(np.float64).tiny)
 """The smallest sigma kept: the smallest normal float64 (about 2.2e-308). Below it the
 multiplicative update ``sigma exp(...)`` loses precision in subnormals and then reaches 0,
 from which it can never recover."""
-
-
-def xnes_population_size(search_dim: int) -> int:
-    """Default population ``N = 4 + floor(3 ln D)`` of a search over ``D`` numbers."""
-    if search_dim < 1:
-        raise OptimizerError(f"xnes: the search dimension must be >= 1; got {search_dim}")
-    return 4 + math.floor(3 * math.log(search_dim))
 
 
 def xnes_learning_rate(search_dim: int) -> float:
@@ -240,7 +234,7 @@ class XNESSettings:
             OptimizerError: an option is outside its domain; the message names the fix.
         """
         if popsize is None:
-            popsize = xnes_population_size(search_dim)
+            popsize = default_population_size(search_dim)
         if isinstance(popsize, bool) or not isinstance(popsize, int | np.integer) or popsize < 2:
             raise OptimizerError(f"xnes: popsize must be an integer >= 2; got {popsize!r}")
         default_rate = xnes_learning_rate(search_dim)
