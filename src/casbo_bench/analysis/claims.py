@@ -87,7 +87,7 @@ from scipy import stats
 
 from casbo_bench.analysis.io import SETTING_KEYS
 from casbo_bench.analysis.rates import read_typed_csv
-from casbo_bench.analysis.stats import holm_adjust
+from casbo_bench.analysis.stats import holm_adjust, min_attainable_wilcoxon
 from casbo_bench.analysis.tables import write_documents
 from casbo_bench.registration import (
     SCOPES,
@@ -305,7 +305,7 @@ def _paired_test(cell: _Cell, evaluations: int, rule: ClaimsRule) -> _Test:
         )
         return test
     if test.n_seeds < rule.min_seeds:
-        floor = min(1.0, 2.0 / 2.0**test.n_seeds)
+        floor = min_attainable_wilcoxon(test.n_seeds)
         test.untestable = (
             f"too few seeds: {test.n_seeds} paired < {rule.min_seeds} (with n seeds the "
             f"two-sided test cannot go below p = 2/2^n = {floor:.3g})"

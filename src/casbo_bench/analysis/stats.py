@@ -189,7 +189,9 @@ def holm_adjust(p_values: ArrayLike) -> FloatArray:
     return adjusted
 
 
-def _min_attainable_wilcoxon(n: int) -> float:
+def min_attainable_wilcoxon(n: int) -> float:
+    """The smallest p-value the exact two-sided signed-rank test can give on ``n`` non-zero
+    paired differences: 2 / 2^n, capped at 1."""
     return min(1.0, 2.0 / 2.0**n) if n > 0 else 1.0
 
 
@@ -258,7 +260,7 @@ def compare_to_reference(
             n_pairs=differences.size,
             statistic=statistic,
             p_value=p_value,
-            min_attainable_p=_min_attainable_wilcoxon(nonzero),
+            min_attainable_p=min_attainable_wilcoxon(nonzero),
             median_difference=float(np.median(differences)),
             win_fraction=_win_fraction(differences),
         )
