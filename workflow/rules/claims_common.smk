@@ -114,9 +114,10 @@ def _check_claim_records(spec):
 
 
 def _check_claims_config():
-    """Cross-field checks of ``claims`` the JSON schema cannot express, each with its fix."""
+    """Cross-field checks of ``claims`` the JSON schema cannot express, each with its fix;
+    the resolved ClaimsSpec (None without a ledger)."""
     if CLAIMS is None:
-        return
+        return None
     if "claims" not in CLAIMS:
         raise ValueError(
             "config: claims lacks its claim records (claims.claims); give them, or write "
@@ -150,12 +151,13 @@ def _check_claims_config():
     except ClaimsError as error:
         raise ValueError(f"config: claims: {error}") from None
     _check_claim_records(spec)
+    return spec
 
 
-_check_claims_config()
+_SPEC = _check_claims_config()
 # The ledger judges only traces run under what it pre-registers: every job records this hash
 # (ClaimsSpec.registration_hash: the rule, the records, the variants, the rate check's rule).
-RULE_HASH = ClaimsSpec.from_mapping(claims_spec()).registration_hash if CLAIMS else None
+RULE_HASH = None if _SPEC is None else _SPEC.registration_hash
 
 
 def variant_trace_path(benchmark, method, problem, d, K, scoring, chunk):
@@ -199,19 +201,24 @@ def variant_run_arguments(wildcards):
     variant = VARIANTS[wildcards.method]
     caps = benchmark["budget_caps"]
     budget = caps.get(variant["label"], caps.get(variant["variant_of"], benchmark["budget"]))
-    seeds = seed_chunks()[int(wildcards.chunk)]
-    setting = shell_arguments(
-        *("--problem", wildcards.problem, "--dim", wildcards.d, "--steps", wildcards.K),
-        *("--scoring", wildcards.scoring),
+    return job_arguments(
+        variant,
+        seed_chunks()[int(wildcards.chunk)],
+        budget,
+        config["fresh_samples"],
+        wildcards.problem,
+        wildcards.d,
+        wildcards.K,
+        wildcards.scoring,
     )
-    return f"{method_arguments(variant, seeds, budget, config['fresh_samples'])} {setting}"
 
 
 def claims_benchmark_arguments(wildcards):
     """``--benchmark GROUP FILE...`` for every group with traces, one list item per word."""
     groups = {name: group_traces(name) for name in BENCHMARKS}
-    if molecule_traces():
-        groups[MOLECULE_GROUP] = molecule_traces()
+    molecules = molecule_traces()
+    if molecules:
+        groups[MOLECULE_GROUP] = molecules
     return [word for name, files in groups.items() for word in ("--benchmark", name, *files)]
 
 

@@ -182,9 +182,11 @@ def shell_arguments(*arguments):
     return " ".join(shlex.quote(str(argument)) for argument in arguments)
 
 
-def method_arguments(method, seeds, budget, fresh_samples):
-    """The `casbo-bench run` arguments that come from a method record and the config, quoted:
-    optimizer, label, options, seeds, budget, fresh samples, device and the hashes."""
+def job_arguments(method, seeds, budget, fresh_samples, problem, d, K, scoring, *extra):
+    """The `casbo-bench run` arguments of one job, every word quoted: the method record's
+    optimizer, label and options, the seeds, budget, fresh samples, device and hashes, then the
+    problem, its size and scoring and any ``extra`` flags. Every run rule builds its arguments
+    here."""
     options = [
         part
         for key, value in sorted(method.get("options", {}).items())
@@ -194,44 +196,27 @@ def method_arguments(method, seeds, budget, fresh_samples):
     if RULE_HASH is not None:
         hashes += ["--rule-hash", RULE_HASH]
     return shell_arguments(
-        "--method",
-        method["optimizer"],
-        "--label",
-        method["label"],
-        *options,
-        "--seeds",
-        *seeds,
-        "--budget",
-        budget,
-        "--fresh-samples",
-        fresh_samples,
-        "--device",
-        config["device"],
-        *hashes,
+        *("--method", method["optimizer"], "--label", method["label"], *options),
+        *("--seeds", *seeds, "--budget", budget, "--fresh-samples", fresh_samples),
+        *("--device", config["device"], *hashes),
+        *("--problem", problem, "--dim", d, "--steps", K, "--scoring", scoring, *extra),
     )
 
 
 def run_arguments(wildcards):
-    """The `casbo-bench run` arguments of one job, from config."""
+    """The `casbo-bench run` arguments of one benchmark job, from config."""
     benchmark = BENCHMARKS[wildcards.benchmark]
     method = METHODS[wildcards.method]
     budget = benchmark["budget_caps"].get(wildcards.method, benchmark["budget"])
-    seeds = seed_chunks()[int(wildcards.chunk)]
-    return (
-        method_arguments(method, seeds, budget, config["fresh_samples"])
-        + " "
-        + (
-            shell_arguments(
-                "--problem",
-                wildcards.problem,
-                "--dim",
-                wildcards.d,
-                "--steps",
-                wildcards.K,
-                "--scoring",
-                wildcards.scoring,
-            )
-        )
+    return job_arguments(
+        method,
+        seed_chunks()[int(wildcards.chunk)],
+        budget,
+        config["fresh_samples"],
+        wildcards.problem,
+        wildcards.d,
+        wildcards.K,
+        wildcards.scoring,
     )
 
 

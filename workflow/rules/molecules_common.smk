@@ -77,21 +77,15 @@ def molecule_run_arguments(wildcards):
     """The `casbo-bench run` arguments of one molecule job, from config."""
     method = METHODS[wildcards.method]
     budget = MOLECULES.get("budget_caps", {}).get(wildcards.method, MOLECULES["budget"])
-    seeds = molecule_seed_chunks()[int(wildcards.chunk)]
-    fresh_samples = MOLECULES.get("fresh_samples", 16)
-    return (
-        method_arguments(method, seeds, budget, fresh_samples)
-        + " "
-        + shell_arguments(
-            "--problem",
-            wildcards.problem,
-            "--dim",
-            wildcards.d,
-            "--steps",
-            wildcards.K,
-            "--scoring",
-            "final",
-        )
+    return job_arguments(
+        method,
+        molecule_seed_chunks()[int(wildcards.chunk)],
+        budget,
+        MOLECULES.get("fresh_samples", 16),
+        wildcards.problem,
+        wildcards.d,
+        wildcards.K,
+        "final",
     )
 
 

@@ -96,12 +96,17 @@ def rate_run_arguments(wildcards):
     random control's 6) runs at least as many iterations as CASBO's population allows."""
     method = RATE_METHODS[wildcards.method]
     budget = RATE["budgets"][RATE["dims"].index(int(wildcards.d))]
-    seeds = rate_seed_chunks()[int(wildcards.chunk)]
-    setting = shell_arguments(
-        *("--problem", wildcards.problem, "--dim", wildcards.d, "--steps", RATE["steps"]),
-        *("--scoring", RATE["scoring"], "--record-expected-loss"),
+    return job_arguments(
+        method,
+        rate_seed_chunks()[int(wildcards.chunk)],
+        budget,
+        config["fresh_samples"],
+        wildcards.problem,
+        wildcards.d,
+        RATE["steps"],
+        RATE["scoring"],
+        "--record-expected-loss",
     )
-    return f"{method_arguments(method, seeds, budget, config['fresh_samples'])} {setting}"
 
 
 def _numbers(values):
