@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from casbo_bench import cli, problems
-from casbo_bench.cli import UsageError, main, parse_option
+from casbo_bench.cli import UsageError, main
+from casbo_bench.cli.run import parse_option
 from casbo_bench.problems.base import FloatArray, Problem
 from casbo_bench.runner import read_provenance, read_trace
 
@@ -24,7 +26,9 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
     """The one error line on stderr (progress lines of the logger aside)."""
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("casbo-bench: error: ")]
+    lines = [
+        line for line in err.splitlines() if re.match(r"casbo-bench( [a-z-]+)?: error: ", line)
+    ]
     assert len(lines) == 1, err
     return lines[0]
 

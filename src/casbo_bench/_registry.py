@@ -3,7 +3,9 @@
 Adding an optimizer or a test function is adding one file to its package; nothing else needs
 editing. A plugin is a class with a literal class attribute ``name = "..."``. Names are read
 from the modules' source without importing them, and only the module of the plugin asked for
-is imported: a benchmark job that runs CMA-ES never pays for importing BoTorch. Modules whose
+is imported: a benchmark job that runs CMA-ES never pays for importing BoTorch. The module
+docstring's first line is the plugin's one-line summary (``casbo-bench list``), and a literal
+``uses_torch = True`` says it runs torch code (the workflow's GPU requests). Modules whose
 name starts with an underscore, and ``base``, are not scanned.
 """
 
@@ -14,6 +16,7 @@ import importlib
 import importlib.util
 import inspect
 import pkgutil
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -21,26 +24,63 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 
-def _declared_names(source: str) -> list[str]:
-    """Values of ``name = "<literal>"`` assignments in the bodies of top-level classes."""
-    names = []
-    for node in ast.parse(source).body:
+@dataclass(frozen=True)
+class PluginEntry:
+    """What a plugin's source declares, read without importing it.
+
+    Attributes:
+        name: the class's literal ``name``.
+        module: the dotted module that defines it.
+        summary: the first line of the module's docstring (one plugin, one file), else of
+            the class docstring.
+        uses_torch: the class's literal ``uses_torch`` (False when it declares none): whether
+            it runs torch code, so the workflow asks for a GPU without importing torch.
+    """
+
+    name: str
+    module: str
+    summary: str
+    uses_torch: bool
+
+
+def _literal_attributes(node: ast.ClassDef) -> dict[str, object]:
+    """The class body's assignments of literal constants, ``name = "..."`` among them."""
+    found: dict[str, object] = {}
+    for statement in node.body:
+        if isinstance(statement, ast.Assign):
+            targets, value = statement.targets, statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            targets, value = [statement.target], statement.value
+        else:
+            continue
+        if isinstance(value, ast.Constant):
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    found[target.id] = value.value
+    return found
+
+
+def _declared_plugins(source: str, module: str) -> list[PluginEntry]:
+    """The top-level classes of ``source`` with a literal string ``name``."""
+    tree = ast.parse(source)
+    module_docstring = (ast.get_docstring(tree) or "").strip()
+    entries = []
+    for node in tree.body:
         if not isinstance(node, ast.ClassDef):
             continue
-        for statement in node.body:
-            if isinstance(statement, ast.Assign):
-                targets, value = statement.targets, statement.value
-            elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-                targets, value = [statement.target], statement.value
-            else:
-                continue
-            if (
-                any(isinstance(target, ast.Name) and target.id == "name" for target in targets)
-                and isinstance(value, ast.Constant)
-                and isinstance(value.value, str)
-            ):
-                names.append(value.value)
-    return names
+        attributes = _literal_attributes(node)
+        name = attributes.get("name")
+        if isinstance(name, str):
+            docstring = module_docstring or (ast.get_docstring(node) or "").strip()
+            entries.append(
+                PluginEntry(
+                    name=name,
+                    module=module,
+                    summary=docstring.splitlines()[0] if docstring else "",
+                    uses_torch=attributes.get("uses_torch") is True,
+                )
+            )
+    return entries
 
 
 class PluginRegistry(Generic[T]):
@@ -61,28 +101,29 @@ class PluginRegistry(Generic[T]):
         self.base: type[T] = base
 
     @cached_property
-    def _modules(self) -> dict[str, str]:
-        """Plugin name -> dotted module name, from the modules' source (nothing imported)."""
+    def entries(self) -> dict[str, PluginEntry]:
+        """Plugin name -> what its source declares (nothing imported), sorted by name."""
         spec = importlib.util.find_spec(self.package)
         if spec is None or not spec.submodule_search_locations:
             raise RuntimeError(f"{self.package!r} is not a package")
-        modules: dict[str, str] = {}
+        entries: dict[str, PluginEntry] = {}
         for info in sorted(pkgutil.iter_modules(spec.submodule_search_locations), key=str):
             if info.name.startswith("_") or info.name == "base" or info.ispkg:
                 continue
             path = Path(info.module_finder.path) / f"{info.name}.py"  # type: ignore[union-attr]
-            for name in _declared_names(path.read_text(encoding="utf-8")):
-                module = f"{self.package}.{info.name}"
-                if name in modules and modules[name] != module:
+            module = f"{self.package}.{info.name}"
+            for entry in _declared_plugins(path.read_text(encoding="utf-8"), module):
+                if entry.name in entries:
                     raise RuntimeError(
-                        f"two plugins are named {name!r}: {modules[name]} and {module}; rename one"
+                        f"two plugins are named {entry.name!r}: {entries[entry.name].module} "
+                        f"and {module}; rename one"
                     )
-                modules[name] = module
-        return modules
+                entries[entry.name] = entry
+        return dict(sorted(entries.items()))
 
     def names(self) -> list[str]:
         """Every plugin name, sorted, without importing any plugin module."""
-        return sorted(self._modules)
+        return list(self.entries)
 
     def get(self, name: str) -> type[T]:
         """The plugin class called ``name``, importing only its module.
@@ -90,7 +131,7 @@ class PluginRegistry(Generic[T]):
         Raises:
             KeyError: no plugin has that name.
         """
-        module = importlib.import_module(self._modules[name])
+        module = importlib.import_module(self.entries[name].module)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if (
                 issubclass(cls, self.base)

@@ -105,14 +105,22 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or UNKNOWN
 
 
-def device_description(requested: str = "cpu") -> dict[str, Any]:
-    """The compute device: CPU model, logical cores, torch threads, CUDA device if used.
+def hardware_description(requested: str = "cpu") -> dict[str, Any]:
+    """The machine a job or a training run ran on: the package's one hardware record.
 
     Args:
-        requested: the job's device option (``"auto"``, ``"cpu"`` or ``"cuda"``); the CUDA
-            device is described when it is not ``"cpu"`` and CUDA is available.
+        requested: the device asked for (``"auto"``, ``"cpu"``, ``"cuda"`` or a torch device's
+            text such as ``"cuda:0"``); the CUDA device is described when it is not ``"cpu"``
+            and CUDA is available.
+
+    Returns:
+        ``cpu`` (model name), ``logical_cores``, ``load_average`` (1, 5, 15 minutes, where the
+        OS has one), and with torch importable ``torch_threads`` and, on CUDA,
+        ``cuda_device`` and ``cuda_version``.
     """
     description: dict[str, Any] = {"cpu": _cpu_model(), "logical_cores": os.cpu_count()}
+    if hasattr(os, "getloadavg"):
+        description["load_average"] = [round(load, 2) for load in os.getloadavg()]
     try:
         import torch
     except ImportError:
@@ -168,7 +176,7 @@ def collect(
         "config_hash": config_hash,
         "claims_rule_hash": claims_rule_hash,
         "libraries": library_versions(),
-        "device": device_description(str(arguments.get("device", "cpu"))),
+        "device": hardware_description(str(arguments.get("device", "cpu"))),
         "host": socket.gethostname(),
         "os": platform.platform(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",

@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from casbo_bench.errors import UserFacingError
+
 RULE_DEFAULTS: dict[str, Any] = {
     "alpha": 0.05,
     "min_seeds": 10,
@@ -67,7 +69,7 @@ _LABEL = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _PER_D = re.compile(r"([1-9][0-9]*)d")
 
 
-class ClaimsError(ValueError):
+class ClaimsError(UserFacingError, ValueError):
     """The ledger cannot be built from what was given; the message says what to fix."""
 
 

@@ -40,6 +40,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from casbo_bench import optimizers, problems
+from casbo_bench.devices import DEVICE_NAMES
+from casbo_bench.errors import UserFacingError
 from casbo_bench.optimizers.base import (
     FloatArray,
     GaussianLaw,
@@ -48,25 +50,21 @@ from casbo_bench.optimizers.base import (
     OptimizerError,
     SearchSpace,
 )
-from casbo_bench.problems.base import Problem, ProblemError, RolloutDetails
-from casbo_bench.schemas.trace import DETAIL_PREFIX, SCORINGS, TRACE_COLUMNS, validate_trace
+from casbo_bench.problems.base import SCORINGS, Problem, ProblemError, RolloutDetails
+from casbo_bench.schemas.trace import DETAIL_PREFIX, TRACE_COLUMNS, validate_trace
 from casbo_bench.seeding import derive_seed
 
 logger = logging.getLogger(__name__)
-
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
-"""The job's device names (casbo_bench.devices resolves them; it imports torch, which the
-analysis commands that read traces through this module must not need)."""
 
 PROVENANCE_KEY = "casbo_bench.provenance"
 """Key of the provenance JSON in a trace file's Parquet key-value metadata."""
 
 
-class JobError(ValueError):
+class JobError(UserFacingError, ValueError):
     """A job was asked for with an impossible size, budget, seed list or option."""
 
 
-class TraceFileError(ValueError):
+class TraceFileError(UserFacingError, ValueError):
     """A trace file cannot be read, or lacks its provenance."""
 
 
@@ -123,8 +121,8 @@ class Job:
             raise JobError(f"seeds must be distinct (each is one run); got {list(self.seeds)}")
         if self.scoring not in SCORINGS:
             raise JobError(f"scoring must be one of {', '.join(SCORINGS)}; got {self.scoring!r}")
-        if self.device not in DEVICES:
-            raise JobError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+        if self.device not in DEVICE_NAMES:
+            raise JobError(f"device must be one of {', '.join(DEVICE_NAMES)}; got {self.device!r}")
         if self.label is not None and not self.label:
             raise JobError("label must be a non-empty string (or left out for the optimizer name)")
         if "device" in self.options:

@@ -11,7 +11,6 @@ from casbo_bench.analysis.stats import MANN_WHITNEY, WILCOXON, holm_adjust
 from casbo_bench.analysis.tables import (
     MissingReferenceError,
     build_tables,
-    to_latex,
     write_tables,
 )
 from casbo_bench.schemas.tables import TableValidationError
@@ -146,20 +145,13 @@ def test_numbers_have_three_significant_digits(
     assert r"$\infty$" in latex and r"{\times}10^{" in latex
 
 
-def test_latex_escapes_text() -> None:
-    frame = pd.DataFrame({"method": ["casbo_v2 & 50%"], "p_value": [0.001234]})
-    latex = to_latex(frame, "heading", "title")
-    assert r"casbo\_v2 \& 50\% & $1.23{\times}10^{-3}$ \\" in latex
-    assert r"method & p\_value \\" in latex
-
-
 def test_a_failed_rename_leaves_no_temporary_files(
     tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(source: object, target: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("casbo_bench.analysis.tables.os.replace", refuse)
+    monkeypatch.setattr("casbo_bench.files.os.replace", refuse)
     with pytest.raises(OSError, match="disk full"):
         write_tables(tables, tmp_path)
     assert list(tmp_path.iterdir()) == []

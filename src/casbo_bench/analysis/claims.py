@@ -88,7 +88,8 @@ from scipy import stats
 from casbo_bench.analysis.io import SETTING_KEYS
 from casbo_bench.analysis.rates import read_typed_csv
 from casbo_bench.analysis.stats import holm_adjust, min_attainable_wilcoxon
-from casbo_bench.analysis.tables import write_documents
+from casbo_bench.documents import markdown_table
+from casbo_bench.files import write_all_or_nothing
 from casbo_bench.registration import (
     SCOPES,
     ClaimRecord,
@@ -773,22 +774,9 @@ def build_ledger(
     return validate_claims(ledger[list(columns)].astype(columns))
 
 
-def _markdown_table(frame: pd.DataFrame) -> list[str]:
-    def text(value: object) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-            return ""
-        if isinstance(value, float):
-            return f"{value:.3g}"
-        return str(value).replace("|", "\\|")
-
-    lines = [
-        "| " + " | ".join(frame.columns) + " |",
-        "|" + "|".join(":---" for _ in frame.columns) + "|",
-    ]
-    lines += [
-        "| " + " | ".join(text(v) for v in row) + " |" for row in frame.itertuples(index=False)
-    ]
-    return lines
+def _ledger_table(frame: pd.DataFrame) -> list[str]:
+    """A ledger section's pipe table: three significant digits, blanks where nothing applies."""
+    return markdown_table(frame, ".3g", missing="")
 
 
 def _side_by_side(primary: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
@@ -845,7 +833,7 @@ def ledger_markdown(ledger: pd.DataFrame, spec: ClaimsSpec) -> str:
         "",
         "## Verdicts",
         "",
-        *_markdown_table(_side_by_side(primary, labels)),
+        *_ledger_table(_side_by_side(primary, labels)),
         "",
         "## Verdicts by scope",
         "",
@@ -857,7 +845,7 @@ def ledger_markdown(ledger: pd.DataFrame, spec: ClaimsSpec) -> str:
             else "no secondary budget is configured."
         ),
         "",
-        *_markdown_table(
+        *_ledger_table(
             primary[
                 [
                     "claim_id",
@@ -897,7 +885,7 @@ def ledger_markdown(ledger: pd.DataFrame, spec: ClaimsSpec) -> str:
             "reference_verdict is the reference's verdict derived again on the cells where the "
             "variant ran (a variant has rows only for the claims with cells where it ran).",
             "",
-            *_markdown_table(table),
+            *_ledger_table(table),
         ]
         lines += ["", f"Flipped overall verdicts: {len(flips)} of {len(table)}."]
         cell_flips = ledger[(ledger["row"] == "cell") & ledger["flipped"]]
@@ -912,7 +900,7 @@ def ledger_markdown(ledger: pd.DataFrame, spec: ClaimsSpec) -> str:
         "",
         "## Cells",
         "",
-        *_markdown_table(
+        *_ledger_table(
             cells[
                 [
                     "claim_id",
@@ -960,7 +948,7 @@ def write_ledger(
             f"{spec.registration_hash}; build it again under this rule"
         )
     out = Path(out_dir)
-    return write_documents(
+    return write_all_or_nothing(
         {
             out / "claims.csv": ledger.to_csv(index=False, lineterminator="\n"),
             out / "claims.md": ledger_markdown(ledger, spec),

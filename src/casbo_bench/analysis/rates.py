@@ -112,7 +112,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from casbo_bench.analysis.tables import to_latex, to_markdown, write_documents
+from casbo_bench.documents import latex_table, markdown_document
+from casbo_bench.errors import UserFacingError
+from casbo_bench.files import write_all_or_nothing
 from casbo_bench.schemas.claims import (
     CALIBRATION_COLUMNS,
     CALIBRATION_SHARES,
@@ -206,7 +208,7 @@ _CALIBRATION_BLOCK = 50_000
 """Bootstrap resamples judged at once in the calibration (bounds its memory to tens of MB)."""
 
 
-class RateCheckError(ValueError):
+class RateCheckError(UserFacingError, ValueError):
     """The traces or the rule cannot give a rate verdict; the message says what to fix."""
 
 
@@ -1316,7 +1318,7 @@ def write_rate_outputs(
             ),
         ]
         # Sections after the first go one heading level down ("## ...").
-        markdown = [("#" if i else "") + to_markdown(*part) for i, part in enumerate(parts)]
+        markdown = [("#" if i else "") + markdown_document(*part) for i, part in enumerate(parts)]
         reasons = "\n".join(
             f"- {row.method} on {row.problem} ({row.role}): {row.verdict}: {row.reason}"
             for row in verdicts.itertuples(index=False)
@@ -1327,9 +1329,9 @@ def write_rate_outputs(
         )
         documents[tables / "rate_checks.md"] = "\n".join([*markdown, f"## Reasons\n\n{reasons}\n"])
         documents[tables / "rate_checks.tex"] = "\\par\\medskip\n".join(
-            to_latex(*part) for part in parts
+            latex_table(*part) for part in parts
         )
-    return write_documents(documents)
+    return write_all_or_nothing(documents)
 
 
 def read_verdicts(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -20,7 +20,6 @@ Two measures of a run are reported (docs/method.md, section 4):
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -32,6 +31,9 @@ from casbo_bench.analysis.ert import DEFAULT_TARGETS, expected_running_time
 from casbo_bench.analysis.io import CELL_KEYS, SETTING_KEYS, final_by_run
 from casbo_bench.analysis.stats import bootstrap_median_ci, compare_to_reference, holm_adjust
 from casbo_bench.analysis.stats import verdict as call_verdict
+from casbo_bench.documents import latex_table, markdown_document
+from casbo_bench.errors import UserFacingError
+from casbo_bench.files import write_all_or_nothing
 from casbo_bench.schemas.tables import validate_table
 from casbo_bench.seeding import derive_rng
 
@@ -98,7 +100,7 @@ _SIGNIFICANCE_COLUMNS: dict[str, str] = {
 """Column -> dtype of a significance table, in the order written."""
 
 
-class MissingReferenceError(ValueError):
+class MissingReferenceError(UserFacingError, ValueError):
     """The reference method is absent from the traces, or from some settings."""
 
 
@@ -289,75 +291,6 @@ def _reading_order(frame: pd.DataFrame, reference: str) -> pd.DataFrame:
     return frame.sort_values(keys, ascending=ascending, key=rank, ignore_index=True)
 
 
-def _format_value(value: object) -> str:
-    """A cell as text: integers whole, reals in scientific notation with 3 significant digits."""
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value)).lower()
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        if np.isnan(value):
-            return "n/a"
-        if np.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{float(value):.2e}"
-    return str(value)
-
-
-def _text_cells(frame: pd.DataFrame) -> list[list[str]]:
-    return [[_format_value(value) for value in row] for row in frame.itertuples(index=False)]
-
-
-def to_markdown(frame: pd.DataFrame, heading: str, title: str) -> str:
-    """A Markdown document: a heading saying what the table is, a paragraph, a pipe table."""
-    numeric = [pd.api.types.is_numeric_dtype(dtype) for dtype in frame.dtypes]
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---:" if right else ":---" for right in numeric) + "|"
-    body = ["| " + " | ".join(cells) + " |" for cells in _text_cells(frame)]
-    if not body:
-        body = ["", "(no rows)"]
-    return "\n".join([f"# {heading}", "", title, "", header, rule, *body, ""])
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def _latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(character, character) for character in text)
-
-
-def _latex_value(text: str) -> str:
-    if text == "inf":
-        return r"$\infty$"
-    mantissa, _, exponent = text.partition("e")
-    if exponent and mantissa.lstrip("-").replace(".", "").isdigit():
-        return f"${mantissa}{{\\times}}10^{{{int(exponent)}}}$"
-    return _latex_escape(text)
-
-
-def to_latex(frame: pd.DataFrame, heading: str, title: str) -> str:
-    """A booktabs ``tabular`` (to ``\\input`` inside a ``table``), headed by comments."""
-    numeric = [pd.api.types.is_numeric_dtype(dtype) for dtype in frame.dtypes]
-    spec = "".join("r" if right else "l" for right in numeric)
-    lines = [f"% {heading}", f"% {title}", f"\\begin{{tabular}}{{{spec}}}", r"\toprule"]
-    lines.append(" & ".join(_latex_escape(str(column)) for column in frame.columns) + r" \\")
-    lines.append(r"\midrule")
-    lines += [" & ".join(map(_latex_value, cells)) + r" \\" for cells in _text_cells(frame)]
-    lines += [r"\bottomrule", r"\end{tabular}", ""]
-    return "\n".join(lines)
-
-
 def write_tables(tables: Mapping[str, pd.DataFrame], out_dir: str | os.PathLike[str]) -> list[Path]:
     """Validate every table, then write each as ``<name>.csv``, ``.md`` and ``.tex``.
 
@@ -377,29 +310,6 @@ def write_tables(tables: Mapping[str, pd.DataFrame], out_dir: str | os.PathLike[
         validate_table(name, frame)
         heading, title = f"{TABLE_HEADINGS[name]} ({name})", TABLE_TITLES[name]
         documents[out / f"{name}.csv"] = frame.to_csv(index=False, lineterminator="\n")
-        documents[out / f"{name}.md"] = to_markdown(frame, heading, title)
-        documents[out / f"{name}.tex"] = to_latex(frame, heading, title)
-    return write_documents(documents)
-
-
-def write_documents(documents: Mapping[Path, str]) -> list[Path]:
-    """Write text files all-or-nothing: temporary names first, renamed when all are written.
-
-    Returns:
-        The written paths, in the order given.
-    """
-    staged: dict[Path, Path] = {}
-    try:
-        for path, text in documents.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            staged[path] = Path(name)
-            os.chmod(name, 0o644)  # mkstemp's 0600 would make the outputs private
-            with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-                stream.write(text)
-        for path, temporary in staged.items():
-            os.replace(temporary, path)
-    finally:
-        for temporary in staged.values():
-            temporary.unlink(missing_ok=True)
-    return list(documents)
+        documents[out / f"{name}.md"] = markdown_document(frame, heading, title)
+        documents[out / f"{name}.tex"] = latex_table(frame, heading, title)
+    return write_all_or_nothing(documents)

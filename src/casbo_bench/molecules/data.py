@@ -45,6 +45,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from casbo_bench.errors import UserFacingError
+
 ATOM_SYMBOLS: tuple[str, ...] = ("C", "N", "O", "F")
 ATOMIC_NUMBERS: tuple[int, ...] = (6, 7, 8, 9)
 MAX_ATOMS = 9
@@ -76,7 +78,7 @@ _PROPERTY_COLUMNS: dict[str, tuple[str, float]] = {
 IntArray = NDArray[np.int64]
 
 
-class DatasetError(ValueError):
+class DatasetError(UserFacingError, ValueError):
     """The QM9 source or a cached dataset file is missing, malformed or inconsistent."""
 
 

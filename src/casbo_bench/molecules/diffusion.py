@@ -52,13 +52,14 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
+from casbo_bench.errors import UserFacingError
 from casbo_bench.molecules.egnn import EGNNDenoiser, remove_mean
 
 N_TYPES = 4
 N_FEATURES = 3 + N_TYPES
 
 
-class DiffusionError(ValueError):
+class DiffusionError(UserFacingError, ValueError):
     """A diffusion, schedule or sampler was asked for with impossible sizes or inputs."""
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from casbo_bench.errors import UserFacingError
 from casbo_bench.molecules.data import SPLIT_NAMES, load_dataset
 from casbo_bench.molecules.diffusion import MoleculeSamples
 from casbo_bench.molecules.metrics import (
@@ -62,7 +63,7 @@ HEAVY_ATOM_NOTE = (
 )
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserFacingError, RuntimeError):
     """A checkpoint's files do not match its manifest, or cannot be read."""
 
 

@@ -69,6 +69,7 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from casbo_bench.devices import DEVICE_NAMES, resolve_device
+from casbo_bench.errors import UserFacingError
 from casbo_bench.molecules.data import (
     ATOM_SYMBOLS,
     PROPERTY_UNITS,
@@ -94,7 +95,7 @@ EDM_CLASSIFIER_MAE: dict[str, dict[str, float | str]] = {
 all-atom EGNNs, not comparable like for like with this heavy-atom predictor."""
 
 
-class PredictorError(RuntimeError):
+class PredictorError(UserFacingError, RuntimeError):
     """The predictor cannot be trained or loaded as asked."""
 
 

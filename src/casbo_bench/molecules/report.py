@@ -66,6 +66,7 @@ from casbo_bench.analysis.figures import (
 from casbo_bench.analysis.io import load_traces
 from casbo_bench.analysis.stats import compare_to_reference, holm_adjust, verdict
 from casbo_bench.devices import DEVICE_NAMES, resolve_device
+from casbo_bench.errors import UserFacingError
 from casbo_bench.molecules.data import ATOMIC_NUMBERS
 from casbo_bench.molecules.problem import parse_xyz
 from casbo_bench.molecules.rebuild import RebuiltMolecule, rebuild_molecule
@@ -135,7 +136,7 @@ BEST_COLUMNS: tuple[str, ...] = (
 """The columns of the ``molecule_best`` table, in order."""
 
 
-class ReportError(ValueError):
+class ReportError(UserFacingError, ValueError):
     """The traces cannot make a molecule report (no molecule details, no reference)."""
 
 

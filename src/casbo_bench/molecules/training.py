@@ -51,6 +51,7 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from casbo_bench import devices
+from casbo_bench.errors import UserFacingError
 from casbo_bench.molecules.data import (
     MAX_ATOMS,
     MoleculeDataset,
@@ -69,7 +70,7 @@ _CLIP_HISTORY = 50
 RESUMABLE_OPTIONS = frozenset({"checkpoint_minutes", "eval_every", "log_every"})
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserFacingError, RuntimeError):
     """Training cannot start or resume as asked (missing state, mismatched config, ...)."""
 
 

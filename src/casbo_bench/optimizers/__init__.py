@@ -24,8 +24,10 @@ __all__ = [
     "OptimizerError",
     "SearchSpace",
     "available_optimizers",
+    "describe_optimizers",
     "get_optimizer",
     "make_optimizer",
+    "torch_optimizers",
 ]
 
 
@@ -35,6 +37,17 @@ _REGISTRY: PluginRegistry[Optimizer] = PluginRegistry(__name__, Optimizer)
 def available_optimizers() -> list[str]:
     """Names of every registered optimizer, sorted."""
     return _REGISTRY.names()
+
+
+def describe_optimizers() -> dict[str, str]:
+    """Every optimizer's name with the first line of its module docstring (none imported)."""
+    return {name: entry.summary for name, entry in _REGISTRY.entries.items()}
+
+
+def torch_optimizers() -> list[str]:
+    """The optimizers whose own file declares ``uses_torch = True`` (none imported): their
+    jobs run torch code on the config's device."""
+    return [name for name, entry in _REGISTRY.entries.items() if entry.uses_torch]
 
 
 def get_optimizer(name: str) -> type[Optimizer]:

@@ -32,11 +32,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from casbo_bench.errors import UserFacingError
+
 FloatArray = NDArray[np.float64]
 Scope = Literal["per_step", "latent"]
 
 
-class OptimizerError(ValueError):
+class OptimizerError(UserFacingError, ValueError):
     """An optimizer was asked for with an impossible option or used out of order."""
 
 
@@ -52,7 +54,7 @@ def default_population_size(search_dim: int) -> int:
     return 4 + math.floor(3 * math.log(search_dim))
 
 
-class NonFiniteLossError(ArithmeticError):
+class NonFiniteLossError(UserFacingError, ArithmeticError):
     """A black box returned NaN or infinity for a candidate."""
 
 
@@ -134,6 +136,11 @@ class Optimizer(ABC):
 
     name: ClassVar[str]
     scope: ClassVar[Scope]
+    uses_torch: ClassVar[bool] = False
+    """True for a method whose updates run torch code on the job's ``device`` (its constructor
+    takes ``device``). Every plugin class states it in its own body, as a literal: the registry
+    reads it from the source, so the workflow knows which jobs want a GPU without importing
+    torch."""
     fixed_covariance: ClassVar[bool] = False
     """True for a method whose covariance never moves from the initial law (a control): its
     expected loss has a floor above J*, which the runner records."""

@@ -508,6 +508,7 @@ class CASBO(CASBOBase):
     """
 
     name = "casbo"
+    uses_torch = True
     scope: ClassVar[Scope] = "per_step"
 
     def __init__(self, space: SearchSpace, seed: int, **options: Any) -> None:

@@ -28,6 +28,7 @@ class CASBOLatent(CASBO):
     """
 
     name = "casbo-latent"
+    uses_torch = True
     scope = "latent"
 
     def __init__(self, space: SearchSpace, seed: int, **options: Any) -> None:

@@ -41,6 +41,7 @@ class CASBOMeanOnly(CASBO):
     """
 
     name = "casbo-mean-only"
+    uses_torch = True
     fixed_covariance: ClassVar[bool] = True
     default_mean_rule = "first_order"
 

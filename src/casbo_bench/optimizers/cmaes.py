@@ -113,6 +113,7 @@ class CMAES(Optimizer):
     """
 
     name = "cmaes"
+    uses_torch = False
     scope: ClassVar[Scope] = "latent"
 
     def __init__(

@@ -31,6 +31,7 @@ class CMAESJoint(CMAES):
     """
 
     name = "cmaes-joint"
+    uses_torch = False
     scope = "per_step"
 
     def _covariance(self) -> Covariance:

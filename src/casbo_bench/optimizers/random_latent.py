@@ -29,6 +29,7 @@ class RandomLatent(RandomSearch):
     """
 
     name = "random-latent"
+    uses_torch = False
     scope = "latent"
 
     def sample_final(self, n: int, rng: np.random.Generator) -> FloatArray:

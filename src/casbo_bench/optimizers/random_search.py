@@ -45,6 +45,7 @@ class RandomSearch(Optimizer):
     """
 
     name = "random"
+    uses_torch = False
     scope: ClassVar[Scope] = "per_step"
 
     def __init__(

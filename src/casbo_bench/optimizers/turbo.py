@@ -306,6 +306,7 @@ class TuRBO(Optimizer):
     """
 
     name = "turbo"
+    uses_torch = True
     scope = "latent"
 
     def __init__(

@@ -338,6 +338,7 @@ class XNES(Optimizer):
     """
 
     name = "xnes"
+    uses_torch = False
     scope: ClassVar[Scope] = "per_step"
 
     def __init__(

@@ -29,10 +29,14 @@ from casbo_bench.problems.chain import (
     LinearGaussianChain,
     step_weights,
 )
-from casbo_bench.problems.functions import available_functions, get_function
+from casbo_bench.problems.functions import available_functions, describe_functions, get_function
 from casbo_bench.problems.functions.base import TestFunction
 from casbo_bench.problems.instance import FunctionInstance, haar_orthogonal
-from casbo_bench.problems.molecule import make_molecule_problem, molecule_task_names
+from casbo_bench.problems.molecule import (
+    describe_molecule_tasks,
+    make_molecule_problem,
+    molecule_task_names,
+)
 from casbo_bench.seeding import derive_rng
 
 __all__ = [
@@ -47,6 +51,7 @@ __all__ = [
     "TestFunction",
     "available_functions",
     "available_problems",
+    "describe_problems",
     "get_function",
     "haar_orthogonal",
     "make_problem",
@@ -62,10 +67,13 @@ class ProblemFamily:
         names: returns the registry names of the family's problems.
         build: ``build(name, dim, n_steps, scoring, seed, **options) -> Problem``, called
             with validated sizes, scoring and seed; raises ProblemError for bad options.
+        summaries: returns name -> one line saying what the problem is, without importing
+            anything heavy (``casbo-bench list``).
     """
 
     names: Callable[[], list[str]]
     build: Callable[..., Problem]
+    summaries: Callable[[], dict[str, str]]
 
 
 def make_function_problem(
@@ -99,8 +107,8 @@ def make_function_problem(
 
 
 FAMILIES: dict[str, ProblemFamily] = {
-    "function": ProblemFamily(names=available_functions, build=make_function_problem),
-    "molecule": ProblemFamily(names=molecule_task_names, build=make_molecule_problem),
+    "function": ProblemFamily(available_functions, make_function_problem, describe_functions),
+    "molecule": ProblemFamily(molecule_task_names, make_molecule_problem, describe_molecule_tasks),
 }
 """Problem families by label; register a new kind of problem by adding an entry."""
 
@@ -108,6 +116,16 @@ FAMILIES: dict[str, ProblemFamily] = {
 def available_problems() -> list[str]:
     """Names of every problem of every family, sorted."""
     return sorted(name for family in FAMILIES.values() for name in family.names())
+
+
+def describe_problems() -> dict[str, str]:
+    """Every problem name with its one-line summary, sorted by name."""
+    summaries = {
+        name: summary
+        for family in FAMILIES.values()
+        for name, summary in family.summaries().items()
+    }
+    return dict(sorted(summaries.items()))
 
 
 def make_problem(

@@ -21,18 +21,24 @@ Arrays hold the steps in generation order: ``noise[:, 0]`` is xi_K (the initial 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
 
+from casbo_bench.errors import UserFacingError
+
 FloatArray = NDArray[np.float64]
+
+Scoring = Literal["final", "cumulative"]
+SCORINGS: tuple[str, ...] = get_args(Scoring)
+"""How a rollout is scored: ``final`` (the last state only) or ``cumulative`` (every state)."""
 
 RolloutDetails = dict[str, NDArray[Any]]
 """Side information of a batch of rollouts: name -> a ``n`` array (one entry per rollout)."""
 
 
-class ProblemError(ValueError):
+class ProblemError(UserFacingError, ValueError):
     """A problem was asked for with an impossible name, size or option."""
 
 

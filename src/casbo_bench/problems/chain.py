@@ -29,16 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
 
-from casbo_bench.problems.base import FloatArray, Problem, ProblemError
+from casbo_bench.problems.base import SCORINGS, FloatArray, Problem, ProblemError
 from casbo_bench.problems.instance import FunctionInstance, haar_orthogonal
-
-Scoring = Literal["final", "cumulative"]
-SCORINGS: tuple[str, ...] = get_args(Scoring)
 
 BETA_MIN = 0.05
 """Default variance of the last (k = 1) injection, relative to the state."""

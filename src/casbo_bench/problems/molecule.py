@@ -130,6 +130,11 @@ def molecule_task_names() -> list[str]:
     return list(MOLECULE_TASKS)
 
 
+def describe_molecule_tasks() -> dict[str, str]:
+    """Every molecule task's name with its one-line description."""
+    return {name: f"molecules: {task.description}" for name, task in MOLECULE_TASKS.items()}
+
+
 def molecule_problem_size(
     n_atoms: int = DEFAULT_ATOMS, sampler_steps: int = DEFAULT_SAMPLER_STEPS
 ) -> tuple[int, int]:

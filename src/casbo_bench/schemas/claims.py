@@ -43,6 +43,7 @@ import pandera.pandas as pa
 from numpy.typing import ArrayLike, NDArray
 from pandera.errors import SchemaErrors
 
+from casbo_bench.errors import UserFacingError
 from casbo_bench.registration import KINDS, SCOPES, SOURCES
 from casbo_bench.schemas.tables import (
     _count,
@@ -277,7 +278,7 @@ def secondary_labels(columns: Iterable[str]) -> tuple[str, ...]:
     return tuple(match.group(1) for match in found if match is not None)
 
 
-class ClaimsValidationError(ValueError):
+class ClaimsValidationError(UserFacingError, ValueError):
     """A rate-check table or the ledger failed its schema; the message names every check."""
 
 

@@ -31,10 +31,11 @@ from pandera.errors import SchemaErrors
 
 from casbo_bench.analysis.io import CELL_KEYS, SETTING_KEYS
 from casbo_bench.analysis.stats import TESTS, VERDICTS, WILCOXON
-from casbo_bench.schemas.trace import SCORINGS
+from casbo_bench.errors import UserFacingError
+from casbo_bench.problems.base import SCORINGS
 
 
-class TableValidationError(ValueError):
+class TableValidationError(UserFacingError, ValueError):
     """An aggregated table failed its schema; the message names the table and the checks."""
 
 

@@ -26,6 +26,9 @@ import pandera.pandas as pa
 from pandas.api.typing import DataFrameGroupBy
 from pandera.errors import SchemaErrors
 
+from casbo_bench.errors import UserFacingError
+from casbo_bench.problems.base import SCORINGS
+
 TRACE_COLUMNS: dict[str, str] = {
     "method": "str",
     "optimizer": "str",
@@ -53,7 +56,6 @@ molecule's validity and SMILES): any dtype, nullable, never needed by the generi
 RUN_KEYS: tuple[str, ...] = ("method", "problem", "d", "K", "scoring", "seed")
 """The columns that identify one run (one method, instance and repetition seed)."""
 
-SCORINGS: tuple[str, ...] = ("final", "cumulative")
 
 _NUMERIC_KINDS = {"int64": "iu", "float64": "f"}
 
@@ -61,7 +63,7 @@ RunRule = Callable[[pd.DataFrame, DataFrameGroupBy], pd.Series]
 """``rule(sorted_trace, groups_by_run) -> passes``: a boolean Series on the sorted trace."""
 
 
-class TraceValidationError(ValueError):
+class TraceValidationError(UserFacingError, ValueError):
     """A trace failed its schema; the message names the source and every failed check."""
 
 

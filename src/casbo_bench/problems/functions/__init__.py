@@ -10,7 +10,7 @@ from casbo_bench._registry import PluginRegistry
 from casbo_bench.problems.base import ProblemError
 from casbo_bench.problems.functions.base import TestFunction
 
-__all__ = ["TestFunction", "available_functions", "get_function"]
+__all__ = ["TestFunction", "available_functions", "describe_functions", "get_function"]
 
 
 _REGISTRY: PluginRegistry[TestFunction] = PluginRegistry(__name__, TestFunction)
@@ -19,6 +19,11 @@ _REGISTRY: PluginRegistry[TestFunction] = PluginRegistry(__name__, TestFunction)
 def available_functions() -> list[str]:
     """Names of every registered test function, sorted."""
     return _REGISTRY.names()
+
+
+def describe_functions() -> dict[str, str]:
+    """Every test function's name with the first line of its module docstring (none imported)."""
+    return {name: entry.summary for name, entry in _REGISTRY.entries.items()}
 
 
 def get_function(name: str) -> TestFunction:

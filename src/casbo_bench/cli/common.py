@@ -1,0 +1,205 @@
+"""What every ``casbo-bench`` subcommand shares: the error contract and argument types.
+
+The error contract: a mistake of the user's (an argument, a config, a data file, a black box
+that returns NaN) ends the command with exactly one line on stderr,
+``casbo-bench <command>: error: <what is wrong>; <how to fix it>``, and exit status 2;
+``--debug`` shows the traceback instead. A command raises :class:`UsageError` for its own
+checks; the package's own errors (:class:`casbo_bench.errors.UserFacingError`) are reported
+the same way; anything else is a bug and shows its traceback.
+
+A subcommand is one module of :mod:`casbo_bench.cli` with
+
+- ``NAME``, ``HELP`` (one line) and ``EXAMPLES`` (shown at the end of ``--help``);
+- ``add_arguments(parser)``, its arguments;
+- ``handle(arguments) -> int``, its work, returning the exit status.
+
+Its module imports only the standard library and this module at the top: heavy libraries
+(torch, pandas, RDKit) are imported inside ``handle``, so ``casbo-bench --help`` is fast and
+one command never needs another's dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+PROG = "casbo-bench"
+EXIT_USER_ERROR = 2
+
+logger = logging.getLogger("casbo_bench.cli")
+Item = TypeVar("Item")
+
+
+class UsageError(Exception):
+    """A command-line mistake; the message says what is wrong and how to fix it."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors become :class:`UsageError` (one line, status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}; see '{self.prog} --help'")
+
+
+def one_line(error: BaseException) -> str:
+    """``error``'s message on one line (the error contract's second half)."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text or type(error).__name__
+
+
+def integer_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1; got {value}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number; got {text!r}")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0; got {text!r}")
+    return value
+
+
+def iteration_grid(text: str) -> list[int]:
+    """``"3,10,30"`` -> ``[3, 10, 30]``: at least two distinct integers >= 1."""
+    try:
+        grid = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 3,10,30; got {text!r}"
+        ) from None
+    if len(grid) < 2 or min(grid) < 1 or len(set(grid)) != len(grid):
+        raise argparse.ArgumentTypeError(
+            f"needs at least two distinct iteration counts >= 1; got {text!r}"
+        )
+    return sorted(grid)
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class _TargetsAction(argparse.Action):
+    """``--targets T [T ...] FILE ...``: leading numbers are targets, the rest trace files.
+
+    argparse's ``nargs="+"`` would take the files too, and the workflow writes the targets
+    right before the files; the files found here are put in front of the positional ones.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        texts = [str(value) for value in values or []]
+        count = next((i for i, text in enumerate(texts) if not is_number(text)), len(texts))
+        if count == 0:
+            raise argparse.ArgumentError(self, "expected at least one number")
+        try:
+            targets = [positive_number(text) for text in texts[:count]]
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentError(self, str(error)) from None
+        setattr(namespace, self.dest, targets)
+        namespace.files_after_targets = [Path(text) for text in texts[count:]]
+
+
+def number_list(text: str) -> list[float]:
+    """``"-0.3,-0.5"`` -> ``[-0.3, -0.5]``: at least one finite number."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as -0.3,-0.5,-0.7; got {text!r}"
+        ) from None
+    if not all(math.isfinite(value) for value in values):
+        raise argparse.ArgumentTypeError(f"every number must be finite; got {text!r}")
+    return values
+
+
+def writable_folder(folder: Path, what: str) -> Path:
+    """Create ``folder`` if needed and check it can be written, before any work is done."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(
+            f"cannot create the {what} folder {folder}: {error.strerror or error}; "
+            f"choose a writable location"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"the {what} folder {folder} is not writable; choose another location")
+    return folder
+
+
+def analysis_module(name: str) -> Any:
+    """``casbo_bench.analysis.<name>``, imported only by the subcommands that need it."""
+    try:
+        return importlib.import_module(f"casbo_bench.analysis.{name}")
+    except ModuleNotFoundError as error:
+        if error.name is not None and error.name.startswith("casbo_bench"):
+            raise UsageError(
+                f"the analysis module casbo_bench.analysis.{name} is not installed; "
+                f"reinstall casbo-bench"
+            ) from None
+        raise
+
+
+def progress(
+    items: Iterable[Item], total: int, what: str, every_seconds: float = 30.0
+) -> Iterator[Item]:
+    """``items``, logging ``what: i of total (elapsed, left)`` at most every ``every_seconds``
+    and at the end: progress of long work (sampling, training, evaluation) on stderr."""
+    start = last = time.monotonic()
+    for done, item in enumerate(items, start=1):
+        yield item
+        now = time.monotonic()
+        if now - last >= every_seconds or done == total:
+            elapsed = now - start
+            left = elapsed / done * (total - done)
+            logger.info(
+                "%s: %d of %d (%.0f s, about %.0f s left)", what, done, total, elapsed, left
+            )
+            last = now

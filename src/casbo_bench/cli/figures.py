@@ -1,0 +1,48 @@
+"""``casbo-bench figures``: convergence curves and the win matrix of one benchmark group."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from casbo_bench.cli.common import analysis_module, integer_at_least, probability, writable_folder
+
+NAME = "figures"
+HELP = "Draw convergence curves and the win matrix from traces (PDF and PNG)."
+EXAMPLES = (
+    "casbo-bench figures --out-dir paper_figures/default/plain "
+    "results/default/raw/plain/*/*.parquet",
+)
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out-dir", required=True, type=Path, help="folder of the figures")
+    parser.add_argument(
+        "--confidence",
+        type=probability,
+        default=0.95,
+        help="level of the bootstrap band around the median curve (default 0.95)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=integer_at_least(0),
+        default=0,
+        help="seed of the bootstrap resampling (default 0)",
+    )
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE.parquet")
+
+
+def handle(arguments: argparse.Namespace) -> int:
+    io, figures = analysis_module("io"), analysis_module("figures")
+    writable_folder(arguments.out_dir, "figure")
+    written = figures.make_figures(
+        io.load_traces(arguments.files),
+        arguments.out_dir,
+        seed=arguments.seed,
+        confidence=arguments.confidence,
+    )
+    logger.info("wrote %d figure files to %s", len(written), arguments.out_dir)
+    return 0
