@@ -17,7 +17,7 @@ from casbo_bench import cli, problems
 from casbo_bench.cli import UsageError, main
 from casbo_bench.cli.run import parse_option
 from casbo_bench.problems.base import FloatArray, Problem
-from casbo_bench.runner import read_provenance, read_trace
+from casbo_bench.traces import read_provenance, read_trace
 
 RUN = ["run", "--method", "random", "--problem", "sphere", "--dim", "2", "--budget", "20"]
 
@@ -234,7 +234,7 @@ def test_validate_reports_every_bad_file(
     assert lines[0].startswith(f"{traces[0]}: ok")
     assert lines[1].startswith(f"{broken}: invalid: best_so_far must equal the running minimum")
     assert lines[2].startswith(f"{bare}: invalid:") and "casbo_bench.provenance" in lines[2]
-    assert lines[3].startswith(f"{text}: invalid: cannot read trace")
+    assert lines[3].startswith(f"{text}: invalid: trace {text} is not a readable Parquet file")
     assert "3 of 4 trace file(s) failed validation" in captured.err
 
 

@@ -29,25 +29,27 @@ from casbo_bench.optimizers.base import (
 )
 from casbo_bench.problems.base import Problem
 from casbo_bench.runner import (
-    PROVENANCE_KEY,
     Job,
     JobError,
     LatentScope,
     PerStepScope,
     RepetitionSeeds,
-    TraceFileError,
     accepted_options,
     fresh_sample_loss,
     make_scope,
     optimize,
-    read_provenance,
-    read_trace,
     run_job,
     run_repetition,
-    write_trace,
 )
 from casbo_bench.schemas.trace import TRACE_COLUMNS, TraceValidationError
 from casbo_bench.seeding import derive_seed
+from casbo_bench.traces import (
+    PROVENANCE_KEY,
+    TraceFileError,
+    read_provenance,
+    read_trace,
+    write_trace,
+)
 
 # --- test-only problem and optimizers ------------------------------------------------
 
@@ -506,9 +508,9 @@ def test_reading_files_that_are_not_traces(trace: pd.DataFrame, tmp_path: Path) 
         read_provenance(bare)
     text = tmp_path / "notes.parquet"
     text.write_text("hello")
-    with pytest.raises(TraceFileError, match="cannot read trace"):
+    with pytest.raises(TraceFileError, match="is not a readable Parquet file"):
         read_trace(text)
-    with pytest.raises(TraceFileError, match="cannot read trace"):
+    with pytest.raises(TraceFileError, match="does not exist; run the job"):
         read_provenance(tmp_path / "missing.parquet")
 
 

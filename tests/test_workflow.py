@@ -18,11 +18,10 @@ import pytest
 import yaml
 
 from casbo_bench.analysis.claims import read_ledger
-from casbo_bench.analysis.io import load_traces
 from casbo_bench.analysis.rates import read_verdicts
 from casbo_bench.registration import read_spec
-from casbo_bench.runner import read_provenance
 from casbo_bench.schemas.tables import validate_table
+from casbo_bench.traces import load_traces, read_provenance
 from tests.snakemake_runs import TINY_CONFIG, run_snakemake
 
 pytestmark = pytest.mark.slow

@@ -23,21 +23,15 @@ works, and the exact expected loss is recorded only where the problem has one.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
-import os
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from casbo_bench import optimizers, problems
 from casbo_bench.devices import DEVICE_NAMES
@@ -51,21 +45,16 @@ from casbo_bench.optimizers.base import (
     SearchSpace,
 )
 from casbo_bench.problems.base import SCORINGS, Problem, ProblemError, RolloutDetails
-from casbo_bench.schemas.trace import DETAIL_PREFIX, TRACE_COLUMNS, validate_trace
+from casbo_bench.schemas.trace import DETAIL_PREFIX, TRACE_COLUMNS
 from casbo_bench.seeding import derive_seed
 
 logger = logging.getLogger(__name__)
 
-PROVENANCE_KEY = "casbo_bench.provenance"
 """Key of the provenance JSON in a trace file's Parquet key-value metadata."""
 
 
 class JobError(UserFacingError, ValueError):
     """A job was asked for with an impossible size, budget, seed list or option."""
-
-
-class TraceFileError(UserFacingError, ValueError):
-    """A trace file cannot be read, or lacks its provenance."""
 
 
 @dataclass(frozen=True)
@@ -616,71 +605,3 @@ def run_job(job: Job, records: dict[str, Any] | None = None) -> pd.DataFrame:
     return _as_trace(
         pd.concat([run_repetition(job, seed, records) for seed in job.seeds], ignore_index=True)
     )
-
-
-def write_trace(frame: pd.DataFrame, path: str | Path, provenance: Mapping[str, Any]) -> Path:
-    """Validate ``frame`` and write it to ``path`` as Parquet, with ``provenance``.
-
-    The file is written to a temporary file in the same folder and renamed into place, so
-    a failed or interrupted write never leaves a partial file and never replaces a
-    finished one. The provenance JSON goes in the key-value metadata under
-    :data:`PROVENANCE_KEY`.
-
-    Raises:
-        TraceValidationError: the frame fails the trace schema (nothing is written).
-        OSError: the folder cannot be written.
-    """
-    path = Path(path)
-    validate_trace(frame, source=str(path))
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    metadata = dict(table.schema.metadata or {})
-    metadata[PROVENANCE_KEY.encode()] = json.dumps(provenance, sort_keys=True).encode()
-    table = table.replace_schema_metadata(metadata)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as sink:
-            pq.write_table(table, sink)
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _parquet_schema(path: str | Path) -> pa.Schema:
-    try:
-        return pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise TraceFileError(f"cannot read trace {path}: {error}") from None
-
-
-def read_provenance(path: str | Path) -> dict[str, Any]:
-    """The provenance dict stored in trace file ``path``.
-
-    Raises:
-        TraceFileError: the file is not Parquet or carries no provenance.
-    """
-    metadata = _parquet_schema(path).metadata or {}
-    raw = metadata.get(PROVENANCE_KEY.encode())
-    if raw is None:
-        raise TraceFileError(
-            f"trace {path} has no {PROVENANCE_KEY} metadata; write it with "
-            f"casbo_bench.runner.write_trace"
-        )
-    provenance: dict[str, Any] = json.loads(raw)
-    return provenance
-
-
-def read_trace(path: str | Path) -> pd.DataFrame:
-    """The validated trace stored in ``path``.
-
-    Raises:
-        TraceFileError: the file is not Parquet.
-        TraceValidationError: it fails the trace schema.
-    """
-    _parquet_schema(path)
-    return validate_trace(pd.read_parquet(path), source=str(path))

@@ -30,9 +30,9 @@ from casbo_bench.analysis.claims import (
 )
 from casbo_bench.cli import main
 from casbo_bench.registration import ClaimsRule, ClaimsSpec, read_spec
-from casbo_bench.runner import write_trace
 from casbo_bench.schemas.claims import RATE_FAIL, RATE_NO_EVIDENCE, RATE_PASS
 from casbo_bench.schemas.trace import TRACE_COLUMNS, validate_trace
+from casbo_bench.traces import write_trace
 
 from .synthetic import synthetic_traces
 

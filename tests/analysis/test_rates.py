@@ -28,7 +28,7 @@ from casbo_bench.analysis.rates import (
     references_from_provenance,
 )
 from casbo_bench.cli import main
-from casbo_bench.runner import Job, read_provenance, run_job, write_trace
+from casbo_bench.runner import Job, run_job
 from casbo_bench.schemas.claims import (
     GAP_COLUMNS,
     RATE_NO_EVIDENCE,
@@ -39,6 +39,7 @@ from casbo_bench.schemas.claims import (
     validate_verdicts,
 )
 from casbo_bench.schemas.trace import TRACE_COLUMNS, TraceValidationError, validate_trace
+from casbo_bench.traces import read_provenance, write_trace
 
 DIMS = (2, 5, 10, 20)
 ITERATIONS = (3, 10, 30, 100, 300)

@@ -28,8 +28,9 @@ from casbo_bench.problems.molecule import (
     molecule_problem_size,
     sampler_size,
 )
-from casbo_bench.runner import Job, read_trace, run_job, write_trace
+from casbo_bench.runner import Job, run_job
 from casbo_bench.schemas.trace import DETAIL_PREFIX, TRACE_COLUMNS, validate_trace
+from casbo_bench.traces import read_trace, write_trace
 
 # Small sizes keep each rollout to a few milliseconds: 4 heavy atoms, S = 3 sampler steps.
 N_ATOMS, SAMPLER_STEPS = 4, 3

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from rdkit import Chem
 
-from casbo_bench.analysis.io import load_traces
 from casbo_bench.molecules.predictor import load_predictor
 from casbo_bench.molecules.report import (
     BEST_COLUMNS,
@@ -19,7 +18,8 @@ from casbo_bench.molecules.report import (
     score_table,
 )
 from casbo_bench.problems.molecule import molecule_problem_size
-from casbo_bench.runner import Job, run_job, write_trace
+from casbo_bench.runner import Job, run_job
+from casbo_bench.traces import load_traces, write_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 DIM, STEPS = molecule_problem_size(4, 3)

@@ -85,7 +85,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from casbo_bench.analysis.io import SETTING_KEYS
 from casbo_bench.analysis.rates import read_typed_csv
 from casbo_bench.analysis.stats import holm_adjust, min_attainable_wilcoxon
 from casbo_bench.documents import markdown_table
@@ -112,6 +111,7 @@ from casbo_bench.schemas.claims import (
     secondary_labels,
     validate_claims,
 )
+from casbo_bench.schemas.trace import SETTING_KEYS
 
 __all__ = [
     "CONTRADICTED",
@@ -149,7 +149,7 @@ def check_registration(provenance: Mapping[str, Mapping[str, Any]], rule_hash: s
     """Refuse every trace not run under the rule hashed ``rule_hash``.
 
     Args:
-        provenance: trace file -> its provenance (:func:`casbo_bench.runner.read_provenance`).
+        provenance: trace file -> its provenance (:func:`casbo_bench.traces.read_provenance`).
         rule_hash: the ledger's registration hash (:attr:`ClaimsSpec.registration_hash`).
 
     Raises:
@@ -743,7 +743,7 @@ def build_ledger(
         spec: the claims, the rule and what the ledger needs to know about the config
             (:func:`casbo_bench.registration.read_spec`).
         benchmarks: benchmark group name -> its validated traces
-            (:func:`casbo_bench.analysis.io.load_traces`), variants' runs included. A record
+            (:func:`casbo_bench.traces.load_traces`), variants' runs included. A record
             none of whose groups is given is inconclusive ("not run in this config").
         rate_verdicts: the rate check's verdicts (:func:`casbo_bench.analysis.rates.
             read_verdicts`), or None where it was not run.

@@ -25,8 +25,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from casbo_bench.analysis.io import CELL_KEYS
-from casbo_bench.schemas.trace import RUN_KEYS
+from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS
 
 FloatArray = NDArray[np.float64]
 
@@ -55,7 +54,7 @@ def running_times(traces: pd.DataFrame, targets: Sequence[float] | ArrayLike) ->
 
     Args:
         traces: validated traces (evaluations 1..n in every run, best-so-far a running
-            minimum; see :func:`casbo_bench.analysis.io.load_traces`).
+            minimum; see :func:`casbo_bench.traces.load_traces`).
         targets: loss levels.
 
     Returns:
@@ -95,7 +94,7 @@ def expected_running_time(
     """ERT of every cell (method x problem x d x K x scoring) at every target.
 
     Returns:
-        A frame with the :data:`~casbo_bench.analysis.io.CELL_KEYS`, ``target``, ``budget``
+        A frame with the :data:`~casbo_bench.schemas.trace.CELL_KEYS`, ``target``, ``budget``
         (the largest budget of the cell's runs), ``runs``, ``successes`` (runs that reached
         the target), ``evaluations`` (the numerator of the ERT) and ``ert`` (float; ``inf``
         when no run reached the target). Sorted by cell, then from the easiest target.

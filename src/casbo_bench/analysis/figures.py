@@ -38,9 +38,9 @@ from matplotlib.lines import Line2D
 from matplotlib.typing import RcKeyType
 from numpy.typing import NDArray
 
-from casbo_bench.analysis.io import CELL_KEYS, SETTING_KEYS, final_by_run
 from casbo_bench.analysis.stats import bootstrap_median_band, win_fraction_matrix
-from casbo_bench.schemas.trace import RUN_KEYS
+from casbo_bench.analysis.tables import final_by_run
+from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS, SETTING_KEYS
 from casbo_bench.seeding import derive_rng
 
 FloatArray = NDArray[np.float64]
@@ -280,7 +280,7 @@ def make_figures(
     """Write every convergence figure and the win matrix as PDF and PNG.
 
     Args:
-        traces: validated traces (:func:`casbo_bench.analysis.io.load_traces`).
+        traces: validated traces (:func:`casbo_bench.traces.load_traces`).
         out_dir: the folder to write to (created if missing).
         seed: the seed of the bootstrap bands (each band's generator is derived from it and
             the cell, so the same traces give the same figures).

@@ -28,15 +28,11 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from casbo_bench.schemas.tables import MANN_WHITNEY, WILCOXON
+
 FloatArray = NDArray[np.float64]
 
-WILCOXON = "wilcoxon signed-rank"
-MANN_WHITNEY = "mann-whitney rank-sum"
-TESTS: tuple[str, ...] = (WILCOXON, MANN_WHITNEY)
-"""The names of the tests :func:`compare_to_reference` may use, as written in tables."""
-
 Verdict = Literal["better", "worse", "no significant difference"]
-VERDICTS: tuple[str, ...] = ("better", "worse", "no significant difference")
 
 
 @dataclass(frozen=True)

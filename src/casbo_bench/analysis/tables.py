@@ -1,6 +1,6 @@
 """The benchmark's tables: final loss, significance against the reference, ERT.
 
-:func:`build_tables` turns validated traces (:func:`casbo_bench.analysis.io.load_traces`)
+:func:`build_tables` turns validated traces (:func:`casbo_bench.traces.load_traces`)
 into frames; :func:`write_tables` validates every frame against its schema
 (:mod:`casbo_bench.schemas.tables`) and writes each as CSV (full precision, for machines),
 Markdown (for people) and LaTeX (booktabs, for the paper), numbers in scientific notation
@@ -28,13 +28,13 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from casbo_bench.analysis.ert import DEFAULT_TARGETS, expected_running_time
-from casbo_bench.analysis.io import CELL_KEYS, SETTING_KEYS, final_by_run
 from casbo_bench.analysis.stats import bootstrap_median_ci, compare_to_reference, holm_adjust
 from casbo_bench.analysis.stats import verdict as call_verdict
 from casbo_bench.documents import latex_table, markdown_document
 from casbo_bench.errors import UserFacingError
 from casbo_bench.files import write_all_or_nothing
 from casbo_bench.schemas.tables import validate_table
+from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS, SETTING_KEYS
 from casbo_bench.seeding import derive_rng
 
 TABLE_HEADINGS: dict[str, str] = {
@@ -104,6 +104,35 @@ class MissingReferenceError(UserFacingError, ValueError):
     """The reference method is absent from the traces, or from some settings."""
 
 
+def final_by_run(traces: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: its values at the last evaluation it recorded.
+
+    Args:
+        traces: validated traces (see :func:`load_traces`).
+
+    Returns:
+        A frame with the :data:`RUN_KEYS` columns and ``budget``, ``evaluations`` (the last
+        evaluation index: the budget for a complete run), ``best_so_far`` (the best loss at
+        that point), ``fresh_sample_loss`` and ``safeguard_events``; sorted by run.
+    """
+    if traces.empty:
+        raise ValueError("there are no traces to summarize")
+    last = (
+        traces.sort_values([*RUN_KEYS, "evaluation"], kind="stable")
+        .groupby(list(RUN_KEYS), sort=True)
+        .tail(1)
+    )
+    columns = [
+        *RUN_KEYS,
+        "budget",
+        "evaluation",
+        "best_so_far",
+        "fresh_sample_loss",
+        "safeguard_events",
+    ]
+    return last[columns].rename(columns={"evaluation": "evaluations"}).reset_index(drop=True)
+
+
 def _describe_setting(setting: Sequence[object]) -> str:
     return ", ".join(f"{key}={value}" for key, value in zip(SETTING_KEYS, setting, strict=True))
 
@@ -148,7 +177,7 @@ def final_loss_table(
     """Summaries over seeds of each cell's best-so-far at the budget and fresh-sample loss.
 
     Args:
-        finals: one row per run (:func:`casbo_bench.analysis.io.final_by_run`).
+        finals: one row per run (:func:`final_by_run`).
         seed: the seed of the bootstrap; each cell's resamples come from a generator derived
             from it and the cell's name, so adding a method changes no other row.
         confidence: the level of the bootstrap interval of the median.
@@ -197,7 +226,7 @@ def significance_table(
     """Every method against ``reference`` per setting, on one measure, Holm over the table.
 
     Args:
-        finals: one row per run (:func:`casbo_bench.analysis.io.final_by_run`).
+        finals: one row per run (:func:`final_by_run`).
         reference: the method every other method is compared with.
         measure: ``"best_so_far"`` or ``"fresh_sample_loss"``; runs without a value are left
             out, and a comparison with no values on either side is not made.
@@ -253,7 +282,7 @@ def build_tables(
     """All tables of the benchmark from validated traces.
 
     Args:
-        traces: validated traces (:func:`casbo_bench.analysis.io.load_traces`).
+        traces: validated traces (:func:`casbo_bench.traces.load_traces`).
         reference: the method every other method is tested against (CASBO by default).
         targets: the ERT's target loss levels (fixed, never derived from the budget).
         alpha: the family-wise error rate of the significance verdicts.

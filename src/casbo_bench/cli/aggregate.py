@@ -10,7 +10,6 @@ from typing import Any
 
 from casbo_bench.cli.common import (
     UsageError,
-    analysis_module,
     is_number,
     positive_number,
     probability,
@@ -75,7 +74,9 @@ def handle(arguments: argparse.Namespace) -> int:
     files = [*getattr(arguments, "files_after_targets", []), *arguments.files]
     if not files:
         raise UsageError("give at least one trace file; see 'casbo-bench aggregate --help'")
-    io, tables = analysis_module("io"), analysis_module("tables")
+    from casbo_bench.analysis import tables
+    from casbo_bench.traces import load_traces
+
     settings: dict[str, Any] = {"reference": arguments.reference}
     if arguments.alpha is not None:
         settings["alpha"] = arguments.alpha
@@ -84,7 +85,7 @@ def handle(arguments: argparse.Namespace) -> int:
             raise UsageError(f"--targets must be distinct; got {arguments.targets}")
         settings["targets"] = tuple(arguments.targets)
     writable_folder(arguments.out_dir, "table")
-    traces = io.load_traces(files)
+    traces = load_traces(files)
     try:
         built = tables.build_tables(traces, **settings)
     except tables.MissingReferenceError as error:

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from casbo_bench.cli.common import UsageError, analysis_module, writable_folder
+from casbo_bench.cli.common import UsageError, writable_folder
 
 NAME = "claims"
 HELP = (
@@ -50,10 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(arguments: argparse.Namespace) -> int:
-    from casbo_bench.runner import read_provenance
 
-    io, rates, claims = (analysis_module(n) for n in ("io", "rates", "claims"))
+    from casbo_bench.analysis import claims, rates
     from casbo_bench.schemas.claims import ClaimsValidationError
+    from casbo_bench.traces import load_traces, read_provenance
 
     if not arguments.benchmark:
         raise UsageError(
@@ -69,7 +69,7 @@ def handle(arguments: argparse.Namespace) -> int:
     writable_folder(arguments.out_dir, "claims")
     try:
         spec = claims.read_spec(arguments.spec)
-        benchmarks = {name: io.load_traces(files) for name, files in groups.items()}
+        benchmarks = {name: load_traces(files) for name, files in groups.items()}
         claims.check_registration(
             {str(path): read_provenance(path) for files in groups.values() for path in files},
             spec.registration_hash,

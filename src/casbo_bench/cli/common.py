@@ -21,7 +21,6 @@ one command never needs another's dependencies.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import math
 import os
@@ -172,19 +171,6 @@ def writable_folder(folder: Path, what: str) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"the {what} folder {folder} is not writable; choose another location")
     return folder
-
-
-def analysis_module(name: str) -> Any:
-    """``casbo_bench.analysis.<name>``, imported only by the subcommands that need it."""
-    try:
-        return importlib.import_module(f"casbo_bench.analysis.{name}")
-    except ModuleNotFoundError as error:
-        if error.name is not None and error.name.startswith("casbo_bench"):
-            raise UsageError(
-                f"the analysis module casbo_bench.analysis.{name} is not installed; "
-                f"reinstall casbo-bench"
-            ) from None
-        raise
 
 
 def progress(

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from casbo_bench.cli.common import analysis_module, integer_at_least, probability, writable_folder
+from casbo_bench.cli.common import integer_at_least, probability, writable_folder
 
 NAME = "figures"
 HELP = "Draw convergence curves and the win matrix from traces (PDF and PNG)."
@@ -36,10 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(arguments: argparse.Namespace) -> int:
-    io, figures = analysis_module("io"), analysis_module("figures")
+    from casbo_bench.analysis import figures
+    from casbo_bench.traces import load_traces
+
     writable_folder(arguments.out_dir, "figure")
     written = figures.make_figures(
-        io.load_traces(arguments.files),
+        load_traces(arguments.files),
         arguments.out_dir,
         seed=arguments.seed,
         confidence=arguments.confidence,

@@ -10,7 +10,6 @@ from typing import Any
 
 from casbo_bench.cli.common import (
     UsageError,
-    analysis_module,
     integer_at_least,
     iteration_grid,
     non_negative_number,
@@ -170,10 +169,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(arguments: argparse.Namespace) -> int:
-    from casbo_bench.runner import read_provenance
-
-    rates = analysis_module("rates")
+    from casbo_bench.analysis import rate_figures, rates
     from casbo_bench.schemas.claims import ClaimsValidationError
+    from casbo_bench.traces import read_provenance
 
     for folder, what in (
         (arguments.out_dir, "rate-check"),
@@ -207,7 +205,7 @@ def handle(arguments: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     written = rates.write_rate_outputs(results, gaps, arguments.out_dir, arguments.table_dir)
     if arguments.figure_dir is not None:
-        written += analysis_module("rate_figures").make_rate_figures(
+        written += rate_figures.make_rate_figures(
             gaps, results.verdicts, results.local_slopes, arguments.figure_dir
         )
     for row in results.verdicts.itertuples(index=False):

@@ -143,7 +143,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def handle(arguments: argparse.Namespace) -> int:
     from casbo_bench import optimizers, problems, provenance
-    from casbo_bench.runner import Job, JobError, run_job, write_trace
+    from casbo_bench.runner import Job, JobError, run_job
+    from casbo_bench.traces import write_trace
 
     options = dict(parse_option(text) for text in arguments.option)
     if len(options) != len(arguments.option):

@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(arguments: argparse.Namespace) -> int:
-    from casbo_bench.runner import TraceFileError, read_provenance, read_trace
     from casbo_bench.schemas.trace import RUN_KEYS, TraceValidationError
+    from casbo_bench.traces import TraceFileError, read_provenance, read_trace
 
     failed = 0
     for path in arguments.files:

@@ -63,7 +63,6 @@ from casbo_bench.analysis.figures import (
     method_palette,
     save_figure,
 )
-from casbo_bench.analysis.io import load_traces
 from casbo_bench.analysis.stats import compare_to_reference, holm_adjust, verdict
 from casbo_bench.devices import DEVICE_NAMES, resolve_device
 from casbo_bench.errors import UserFacingError
@@ -72,6 +71,7 @@ from casbo_bench.molecules.problem import parse_xyz
 from casbo_bench.molecules.rebuild import RebuiltMolecule, rebuild_molecule
 from casbo_bench.molecules.scores import xtb_properties
 from casbo_bench.schemas.trace import DETAIL_PREFIX, RUN_KEYS
+from casbo_bench.traces import load_traces
 
 logger = logging.getLogger(__name__)
 

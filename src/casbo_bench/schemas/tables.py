@@ -1,6 +1,6 @@
 """Schemas of the aggregated tables, checked before any table is written.
 
-:func:`casbo_bench.analysis.tables.build_tables` returns these tables; each name maps to one
+The analysis layer's ``build_tables`` returns these tables; each name maps to one
 schema in :data:`TABLE_SCHEMAS`:
 
 - ``final_loss``: one row per cell (method x problem x d x K x scoring): the best-so-far
@@ -29,10 +29,18 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from casbo_bench.analysis.io import CELL_KEYS, SETTING_KEYS
-from casbo_bench.analysis.stats import TESTS, VERDICTS, WILCOXON
 from casbo_bench.errors import UserFacingError
 from casbo_bench.problems.base import SCORINGS
+from casbo_bench.schemas.trace import CELL_KEYS, SETTING_KEYS
+
+WILCOXON = "wilcoxon signed-rank"
+MANN_WHITNEY = "mann-whitney rank-sum"
+TESTS: tuple[str, ...] = (WILCOXON, MANN_WHITNEY)
+"""The names of the paired and unpaired tests against the reference, as written in tables
+(the analysis layer's ``compare_to_reference``)."""
+
+VERDICTS: tuple[str, ...] = ("better", "worse", "no significant difference")
+"""A method's verdict against the reference, as written in tables."""
 
 
 class TableValidationError(UserFacingError, ValueError):

@@ -56,6 +56,12 @@ molecule's validity and SMILES): any dtype, nullable, never needed by the generi
 RUN_KEYS: tuple[str, ...] = ("method", "problem", "d", "K", "scoring", "seed")
 """The columns that identify one run (one method, instance and repetition seed)."""
 
+CELL_KEYS: tuple[str, ...] = ("method", "problem", "d", "K", "scoring")
+"""The columns that name a benchmark cell: one method on one problem at one d, K, scoring."""
+
+SETTING_KEYS: tuple[str, ...] = ("problem", "d", "K", "scoring")
+"""The columns that name a setting, in which methods are compared with each other."""
+
 
 _NUMERIC_KINDS = {"int64": "iu", "float64": "f"}
 

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from casbo_bench.analysis.io import DuplicateRunError, final_by_run, load_traces
+from casbo_bench.analysis.tables import final_by_run
 from casbo_bench.schemas.trace import RUN_KEYS, TraceValidationError
+from casbo_bench.traces import DuplicateRunError, TraceFileError, load_traces
 
 
 def write_jobs(traces: pd.DataFrame, folder: Path) -> list[Path]:
@@ -53,12 +54,12 @@ def test_duplicate_runs_across_files_name_both(traces: pd.DataFrame, tmp_path: P
 def test_unreadable_file(tmp_path: Path) -> None:
     path = tmp_path / "not-parquet.parquet"
     path.write_text("this is not parquet")
-    with pytest.raises(TraceValidationError, match=r"not-parquet\.parquet"):
+    with pytest.raises(TraceFileError, match=r"not-parquet\.parquet is not a readable Parquet"):
         load_traces([path])
 
 
 def test_missing_file_and_no_files(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"absent\.parquet"):
+    with pytest.raises(TraceFileError, match=r"absent\.parquet does not exist"):
         load_traces([tmp_path / "absent.parquet"])
     with pytest.raises(ValueError, match="at least one"):
         load_traces([])
