@@ -15,17 +15,37 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/rates.smk"
 include: "workflow/rules/molecules.smk"
 include: "workflow/rules/claims.smk"
+# Last: every block above has registered its runs in the job table.
+include: "workflow/rules/run.smk"
 
 
 rule all:
     default_target: True
     input:
+        RESOLVED_CONFIG,
         all_outputs(),
         rate_check_outputs(),
         claims_outputs(),
         molecule_outputs(),
+
+
+# The config as run: `extends:` expanded, the schema's defaults filled in. Written in
+# Snakemake's own process (nothing reaches a shell); a change of the config reruns it.
+rule resolved_config:
+    output:
+        RESOLVED_CONFIG,
+    log:
+        f"{LOGS}/resolved_config.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=200,
+        runtime=5,
+    params:
+        config=lambda wildcards: config,
+    run:
+        write_resolved_config(params.config, output[0], log[0])

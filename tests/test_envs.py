@@ -5,9 +5,9 @@ A rule runs ``python -m casbo_bench SUBCOMMAND`` (written so in its
 statically, by walking the import statements of ``src/casbo_bench`` (an AST, nothing
 imported) from its entry point:
 
-- ``casbo_bench.cli``: its module-level imports, plus the imports of the subcommand's
-  handler and of the cli functions the handler calls; ``_analysis_module("io")`` counts as
-  importing ``casbo_bench.analysis.io``;
+- the command-line package ``casbo_bench.cli``: the module-level imports of every module of
+  it (``--help`` loads each subcommand's module), plus every import at any depth of the
+  subcommand's own module and of ``casbo_bench.cli.common``;
 - every other module: every import statement at any depth (a function may be called),
   except optional ones (inside ``try`` with an ``except ImportError``, or under
   ``if TYPE_CHECKING``);
@@ -49,7 +49,8 @@ from packaging.utils import canonicalize_name
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 PACKAGE = "casbo_bench"
-CLI_MODULE = "casbo_bench.cli"
+CLI_PACKAGE = "casbo_bench.cli"
+CLI_SHARED = "casbo_bench.cli.common"
 WORKFLOW_FILES = (REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk")))
 ENV_DIR = REPO / "workflow" / "envs"
 CHANNELS = ["conda-forge", "nodefaults"]
@@ -80,9 +81,6 @@ SUBCOMMAND_PLUGINS: dict[str, tuple[str, ...]] = {
 NAMED_IMPORTS: dict[str, tuple[str, ...]] = {"run": ("casbo_bench.molecules.problem",)}
 """Subcommands -> modules the library imports by name when asked for (the molecule problem,
 built by ``importlib.import_module`` so that other commands need neither torch nor RDKit)."""
-
-DYNAMIC_IMPORTERS: dict[str, str] = {"_analysis_module": "casbo_bench.analysis.{}"}
-"""cli functions that import a module named by their literal argument -> the module name."""
 
 ACTIONS = ("shell", "run", "script", "notebook", "wrapper", "cwl")
 """Rule directives that make a rule run something (a rule without one is only a target)."""
@@ -234,20 +232,19 @@ def parsed(module: str) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
-def module_uses(module: str) -> Uses:
-    """What importing ``module`` and running its functions needs (the cli: import only)."""
+def module_uses(module: str, descend: bool = True) -> Uses:
+    """What importing ``module`` needs, and with ``descend`` running its functions too."""
     path = module_file(module)
     assert path is not None, f"no source for {module}"
     return statement_uses(
-        parsed(module).body,
-        module,
-        is_package=path.name == "__init__.py",
-        descend=module != CLI_MODULE,
+        parsed(module).body, module, is_package=path.name == "__init__.py", descend=descend
     )
 
 
-def closure(entries: Iterable[str]) -> Uses:
-    """Everything the modules ``entries`` can import, followed through ``casbo_bench``."""
+def closure(entries: Iterable[str], import_only: Iterable[str] = ()) -> Uses:
+    """Everything the modules ``entries`` can import, followed through ``casbo_bench``;
+    the modules ``import_only`` count with their module-level imports only."""
+    shallow = set(import_only)
     total = Uses()
     pending = [part for entry in entries for part in parents(entry)]
     seen: set[str] = set()
@@ -256,7 +253,7 @@ def closure(entries: Iterable[str]) -> Uses:
         if module in seen:
             continue
         seen.add(module)
-        uses = module_uses(module)
+        uses = module_uses(module, descend=module not in shallow)
         total.external_modules |= uses.external_modules
         total.distributions |= uses.distributions
         pending += sorted(uses.internal - seen)
@@ -267,14 +264,8 @@ def closure(entries: Iterable[str]) -> Uses:
 # --- the command line: subcommand -> code ----------------------------------------------
 
 
-def cli_functions() -> dict[str, ast.FunctionDef]:
-    return {
-        node.name: node for node in parsed(CLI_MODULE).body if isinstance(node, ast.FunctionDef)
-    }
-
-
-def subcommand_handlers() -> dict[str, str]:
-    """Subcommand -> the name of its handler function, read from the real parser."""
+def subcommand_modules() -> dict[str, str]:
+    """Subcommand -> its module, read from the real parser."""
     from casbo_bench.cli import build_parser
 
     parser = build_parser()
@@ -282,79 +273,25 @@ def subcommand_handlers() -> dict[str, str]:
     for action in parser._actions:
         if action.choices and isinstance(action.choices, Mapping):
             choices.update(action.choices)
-    return {name: sub.get_default("handler").__name__ for name, sub in choices.items()}
-
-
-def _argument_values(call: ast.Call, function: ast.FunctionDef) -> list[str]:
-    """The literal values the first argument of ``call`` can take inside ``function``.
-
-    A string literal, or a name bound by a comprehension over a tuple or list of string
-    literals (``(_analysis_module(n) for n in ("io", "rates"))``).
-    """
-    literal = _literal_argument(call)
-    if literal is not None:
-        return [literal]
-    argument = call.args[0] if call.args else None
-    for node in ast.walk(function):
-        if (
-            isinstance(node, ast.comprehension)
-            and isinstance(argument, ast.Name)
-            and isinstance(node.target, ast.Name)
-            and node.target.id == argument.id
-            and isinstance(node.iter, ast.Tuple | ast.List)
-            and all(
-                isinstance(item, ast.Constant) and isinstance(item.value, str)
-                for item in node.iter.elts
-            )
-        ):
-            return [str(item.value) for item in node.iter.elts if isinstance(item, ast.Constant)]
-    raise AssertionError(
-        f"cli.{function.name}: cannot tell which module {ast.unparse(call)} imports; pass a "
-        f"string literal (or loop over a tuple of literals)"
-    )
-
-
-def handler_uses(handler: str) -> tuple[Uses, set[str]]:
-    """Imports in ``handler`` and the cli functions it calls; plus modules it loads by name."""
-    functions = cli_functions()
-    uses, dynamic = Uses(), set()
-    pending, seen = [handler], set()
-    while pending:
-        name = pending.pop()
-        if name in seen or name in DYNAMIC_IMPORTERS:
-            continue
-        seen.add(name)
-        function = functions[name]
-        uses.update(statement_uses(function.body, CLI_MODULE, is_package=False))
-        for node in ast.walk(function):
-            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
-                continue
-            called = node.func.id
-            if called in DYNAMIC_IMPORTERS:
-                for literal in _argument_values(node, function):
-                    dynamic.add(DYNAMIC_IMPORTERS[called].format(literal))
-            elif called in functions:
-                pending.append(called)
-    return uses, dynamic
+    return {name: sub.get_default("module").__name__ for name, sub in choices.items()}
 
 
 def subcommand_uses(subcommand: str) -> Uses:
     """What ``python -m casbo_bench SUBCOMMAND`` can import."""
-    handlers = subcommand_handlers()
-    assert subcommand in handlers, f"no subcommand {subcommand!r}; there are {sorted(handlers)}"
-    direct, dynamic = handler_uses(handlers[subcommand])
+    modules = subcommand_modules()
+    assert subcommand in modules, f"no subcommand {subcommand!r}; there are {sorted(modules)}"
+    own = modules[subcommand]
+    cli_modules = package_modules(CLI_PACKAGE)
     plugins = [
         module
         for package in SUBCOMMAND_PLUGINS.get(subcommand, ())
         for module in package_modules(package)
     ]
     named = NAMED_IMPORTS.get(subcommand, ())
-    total = closure(
-        [f"{PACKAGE}.__main__", CLI_MODULE, *direct.internal, *dynamic, *plugins, *named]
+    return closure(
+        [f"{PACKAGE}.__main__", *cli_modules, *plugins, *named],
+        import_only=set(cli_modules) - {own, CLI_SHARED},
     )
-    total.external_modules |= direct.external_modules
-    total.distributions |= direct.distributions
-    return total
 
 
 # --- distributions ------------------------------------------------------------------------
@@ -562,7 +499,7 @@ def required_by_env() -> dict[Path, set[str]]:
 
 def test_the_rules_are_found() -> None:
     names = {rule.name for rule in action_rules()}
-    assert {"run_benchmark", "tables", "figures"} <= names
+    assert {"run", "tables", "figures"} <= names
 
 
 @pytest.mark.parametrize("rule", action_rules(), ids=lambda rule: rule.name)
@@ -587,23 +524,18 @@ def test_rule_declares_log_conda_threads_and_resources(rule: Rule) -> None:
 
 
 def test_torch_optimizers_are_the_registered_ones_that_take_a_device() -> None:
-    """common.smk's TORCH_OPTIMIZERS (whose jobs ask for a GPU) follows the registry."""
-    from casbo_bench.optimizers import available_optimizers, get_optimizer
+    """The ``uses_torch`` each optimizer's file declares (read from source by the registry,
+    and by the workflow for GPU requests) is true exactly where its constructor takes
+    ``device``, and is the class's own attribute."""
+    from casbo_bench.optimizers import available_optimizers, get_optimizer, torch_optimizers
     from casbo_bench.runner import accepted_options
 
-    common = REPO / "workflow" / "rules" / "common.smk"
-    match = re.search(
-        r"^TORCH_OPTIMIZERS\s*=\s*(\{[^}]*\})", common.read_text(encoding="utf-8"), re.MULTILINE
-    )
-    assert match, f"{common.relative_to(REPO)} defines no TORCH_OPTIMIZERS = {{...}}"
-    written = ast.literal_eval(match.group(1))
     takes_device = {
         name for name in available_optimizers() if "device" in accepted_options(get_optimizer(name))
     }
-    assert written == takes_device, (
-        f"{common.relative_to(REPO)}: TORCH_OPTIMIZERS is {sorted(written)}; the registered "
-        f"optimizers whose constructor takes `device` are {sorted(takes_device)}"
-    )
+    assert set(torch_optimizers()) == takes_device
+    for name in available_optimizers():
+        assert get_optimizer(name).uses_torch == (name in takes_device), name
 
 
 def test_every_env_file_is_used_by_a_rule() -> None:
@@ -636,22 +568,20 @@ def test_benchmark_and_analysis_imports_are_what_the_code_says() -> None:
 # --- tests: the name maps and the declared knowledge hold -------------------------------------
 
 
-def test_every_subcommand_handler_is_found() -> None:
-    handlers = subcommand_handlers()
-    functions = cli_functions()
-    assert {"run", "aggregate", "figures", "validate"} <= set(handlers)
-    for subcommand, handler in handlers.items():
-        assert handler in functions, f"handler {handler} of {subcommand} is not a cli function"
-    assert set(SUBCOMMAND_PLUGINS) <= set(handlers)
+def test_every_subcommand_module_is_found() -> None:
+    modules = subcommand_modules()
+    assert {"run", "aggregate", "figures", "validate", "list"} <= set(modules)
+    assert all(module.startswith(f"{CLI_PACKAGE}.") for module in modules.values())
+    assert set(SUBCOMMAND_PLUGINS) <= set(modules)
 
 
-def test_cli_imports_modules_by_name_only_through_the_known_functions() -> None:
-    for name, function in cli_functions().items():
-        for node in ast.walk(function):
-            if isinstance(node, ast.Call) and _call_name(node) == "import_module":
-                assert name in DYNAMIC_IMPORTERS, (
-                    f"cli.{name} imports a module by name; add it to DYNAMIC_IMPORTERS here"
-                )
+def test_cli_modules_import_nothing_heavy_at_module_level() -> None:
+    """``casbo-bench --help`` loads every subcommand module: their top-level imports stay
+    light (heavy libraries are imported inside ``handle``)."""
+    heavy = {"torch", "pandas", "pandera", "rdkit", "matplotlib", "seaborn", "botorch", "scipy"}
+    for module in package_modules(CLI_PACKAGE):
+        found = module_uses(module, descend=False).external_modules & heavy
+        assert not found, f"{module} imports {sorted(found)} at module level; import in handle"
 
 
 def test_plugin_packages_are_registries() -> None:

@@ -21,7 +21,16 @@ from tests.snakemake_runs import TINY_CONFIG, run_snakemake
 # Asked for by name besides `all`: the training rules (and the data rule they need).
 TRAINING_TARGETS = ("train_edm", "train_property_predictor")
 # Rules that never import torch: they declare no GPU at all.
-NO_TORCH = {"tables", "figures", "rate_check", "claims_spec", "claims", "molecule_data", "all"}
+NO_TORCH = {
+    "tables",
+    "figures",
+    "rate_check",
+    "claims_spec",
+    "claims",
+    "molecule_data",
+    "resolved_config",
+    "all",
+}
 
 _HEADER = re.compile(r"^(?:local)?rule (\w+):$")
 _FIELD = re.compile(r"^    (\w+): (.*)$")
@@ -102,9 +111,9 @@ def cuda_jobs(tmp_path_factory: pytest.TempPathFactory) -> list[Job]:
 
 def test_parser_reads_a_job_block() -> None:
     listing = (
-        "rule run_benchmark:\n"
+        "rule run:\n"
         "    output: x.parquet\n"
-        "    wildcards: benchmark=plain, method=casbo, d=2\n"
+        "    wildcards: job=raw/plain/casbo/sphere_d2_K1_final_s0\n"
         "    resources: tmpdir=/tmp, runtime=60, gpu=1, mem_mb=2000, mem=2 GB\n"
         "Shell command: python -m casbo_bench run --device cuda\n"
         "\n"
@@ -113,38 +122,55 @@ def test_parser_reads_a_job_block() -> None:
         "    resources: tmpdir=/tmp\n"
     )
     first, last = parse_jobs(listing)
-    assert (first.rule, first.wildcards["method"], first.gpu) == ("run_benchmark", "casbo", 1)
+    assert (first.rule, first.wildcards["job"], first.gpu) == (
+        "run",
+        "raw/plain/casbo/sphere_d2_K1_final_s0",
+        1,
+    )
     assert first.shell.endswith("--device cuda")
     assert (last.rule, last.gpu) == ("all", None)
+
+
+RUN_KINDS = {
+    "raw": "benchmark",
+    "robustness": "claims variant",
+    "rate_checks": "rate check",
+    "molecules": "molecules",
+}
+"""The first folder of a run's trace path (rule run's ``job`` wildcard) -> what it runs."""
+
+
+def runs_by_kind(jobs: list[Job]) -> dict[str, list[tuple[str, Job]]]:
+    """Rule run's jobs by what they run, each with its method label (the trace's folder)."""
+    kinds: dict[str, list[tuple[str, Job]]] = {}
+    for job in jobs:
+        if job.rule == "run":
+            parts = job.wildcards["job"].split("/")
+            kinds.setdefault(RUN_KINDS[parts[0]], []).append((parts[-2], job))
+    return kinds
 
 
 def test_with_cuda_exactly_the_torch_jobs_ask_for_a_gpu(cuda_jobs: list[Job]) -> None:
     by_rule: dict[str, list[Job]] = {}
     for job in cuda_jobs:
         by_rule.setdefault(job.rule, []).append(job)
-    expected_rules = {
-        "run_benchmark",
-        "run_rate_check",
-        "run_claims_variant",
-        "run_molecule_benchmark",
-        "molecule_report",
-        *TRAINING_TARGETS,
-        *NO_TORCH,
-    }
+    expected_rules = {"run", "molecule_report", *TRAINING_TARGETS, *NO_TORCH}
     assert expected_rules <= set(by_rule), sorted(expected_rules - set(by_rule))
+    runs = runs_by_kind(cuda_jobs)
+    assert set(runs) == set(RUN_KINDS.values()), sorted(runs)
     torch_methods = {"casbo", "casbo-decay", "casbo-rank"}  # optimizer casbo
-    for rule in ("run_benchmark", "run_rate_check", "run_claims_variant"):
-        for job in by_rule[rule]:
-            method = job.wildcards["method"]
-            assert method in torch_methods | {"random"}, (rule, method)
+    for kind in ("benchmark", "rate check", "claims variant"):
+        for method, job in runs[kind]:
+            assert method in torch_methods | {"random"}, (kind, method)
             if method in torch_methods:
-                assert job.gpu == 1, (rule, job.wildcards)
+                assert job.gpu == 1, (kind, job.wildcards)
             else:
-                assert not job.gpu, (rule, job.wildcards)
-    for rule in ("run_benchmark", "run_rate_check"):
-        assert {job.wildcards["method"] for job in by_rule[rule]} >= {"random"}, rule
+                assert not job.gpu, (kind, job.wildcards)
+    for kind in ("benchmark", "rate check"):
+        assert {method for method, _ in runs[kind]} >= {"random"}, kind
     # The sampler and the predictor are torch whatever the optimizer.
-    for rule in ("run_molecule_benchmark", "molecule_report", "train_property_predictor"):
+    assert all(job.gpu == 1 for _, job in runs["molecules"])
+    for rule in ("molecule_report", "train_property_predictor"):
         assert all(job.gpu == 1 for job in by_rule[rule]), rule
     (report,) = by_rule["molecule_report"]
     assert "--device cuda" in report.shell
@@ -159,8 +185,7 @@ def test_with_cuda_exactly_the_torch_jobs_ask_for_a_gpu(cuda_jobs: list[Job]) ->
 
 def test_with_auto_no_job_asks_for_a_gpu(tmp_path: Path) -> None:
     jobs = _dry_run(tmp_path, _config("auto"))
-    assert {"run_benchmark", "run_molecule_benchmark", "molecule_report"} <= {
-        job.rule for job in jobs
-    }
+    assert {"benchmark", "molecules"} <= set(runs_by_kind(jobs))
+    assert "molecule_report" in {job.rule for job in jobs}
     asking = [(job.rule, job.wildcards) for job in jobs if job.gpu]
     assert not asking, asking

@@ -7,13 +7,9 @@ the meaning of ``auto`` and the error for a missing GPU are the same everywhere.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import torch
 
-if TYPE_CHECKING:
-    import torch
-
-DEVICE_NAMES: tuple[str, ...] = ("auto", "cpu", "cuda")
-"""The accepted device names (command-line choices, config values); torch-free to read."""
+from casbo_bench.names import DEVICE_NAMES
 
 
 def resolve_device(device: str, owner: str, error: type[Exception] = ValueError) -> torch.device:
@@ -37,8 +33,6 @@ def resolve_device(device: str, owner: str, error: type[Exception] = ValueError)
     ...
     ValueError: turbo: device must be one of auto, cpu, cuda; got 'tpu'
     """
-    import torch  # here, so that reading DEVICE_NAMES needs no torch
-
     if device not in DEVICE_NAMES:
         raise error(f"{owner}: device must be one of {', '.join(DEVICE_NAMES)}; got {device!r}")
     if device == "auto":

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from casbo_bench import optimizers, problems
-from casbo_bench.devices import DEVICE_NAMES
 from casbo_bench.errors import UserFacingError
+from casbo_bench.names import DEVICE_NAMES, SCORINGS
 from casbo_bench.optimizers.base import (
     FloatArray,
     GaussianLaw,
@@ -44,7 +44,7 @@ from casbo_bench.optimizers.base import (
     OptimizerError,
     SearchSpace,
 )
-from casbo_bench.problems.base import SCORINGS, Problem, ProblemError, RolloutDetails
+from casbo_bench.problems.base import Problem, ProblemError, RolloutDetails
 from casbo_bench.schemas.trace import DETAIL_PREFIX, TRACE_COLUMNS
 from casbo_bench.seeding import derive_seed
 

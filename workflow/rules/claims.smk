@@ -12,25 +12,6 @@ this file) when the config has a ``molecules`` block, and are inconclusive other
 include: "claims_common.smk"
 
 
-rule run_claims_variant:
-    output:
-        trace=f"{RESULTS}/robustness/raw/{{benchmark}}/{{method}}/{{problem}}_d{{d}}_K{{K}}_{{scoring}}_s{{chunk}}.parquet",
-    log:
-        f"{LOGS}/robustness/{{benchmark}}/{{method}}/{{problem}}_d{{d}}_K{{K}}_{{scoring}}_s{{chunk}}.log",
-    conda:
-        "../envs/benchmark.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=60,
-        gpu=lambda wildcards: gpus_for(VARIANTS[wildcards.method]["optimizer"] in TORCH_OPTIMIZERS),
-    params:
-        arguments=variant_run_arguments,
-    shell:
-        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "python -m casbo_bench run {params.arguments} --out {output.trace:q} > {log:q} 2>&1"
-
-
 # Written in Snakemake's own process (no shell, nothing from config reaches a command line);
 # a change of the claims block changes params.spec, which reruns this rule and the ledger.
 rule claims_spec:

@@ -5,13 +5,9 @@ the records' own structure is checked by casbo_bench.registration, the code the 
 them with.
 """
 
-from types import SimpleNamespace
-
 from casbo_bench.registration import ClaimsError, ClaimsSpec
 
-CLAIMS = config.get("claims") or None
-if CLAIMS is not None and not CLAIMS.get("enabled", True):
-    CLAIMS = None  # turned off, e.g. a block inherited from config/config.yaml
+CLAIMS = config_block("claims")
 VARIANTS = {variant["label"]: variant for variant in (CLAIMS or {}).get("variants", [])}
 # The molecule benchmark's traces enter the ledger as this group (molecules.smk reserves the
 # name, so no benchmark group can take it).
@@ -160,11 +156,16 @@ _SPEC = _check_claims_config()
 RULE_HASH = None if _SPEC is None else _SPEC.registration_hash
 
 
-def variant_trace_path(benchmark, method, problem, d, K, scoring, chunk):
-    return (
-        f"{RESULTS}/robustness/raw/{benchmark}/{method}/"
-        f"{problem}_d{d}_K{K}_{scoring}_s{chunk}.parquet"
-    )
+def _variant_jobs():
+    """Register the ledger's CASBO variants on the benchmark groups they run on (under
+    results/<name>/robustness/, never mixed with the groups' own runs); group -> traces."""
+    traces = {}
+    for name, benchmark in BENCHMARKS.items():
+        labels = [label for label, variant in VARIANTS.items() if name in variant_groups(variant)]
+        traces[name] = benchmark_jobs(
+            benchmark, [VARIANTS[label] for label in labels], f"robustness/raw/{name}"
+        )
+    return traces
 
 
 def variant_groups(variant):
@@ -172,60 +173,26 @@ def variant_groups(variant):
     return variant.get("benchmarks", CLAIMS.get("variant_benchmarks", []))
 
 
-def variant_traces(name):
-    """Every variant trace of one benchmark group (none where variants do not run)."""
-    benchmark = BENCHMARKS[name]
-    labels = [label for label, variant in VARIANTS.items() if name in variant_groups(variant)]
-    return [
-        variant_trace_path(name, label, problem, d, K, scoring, chunk)
-        for label, problem, d, K, scoring, chunk in product(
-            labels,
-            benchmark["problems"],
-            benchmark["dims"],
-            benchmark["steps"],
-            benchmark["scoring"],
-            range(len(seed_chunks())),
-        )
-    ]
+VARIANT_TRACES = _variant_jobs() if CLAIMS is not None else {name: [] for name in BENCHMARKS}
 
 
 def group_traces(name):
     """The benchmark's own traces of group ``name``, then its variants'."""
-    return benchmark_traces(SimpleNamespace(benchmark=name)) + variant_traces(name)
-
-
-def variant_run_arguments(wildcards):
-    """The `casbo-bench run` arguments of one variant job (quoted, common.smk): the
-    reference's, other options, under the ledger's rule hash."""
-    benchmark = BENCHMARKS[wildcards.benchmark]
-    variant = VARIANTS[wildcards.method]
-    caps = benchmark["budget_caps"]
-    budget = caps.get(variant["label"], caps.get(variant["variant_of"], benchmark["budget"]))
-    return job_arguments(
-        variant,
-        seed_chunks()[int(wildcards.chunk)],
-        budget,
-        config["fresh_samples"],
-        wildcards.problem,
-        wildcards.d,
-        wildcards.K,
-        wildcards.scoring,
-    )
+    return BENCHMARK_TRACES[name] + VARIANT_TRACES[name]
 
 
 def claims_benchmark_arguments(wildcards):
     """``--benchmark GROUP FILE...`` for every group with traces, one list item per word."""
     groups = {name: group_traces(name) for name in BENCHMARKS}
-    molecules = molecule_traces()
-    if molecules:
-        groups[MOLECULE_GROUP] = molecules
+    if MOLECULE_TRACES:
+        groups[MOLECULE_GROUP] = MOLECULE_TRACES
     return [word for name, files in groups.items() for word in ("--benchmark", name, *files)]
 
 
 def claims_inputs(wildcards):
     inputs = {
         "spec": CLAIMS_SPEC,
-        "traces": [path for name in BENCHMARKS for path in group_traces(name)] + molecule_traces(),
+        "traces": [path for name in BENCHMARKS for path in group_traces(name)] + MOLECULE_TRACES,
     }
     if RATE is not None:
         inputs["rate_verdicts"] = f"{RATE_DIR}/verdicts.csv"

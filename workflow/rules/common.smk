@@ -7,8 +7,16 @@ import re
 import shlex
 from itertools import product
 
+import sys
+from dataclasses import dataclass
+
 import yaml
 from snakemake.utils import validate
+
+# The workflow reads the package's torch-free registries and claim records from this
+# checkout's src/ (the same code its rules run).
+sys.path.insert(0, f"{workflow.basedir}/src")
+from casbo_bench.optimizers import torch_optimizers
 
 DEFAULT_CONFIG = "config/config.yaml"
 # Snakemake fills `config` from --configfile (and --config) before this file runs; the last
@@ -73,11 +81,10 @@ TABLE_NAMES = ["final_loss", "significance", "significance_fresh", "ert"]
 # holds the dependencies) and the plain virtual environment run the same code. Jobs inherit
 # this environment, and on a cluster each job re-reads this file and sets it again.
 os.environ.update(PYTHONPATH=f"{workflow.basedir}/src")
-CLI = "python -m casbo_bench"
 TABLE_FORMATS = ["csv", "md", "tex"]
-# The registered optimizers whose constructor takes `device`: their torch parts run on the
-# config's device (tests/test_envs.py checks this set against the registry).
-TORCH_OPTIMIZERS = {"casbo", "casbo-diag", "casbo-latent", "casbo-mean-only", "turbo"}
+# The registered optimizers that run torch code on the config's device, as their own files
+# declare (read from the sources: nothing is imported).
+TORCH_OPTIMIZERS = set(torch_optimizers())
 
 
 def gpus_for(uses_torch):
@@ -134,9 +141,27 @@ wildcard_constraints:
     chunk=r"\d+",
 
 
-def seed_chunks():
-    """The repetition seeds split into jobs of at most ``seeds_per_job``."""
-    seeds, size = config["seeds"], config["seeds_per_job"]
+RESOLVED_CONFIG = f"{RESULTS}/config.yaml"
+
+
+def write_resolved_config(resolved, path, log):
+    """Write the config as run (``resolved``) to ``path`` as YAML, one line to ``log``."""
+    with open(path, "w", encoding="utf-8") as stream:
+        stream.write(f"# The config {CONFIG_PATH} as run (config hash {CONFIG_HASH}).\n")
+        yaml.safe_dump(dict(resolved), stream, sort_keys=False)
+    with open(log, "w", encoding="utf-8") as stream:
+        stream.write(f"wrote {path} from {CONFIG_PATH}\n")
+
+
+def config_block(name):
+    """The config's block ``name``, or None when it is left out or says ``enabled: false``."""
+    block = config.get(name) or None
+    return block if block is not None and block.get("enabled", True) else None
+
+
+def seed_chunks(seeds):
+    """``seeds`` split into jobs of at most ``seeds_per_job`` (the one chunker)."""
+    size = config["seeds_per_job"]
     return [seeds[i : i + size] for i in range(0, len(seeds), size)]
 
 
@@ -156,68 +181,134 @@ def runs_here(label, d, K):
     return int(K) * int(d) <= method.get("max_joint_dim", int(K) * int(d))
 
 
-def trace_path(benchmark, method, problem, d, K, scoring, chunk):
-    return f"{RESULTS}/raw/{benchmark}/{method}/" f"{problem}_d{d}_K{K}_{scoring}_s{chunk}.parquet"
-
-
-def benchmark_traces(wildcards):
-    """Every trace file of one benchmark group: methods x problems x d x K x scoring x seed jobs."""
-    benchmark = BENCHMARKS[wildcards.benchmark]
-    return [
-        trace_path(benchmark["name"], method, problem, d, K, scoring, chunk)
-        for method, problem, d, K, scoring, chunk in product(
-            benchmark_methods(benchmark),
-            benchmark["problems"],
-            benchmark["dims"],
-            benchmark["steps"],
-            benchmark["scoring"],
-            range(len(seed_chunks())),
-        )
-        if runs_here(method, d, K)
-    ]
-
-
 def shell_arguments(*arguments):
     """``arguments`` as one shell word each: config text never reaches the shell unquoted."""
     return " ".join(shlex.quote(str(argument)) for argument in arguments)
 
 
-def job_arguments(method, seeds, budget, fresh_samples, problem, d, K, scoring, *extra):
-    """The `casbo-bench run` arguments of one job, every word quoted: the method record's
-    optimizer, label and options, the seeds, budget, fresh samples, device and hashes, then the
-    problem, its size and scoring and any ``extra`` flags. Every run rule builds its arguments
-    here."""
-    options = [
-        part
-        for key, value in sorted(method.get("options", {}).items())
-        for part in ("--option", f"{key}={json.dumps(value)}")
+@dataclass(frozen=True)
+class RunJob:
+    """One `casbo-bench run`: a method record (label, optimizer, options) on one problem
+    (d, K, scoring) for a group of seeds, with its budget, fresh samples, extra flags, the
+    files it reads (model checkpoints) and what it asks the scheduler for."""
+
+    method: dict
+    seeds: tuple
+    budget: int
+    fresh_samples: int
+    problem: str
+    d: int
+    K: int
+    scoring: str
+    extra: tuple = ()
+    inputs: tuple = ()
+    mem_mb: int = 2000
+    runtime: int = 60
+    uses_torch: bool = False
+
+    def arguments(self):
+        """The run's arguments, every word quoted: the method's optimizer, label and options,
+        the seeds, budget, fresh samples, device and hashes, the problem, size and scoring,
+        then the extra flags."""
+        options = [
+            part
+            for key, value in sorted(self.method.get("options", {}).items())
+            for part in ("--option", f"{key}={json.dumps(value)}")
+        ]
+        hashes = ["--config-hash", CONFIG_HASH]
+        if RULE_HASH is not None:
+            hashes += ["--rule-hash", RULE_HASH]
+        return shell_arguments(
+            *("--method", self.method["optimizer"], "--label", self.method["label"], *options),
+            *("--seeds", *self.seeds, "--budget", self.budget),
+            *("--fresh-samples", self.fresh_samples, "--device", config["device"], *hashes),
+            *("--problem", self.problem, "--dim", self.d, "--steps", self.K),
+            *("--scoring", self.scoring, *self.extra),
+        )
+
+
+JOBS = {}
+"""The job table: trace path -> :class:`RunJob`, for every run of the config (the benchmark
+groups here; the rate check, the molecule benchmark and the ledger's variants add theirs).
+Rule ``run`` (run.smk) runs any of them."""
+
+
+def add_jobs(folder, method, seeds, problem, d, K, scoring, **settings):
+    """Register one run per seed chunk of ``method`` on (problem, d, K, scoring) under
+    results/<name>/<folder>/; the trace paths, in chunk order. ``settings`` are the rest of
+    :class:`RunJob` (budget and fresh_samples required)."""
+    paths = []
+    for chunk, part in enumerate(seed_chunks(seeds)):
+        path = (
+            f"{RESULTS}/{folder}/{method['label']}/{problem}_d{d}_K{K}_{scoring}_s{chunk}.parquet"
+        )
+        uses_torch = settings.pop("uses_torch", False) or method["optimizer"] in TORCH_OPTIMIZERS
+        job = RunJob(
+            method,
+            tuple(part),
+            problem=problem,
+            d=int(d),
+            K=int(K),
+            scoring=scoring,
+            uses_torch=uses_torch,
+            **settings,
+        )
+        if JOBS.setdefault(path, job) != job:
+            raise ValueError(f"config: two runs would write {path}; give them distinct labels")
+        paths.append(path)
+    return paths
+
+
+def job_of(wildcards):
+    """The :class:`RunJob` of rule run's ``{job}`` wildcard."""
+    return JOBS[f"{RESULTS}/{wildcards.job}.parquet"]
+
+
+def benchmark_jobs(benchmark, methods, folder):
+    """Register ``methods`` (records) on every cell of a benchmark group; their traces."""
+    return [
+        path
+        for method, problem, d, K, scoring in product(
+            methods,
+            benchmark["problems"],
+            benchmark["dims"],
+            benchmark["steps"],
+            benchmark["scoring"],
+        )
+        if method.get("variant_of") is not None or runs_here(method["label"], d, K)
+        for path in add_jobs(
+            folder,
+            method,
+            config["seeds"],
+            problem,
+            d,
+            K,
+            scoring,
+            budget=budget_of(benchmark, method),
+            fresh_samples=config["fresh_samples"],
+        )
     ]
-    hashes = ["--config-hash", CONFIG_HASH]
-    if RULE_HASH is not None:
-        hashes += ["--rule-hash", RULE_HASH]
-    return shell_arguments(
-        *("--method", method["optimizer"], "--label", method["label"], *options),
-        *("--seeds", *seeds, "--budget", budget, "--fresh-samples", fresh_samples),
-        *("--device", config["device"], *hashes),
-        *("--problem", problem, "--dim", d, "--steps", K, "--scoring", scoring, *extra),
-    )
 
 
-def run_arguments(wildcards):
-    """The `casbo-bench run` arguments of one benchmark job, from config."""
-    benchmark = BENCHMARKS[wildcards.benchmark]
-    method = METHODS[wildcards.method]
-    budget = benchmark["budget_caps"].get(wildcards.method, benchmark["budget"])
-    return job_arguments(
-        method,
-        seed_chunks()[int(wildcards.chunk)],
-        budget,
-        config["fresh_samples"],
-        wildcards.problem,
-        wildcards.d,
-        wildcards.K,
-        wildcards.scoring,
+def budget_of(benchmark, method):
+    """A method's budget in a benchmark group: its cap, a variant's reference's cap, else the
+    group's budget."""
+    caps = benchmark["budget_caps"]
+    label, of = method["label"], method.get("variant_of")
+    return caps.get(label, caps.get(of, benchmark["budget"]))
+
+
+BENCHMARK_TRACES = {
+    name: benchmark_jobs(
+        benchmark, [METHODS[label] for label in benchmark_methods(benchmark)], f"raw/{name}"
     )
+    for name, benchmark in BENCHMARKS.items()
+}
+"""Benchmark group -> its own traces (methods x problems x d x K x scoring x seed jobs)."""
+
+
+def benchmark_traces(wildcards):
+    return BENCHMARK_TRACES[wildcards.benchmark]
 
 
 def table_output(path, name, fmt, category="Numerical benchmark"):

@@ -5,10 +5,11 @@ it no rule here has anything to do. Runs go to results/<name>/molecules/raw/, th
 results/<name>/tables/molecules/, the figures to paper_figures/<name>/molecules/, the best
 structures to results/<name>/molecules/best_molecules.sdf.
 
-The stored checkpoints (models/edm_qm9_heavy, models/property_predictor) are inputs marked
-ancient(): a fresh clone's newer files never trigger a rerun, and no rule of `all` trains.
-The training rules run only when asked for by name (`snakemake train_edm`,
-`snakemake train_property_predictor`) and rewrite the stored folders from scratch.
+The models are read from ``molecules.models_dir`` (default: the stored models/edm_qm9_heavy
+and models/property_predictor), inputs marked ancient(): a fresh clone's newer files never
+trigger a rerun, and with the stored models no rule of `all` trains. The training rules write
+results/<name>/models/ (`snakemake train_edm`, `snakemake train_property_predictor`, or any
+run whose models_dir is that folder).
 """
 
 
@@ -19,32 +20,9 @@ include: "molecules_common.smk"
 ruleorder: molecule_report > figures
 
 
-rule run_molecule_benchmark:
-    input:
-        checkpoint=ancient(f"{MOLECULE_CHECKPOINT}/sampling.pt"),
-        predictor=ancient(f"{MOLECULE_PREDICTOR}/predictor.pt"),
-    output:
-        trace=f"{MOLECULE_DIR}/raw/{{method}}/{{problem}}_d{{d}}_K{{K}}_s{{chunk}}.parquet",
-    log:
-        f"{LOGS}/molecules/{{method}}/{{problem}}_d{{d}}_K{{K}}_s{{chunk}}.log",
-    conda:
-        "../envs/molecules.yaml"
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=60,
-        # The sampler and the predictor run on the device whatever the optimizer.
-        gpu=gpus_for(True),
-    params:
-        arguments=molecule_run_arguments,
-    shell:
-        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "python -m casbo_bench run {params.arguments} --out {output.trace} > {log} 2>&1"
-
-
 rule molecule_report:
     input:
-        traces=molecule_traces,
+        traces=MOLECULE_TRACES,
         predictor=ancient(f"{MOLECULE_PREDICTOR}/predictor.pt"),
     output:
         tables=[
@@ -99,11 +77,18 @@ rule molecule_data:
         "python -m casbo_bench.molecules.data" " --out {output} > {log} 2>&1"
 
 
+# Training writes declared outputs under results/<name>/models/ (never over the stored
+# models/). Its resume state (training_state.pt) is not an output, so Snakemake never deletes
+# it: a stopped training resumes where it was. Point molecules.models_dir at
+# results/<name>/models to run the benchmark on freshly trained models (Snakemake then trains
+# first).
 rule train_edm:
     input:
         data=QM9_DATA,
     output:
-        touch(f"{MOLECULE_DIR}/training/edm.done"),
+        sampler=f"{TRAINED_MODELS}/edm_qm9_heavy/sampling.pt",
+        manifest=f"{TRAINED_MODELS}/edm_qm9_heavy/manifest.json",
+        curve=f"{TRAINED_MODELS}/edm_qm9_heavy/curve.csv",
     log:
         f"{LOGS}/molecules/train_edm.log",
     conda:
@@ -111,25 +96,24 @@ rule train_edm:
     threads: 2
     resources:
         mem_mb=8000,
-        runtime=lambda wildcards: int(60 * (MOLECULES or {}).get("training", {}).get("hours", 24))
-        + 30,
+        runtime=lambda wildcards: int(60 * MOLECULES["training"]["hours"]) + 30,
         gpu=int(training_device("training") == "cuda"),
     params:
-        out=MOLECULE_CHECKPOINT,
+        out=lambda wildcards, output: os.path.dirname(output.sampler),
         arguments=lambda wildcards: edm_training_arguments(),
     shell:
-        "rm -f {params.out}/training_state.pt {params.out}/sampling.pt {params.out}/curve.csv "
-        "{params.out}/manifest.json && OMP_WAIT_POLICY=PASSIVE "
-        "python -m casbo_bench.molecules.train"
-        " --data {input.data} --out {params.out} {params.arguments} --threads {threads}"
-        " --no-progress > {log} 2>&1"
+        "OMP_WAIT_POLICY=PASSIVE python -m casbo_bench train-edm"
+        " --data {input.data:q} --out {params.out:q} {params.arguments} --threads {threads}"
+        " --no-progress > {log:q} 2>&1"
 
 
 rule train_property_predictor:
     input:
         data=QM9_DATA,
     output:
-        touch(f"{MOLECULE_DIR}/training/predictor.done"),
+        predictor=f"{TRAINED_MODELS}/property_predictor/predictor.pt",
+        manifest=f"{TRAINED_MODELS}/property_predictor/manifest.json",
+        curve=f"{TRAINED_MODELS}/property_predictor/curve.csv",
     log:
         f"{LOGS}/molecules/train_property_predictor.log",
     conda:
@@ -140,10 +124,9 @@ rule train_property_predictor:
         runtime=60,
         gpu=int(training_device("predictor_training") == "cuda"),
     params:
-        out=MOLECULE_PREDICTOR,
+        out=lambda wildcards, output: os.path.dirname(output.predictor),
         arguments=lambda wildcards: predictor_training_arguments(),
     shell:
-        "OMP_WAIT_POLICY=PASSIVE "
-        "python -m casbo_bench.molecules.predictor"
-        " --data {input.data} --out {params.out} {params.arguments} --threads {threads}"
-        " > {log} 2>&1"
+        "OMP_WAIT_POLICY=PASSIVE python -m casbo_bench train-predictor"
+        " --data {input.data:q} --out {params.out:q} {params.arguments} --threads {threads}"
+        " > {log:q} 2>&1"

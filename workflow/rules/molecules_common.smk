@@ -1,18 +1,18 @@
 """Config checks and input functions of molecules.smk (included by it)."""
 
-MOLECULES = config.get("molecules") or None
-if MOLECULES is not None and not MOLECULES.get("enabled", True):
-    MOLECULES = None  # turned off, e.g. a block inherited from config/config.yaml
+from casbo_bench.problems.molecule import molecule_problem_size
+
+MOLECULES = config_block("molecules")
 MOLECULE_DIR = f"{RESULTS}/molecules"
 MOLECULE_TABLES = ["molecule_scores", "molecule_best"]
-# The stored models, read from this checkout (the problem's defaults are the same folders).
-MOLECULE_CHECKPOINT = f"{workflow.basedir}/models/edm_qm9_heavy"
-MOLECULE_PREDICTOR = f"{workflow.basedir}/models/property_predictor"
+# Where the runs and the report read the models: this checkout's stored models/ unless the
+# config names another folder (results/<name>/models, where the training rules write, chains
+# training in).
+MODELS_DIR = (MOLECULES or {}).get("models_dir") or f"{workflow.basedir}/models"
+MOLECULE_CHECKPOINT = f"{MODELS_DIR}/edm_qm9_heavy"
+MOLECULE_PREDICTOR = f"{MODELS_DIR}/property_predictor"
+TRAINED_MODELS = f"{RESULTS}/models"
 QM9_DATA = "results/data/qm9_heavy.npz"
-# Noise entries per atom (3 coordinates, 4 type logits) and injections besides the S steps
-# (initial latent, final draw): d = 7 n, K = S + 2 (casbo_bench.problems.molecule).
-ATOM_FEATURES = 7
-EXTRA_INJECTIONS = 2
 
 
 def _check_molecule_config():
@@ -42,57 +42,40 @@ def molecule_methods():
     return MOLECULES.get("methods") or list(METHODS)
 
 
-def molecule_seed_chunks():
-    """The molecule seeds (default: the config's) split into jobs of ``seeds_per_job``."""
-    seeds, size = MOLECULES.get("seeds", config["seeds"]), config["seeds_per_job"]
-    return [seeds[i : i + size] for i in range(0, len(seeds), size)]
-
-
-def molecule_task_size(task):
-    """``(d, K) = (7 n, S + 2)`` of a task entry of the config."""
-    return (
-        ATOM_FEATURES * task.get("n_atoms", 9),
-        task.get("sampler_steps", 20) + EXTRA_INJECTIONS,
-    )
-
-
-def molecule_trace_path(method, problem, d, K, chunk):
-    return f"{MOLECULE_DIR}/raw/{method}/{problem}_d{d}_K{K}_s{chunk}.parquet"
-
-
-def molecule_traces(wildcards=None):
-    """Every molecule trace: methods x tasks x seed jobs (none without a ``molecules`` block)."""
+def _molecule_jobs():
+    """Register every molecule run (methods x tasks x seed jobs); their traces. A task's
+    size is (d, K) = (7 n, S + 2) for n heavy atoms and S sampler steps, by the task table's
+    rule (casbo_bench.problems.molecule)."""
     if MOLECULES is None:
         return []
     return [
-        molecule_trace_path(method, task["name"], *molecule_task_size(task), chunk)
-        for method in molecule_methods()
+        path
+        for label in molecule_methods()
         for task in MOLECULES["tasks"]
-        if runs_here(method, *molecule_task_size(task))
-        for chunk in range(len(molecule_seed_chunks()))
+        for d, K in [molecule_problem_size(task["n_atoms"], task["sampler_steps"])]
+        if runs_here(label, d, K)
+        for path in add_jobs(
+            "molecules/raw",
+            METHODS[label],
+            MOLECULES.get("seeds", config["seeds"]),
+            task["name"],
+            d,
+            K,
+            "final",
+            budget=MOLECULES["budget_caps"].get(label, MOLECULES["budget"]),
+            fresh_samples=MOLECULES["fresh_samples"],
+            inputs=(f"{MOLECULE_CHECKPOINT}/sampling.pt", f"{MOLECULE_PREDICTOR}/predictor.pt"),
+            mem_mb=3000,
+            # The sampler and the predictor run on the device whatever the optimizer.
+            uses_torch=True,
+        )
     ]
-
-
-def molecule_run_arguments(wildcards):
-    """The `casbo-bench run` arguments of one molecule job, from config."""
-    method = METHODS[wildcards.method]
-    budget = MOLECULES.get("budget_caps", {}).get(wildcards.method, MOLECULES["budget"])
-    return job_arguments(
-        method,
-        molecule_seed_chunks()[int(wildcards.chunk)],
-        budget,
-        MOLECULES.get("fresh_samples", 16),
-        wildcards.problem,
-        wildcards.d,
-        wildcards.K,
-        "final",
-    )
 
 
 def molecule_report_arguments():
     return (
         f"--reference {config['reference']} --alpha {config['alpha']} "
-        f"--optimized-fraction {MOLECULES.get('optimized_fraction', 0.25)} "
+        f"--optimized-fraction {MOLECULES['optimized_fraction']} "
         f"--predictor {MOLECULE_PREDICTOR} --device {config['device']}"
     )
 
@@ -119,21 +102,21 @@ def training_device(block):
 
 
 def edm_training_arguments():
-    training = (MOLECULES or {}).get("training", {})
+    training = MOLECULES["training"]
     return (
-        f"--hidden {training.get('hidden', 128)} --blocks {training.get('blocks', 6)} "
-        f"--batch {training.get('batch', 64)} --hours {training.get('hours', 24)} "
+        f"--hidden {training['hidden']} --blocks {training['blocks']} "
+        f"--batch {training['batch']} --hours {training['hours']} "
         f"--device {training_device('training')}"
     )
 
 
 def predictor_training_arguments():
-    training = (MOLECULES or {}).get("predictor_training", {})
+    training = MOLECULES["predictor_training"]
     cap = training.get("max_minutes")
-    return (
-        f"--epochs {training.get('epochs', 9)} --device {training_device('predictor_training')}"
-        + (f" --max-minutes {cap}" if cap else "")
+    return f"--epochs {training['epochs']} --device {training_device('predictor_training')}" + (
+        f" --max-minutes {cap}" if cap else ""
     )
 
 
 _check_molecule_config()
+MOLECULE_TRACES = _molecule_jobs()

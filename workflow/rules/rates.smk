@@ -1,11 +1,11 @@
-"""The d^2/sqrt(T) rate check: runs that record the exact J(theta_t), then the verdicts.
+"""The d^2/sqrt(T) rate check: the verdicts from runs that record the exact J(theta_t).
 
 Config block ``rate_check`` (workflow/schemas/config.schema.yaml); without it no rule here
 has anything to do. Runs go to results/<name>/rate_checks/raw/, the verdicts, local slopes,
 calibration and gaps to results/<name>/rate_checks/*.csv, the table to
 results/<name>/tables/rate_checks.* and the figures to paper_figures/<name>/rate_checks/.
-Config text reaches the shell quoted: run arguments by shell_arguments (common.smk), every
-other parameter, path and wildcard by :q.
+Its runs are jobs of rule run (run.smk, the job table in common.smk). Config text reaches
+the shell quoted: every parameter, path and wildcard by :q.
 """
 
 
@@ -16,30 +16,9 @@ include: "rates_common.smk"
 ruleorder: rate_check > figures
 
 
-rule run_rate_check:
-    output:
-        trace=f"{RATE_DIR}/raw/{{method}}/{{problem}}_d{{d}}_s{{chunk}}.parquet",
-    log:
-        f"{LOGS}/rate_checks/{{method}}/{{problem}}_d{{d}}_s{{chunk}}.log",
-    conda:
-        "../envs/benchmark.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-        gpu=lambda wildcards: gpus_for(
-            RATE_METHODS[wildcards.method]["optimizer"] in TORCH_OPTIMIZERS
-        ),
-    params:
-        arguments=rate_run_arguments,
-    shell:
-        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "python -m casbo_bench run {params.arguments} --out {output.trace:q} > {log:q} 2>&1"
-
-
 rule rate_check:
     input:
-        rate_traces,
+        RATE_TRACES,
     output:
         verdicts=report(
             f"{RATE_DIR}/verdicts.csv",

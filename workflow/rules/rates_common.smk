@@ -2,9 +2,7 @@
 
 import os
 
-RATE = config.get("rate_check") or None
-if RATE is not None and not RATE.get("enabled", True):
-    RATE = None  # turned off, e.g. a block inherited from config/config.yaml
+RATE = config_block("rate_check")
 RATE_METHODS = {method["label"]: method for method in (RATE or {}).get("methods", [])}
 RATE_DIR = f"{RESULTS}/rate_checks"
 RATE_KEYS = ["steps", "scoring", "dims", "budgets", "iterations", "seeds", "methods", "checks"]
@@ -71,42 +69,33 @@ def rate_checks():
     return checks
 
 
-def rate_seed_chunks():
-    seeds, size = RATE["seeds"], config["seeds_per_job"]
-    return [seeds[i : i + size] for i in range(0, len(seeds), size)]
-
-
-def rate_trace_path(method, problem, d, chunk):
-    return f"{RATE_DIR}/raw/{method}/{problem}_d{d}_s{chunk}.parquet"
-
-
-def rate_traces(wildcards=None):
-    """Every trace of the rate check: checks x d x seed jobs."""
+def _rate_jobs():
+    """Register every run of the rate check (checks x d x seed jobs); their traces. Every
+    method of the check gets the budget of its d, so a method with smaller batches (the
+    random control's 6) runs at least as many iterations as CASBO's population allows."""
+    if RATE is None:
+        return []
     return [
-        rate_trace_path(method, problem, d, chunk)
+        path
         for method, problem, *_ in rate_checks()
-        for d in RATE["dims"]
-        for chunk in range(len(rate_seed_chunks()))
+        for d, budget in zip(RATE["dims"], RATE["budgets"])
+        for path in add_jobs(
+            "rate_checks/raw",
+            RATE_METHODS[method],
+            RATE["seeds"],
+            problem,
+            d,
+            RATE["steps"],
+            RATE["scoring"],
+            budget=budget,
+            fresh_samples=config["fresh_samples"],
+            extra=("--record-expected-loss",),
+            runtime=30,
+        )
     ]
 
 
-def rate_run_arguments(wildcards):
-    """The `casbo-bench run` arguments of one rate-check job, quoted (common.smk): every
-    method of the check gets the budget of its d, so a method with smaller batches (the
-    random control's 6) runs at least as many iterations as CASBO's population allows."""
-    method = RATE_METHODS[wildcards.method]
-    budget = RATE["budgets"][RATE["dims"].index(int(wildcards.d))]
-    return job_arguments(
-        method,
-        rate_seed_chunks()[int(wildcards.chunk)],
-        budget,
-        config["fresh_samples"],
-        wildcards.problem,
-        wildcards.d,
-        RATE["steps"],
-        RATE["scoring"],
-        "--record-expected-loss",
-    )
+RATE_TRACES = _rate_jobs()
 
 
 def _numbers(values):

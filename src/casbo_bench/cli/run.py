@@ -11,8 +11,7 @@ from typing import Any
 import yaml
 
 from casbo_bench.cli.common import UsageError, integer_at_least, writable_folder
-from casbo_bench.devices import DEVICE_NAMES
-from casbo_bench.problems.base import SCORINGS
+from casbo_bench.names import DEVICE_NAMES, SCORINGS
 
 NAME = "run"
 HELP = "Run one optimizer on one problem for a batch of seeds; write one Parquet trace."

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from casbo_bench.names import SCORINGS
 from casbo_bench.problems.base import FloatArray, Problem, ProblemError
 from casbo_bench.problems.chain import (
     BETA_MAX,
     BETA_MIN,
-    SCORINGS,
     ChainProblem,
     LinearGaussianChain,
     step_weights,

@@ -21,7 +21,7 @@ Arrays hold the steps in generation order: ``noise[:, 0]`` is xi_K (the initial 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,10 +29,6 @@ from numpy.typing import NDArray
 from casbo_bench.errors import UserFacingError
 
 FloatArray = NDArray[np.float64]
-
-Scoring = Literal["final", "cumulative"]
-SCORINGS: tuple[str, ...] = get_args(Scoring)
-"""How a rollout is scored: ``final`` (the last state only) or ``cumulative`` (every state)."""
 
 RolloutDetails = dict[str, NDArray[Any]]
 """Side information of a batch of rollouts: name -> a ``n`` array (one entry per rollout)."""

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from casbo_bench.problems.base import SCORINGS, FloatArray, Problem, ProblemError
+from casbo_bench.names import SCORINGS
+from casbo_bench.problems.base import FloatArray, Problem, ProblemError
 from casbo_bench.problems.instance import FunctionInstance, haar_orthogonal
 
 BETA_MIN = 0.05

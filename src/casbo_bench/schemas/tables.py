@@ -30,7 +30,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from casbo_bench.errors import UserFacingError
-from casbo_bench.problems.base import SCORINGS
+from casbo_bench.names import SCORINGS
 from casbo_bench.schemas.trace import CELL_KEYS, SETTING_KEYS
 
 WILCOXON = "wilcoxon signed-rank"

@@ -27,7 +27,7 @@ from pandas.api.typing import DataFrameGroupBy
 from pandera.errors import SchemaErrors
 
 from casbo_bench.errors import UserFacingError
-from casbo_bench.problems.base import SCORINGS
+from casbo_bench.names import SCORINGS
 
 TRACE_COLUMNS: dict[str, str] = {
     "method": "str",

@@ -1,0 +1,32 @@
+"""Rule run: any job of the job table (common.smk), one `casbo-bench run` each.
+
+The benchmark groups, the ledger's CASBO variants, the rate check and the molecule benchmark
+all register their runs in ``JOBS`` (trace path -> RunJob); this one rule runs each, its
+arguments quoted word by word (config text never reaches the shell unquoted), its model
+checkpoints (molecule tasks) as inputs marked ancient() so a fresh clone's newer files never
+trigger a rerun.
+"""
+
+
+rule run:
+    input:
+        lambda wildcards: [ancient(path) for path in job_of(wildcards).inputs],
+    output:
+        trace=f"{RESULTS}/{{job}}.parquet",
+    log:
+        f"{LOGS}/{{job}}.log",
+    wildcard_constraints:
+        job="|".join(re.escape(path[len(RESULTS) + 1 : -len(".parquet")]) for path in JOBS)
+        or NO_MATCH,
+    conda:
+        "../envs/benchmark.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards: job_of(wildcards).mem_mb,
+        runtime=lambda wildcards: job_of(wildcards).runtime,
+        gpu=lambda wildcards: gpus_for(job_of(wildcards).uses_torch),
+    params:
+        arguments=lambda wildcards: job_of(wildcards).arguments(),
+    shell:
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
+        "python -m casbo_bench run {params.arguments} --out {output.trace:q} > {log:q} 2>&1"
