@@ -330,3 +330,29 @@ def test_module_entry_point() -> None:
 
 def test_user_errors_do_not_swallow_bugs() -> None:
     assert not any(issubclass(error, (TypeError, KeyError)) for error in cli.USER_ERRORS)
+
+
+# --- list -----------------------------------------------------------------------------
+
+
+def test_list_names_every_plugin_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from casbo_bench import optimizers
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "optimizers:" and "problems:" in out
+    listed = {line.split()[0] for line in out if line.startswith("  ")}
+    assert set(optimizers.available_optimizers()) | set(problems.available_problems()) == listed
+    assert all(len(line.split(maxsplit=1)) == 2 for line in out if line.startswith("  "))
+    assert main(["list", "problems"]) == 0
+    assert "optimizers:" not in capsys.readouterr().out
+
+
+def test_every_subcommand_has_help_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    from casbo_bench.cli import commands
+
+    for name in commands():
+        with pytest.raises(SystemExit) as exit_status:
+            main([name, "--help"])
+        assert exit_status.value.code == 0
+        assert "examples:" in capsys.readouterr().out, name
