@@ -226,10 +226,10 @@ grep -q "submitted with SLURM jobid" "$WORK/snakemake.log" || fail "snakemake's 
 say "all $EXPECTED_TOTAL jobs went through sbatch and ended COMPLETED"
 
 mapfile -t TRACES < <(find results -path '*/raw/*' -name '*.parquet' | sort)
-# One trace per job of the rules that run optimizers (run_benchmark, run_rate_check, ...).
-RUNS=$(echo "$EXPECTED" | awk '$2 ~ /^run_/ {n += $1} END {print n + 0}')
+# One trace per job of rule run (every `casbo-bench run` of the job table).
+RUNS=$(echo "$EXPECTED" | awk '$2 == "run" {n += $1} END {print n + 0}')
 [[ ${#TRACES[@]} -eq $RUNS && $RUNS -gt 0 ]] ||
-    fail "${#TRACES[@]} trace file(s) for $RUNS run_* job(s)"
+    fail "${#TRACES[@]} trace file(s) for $RUNS run job(s)"
 python -m casbo_bench validate "${TRACES[@]}" >"$WORK/validate.log" 2>&1 ||
     fail "trace validation: $(cat "$WORK/validate.log")"
 mapfile -t TABLES < <(find results -path '*/tables/*' -name '*.csv' -size +0 | sort)
