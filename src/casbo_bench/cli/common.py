@@ -25,9 +25,9 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 PROG = "casbo-bench"
 EXIT_USER_ERROR = 2
@@ -118,32 +118,6 @@ def is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-class _TargetsAction(argparse.Action):
-    """``--targets T [T ...] FILE ...``: leading numbers are targets, the rest trace files.
-
-    argparse's ``nargs="+"`` would take the files too, and the workflow writes the targets
-    right before the files; the files found here are put in front of the positional ones.
-    """
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[Any] | None,
-        option_string: str | None = None,
-    ) -> None:
-        texts = [str(value) for value in values or []]
-        count = next((i for i, text in enumerate(texts) if not is_number(text)), len(texts))
-        if count == 0:
-            raise argparse.ArgumentError(self, "expected at least one number")
-        try:
-            targets = [positive_number(text) for text in texts[:count]]
-        except argparse.ArgumentTypeError as error:
-            raise argparse.ArgumentError(self, str(error)) from None
-        setattr(namespace, self.dest, targets)
-        namespace.files_after_targets = [Path(text) for text in texts[count:]]
 
 
 def number_list(text: str) -> list[float]:
