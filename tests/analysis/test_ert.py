@@ -10,8 +10,7 @@ from casbo_bench.analysis.ert import (
     expected_running_time,
     running_times,
 )
-from casbo_bench.analysis.io import CELL_KEYS
-from casbo_bench.schemas.trace import RUN_KEYS, TRACE_COLUMNS, validate_trace
+from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS, TRACE_COLUMNS, validate_trace
 
 
 def hand_run(seed: int, losses: list[float], budget: int) -> pd.DataFrame:

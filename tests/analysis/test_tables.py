@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from casbo_bench.analysis.io import CELL_KEYS, SETTING_KEYS
 from casbo_bench.analysis.stats import MANN_WHITNEY, WILCOXON, holm_adjust
 from casbo_bench.analysis.tables import (
     MissingReferenceError,
@@ -14,6 +13,7 @@ from casbo_bench.analysis.tables import (
     write_tables,
 )
 from casbo_bench.schemas.tables import TableValidationError
+from casbo_bench.schemas.trace import CELL_KEYS, SETTING_KEYS
 
 TARGETS = (1e2, 1.0, 1e-2, 1e-4)
 

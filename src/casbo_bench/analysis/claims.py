@@ -85,7 +85,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from casbo_bench.analysis.io import SETTING_KEYS
 from casbo_bench.analysis.rates import read_typed_csv
 from casbo_bench.analysis.stats import holm_adjust, min_attainable_wilcoxon
 from casbo_bench.documents import markdown_table
@@ -112,6 +111,7 @@ from casbo_bench.schemas.claims import (
     secondary_labels,
     validate_claims,
 )
+from casbo_bench.schemas.trace import SETTING_KEYS
 
 __all__ = [
     "CONTRADICTED",

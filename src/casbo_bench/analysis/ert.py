@@ -25,8 +25,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from casbo_bench.analysis.io import CELL_KEYS
-from casbo_bench.schemas.trace import RUN_KEYS
+from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS
 
 FloatArray = NDArray[np.float64]
 

@@ -38,9 +38,9 @@ from matplotlib.lines import Line2D
 from matplotlib.typing import RcKeyType
 from numpy.typing import NDArray
 
-from casbo_bench.analysis.io import CELL_KEYS, SETTING_KEYS, final_by_run
+from casbo_bench.analysis.io import final_by_run
 from casbo_bench.analysis.stats import bootstrap_median_band, win_fraction_matrix
-from casbo_bench.schemas.trace import RUN_KEYS
+from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS, SETTING_KEYS
 from casbo_bench.seeding import derive_rng
 
 FloatArray = NDArray[np.float64]

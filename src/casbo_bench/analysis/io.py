@@ -19,12 +19,6 @@ import pandas as pd
 
 from casbo_bench.schemas.trace import RUN_KEYS, TraceValidationError, validate_trace
 
-CELL_KEYS: tuple[str, ...] = ("method", "problem", "d", "K", "scoring")
-"""The columns that name a benchmark cell: one method on one problem at one d, K, scoring."""
-
-SETTING_KEYS: tuple[str, ...] = ("problem", "d", "K", "scoring")
-"""The columns that name a setting, in which methods are compared with each other."""
-
 
 class DuplicateRunError(TraceValidationError):
     """Two trace files hold the same run; the message names the run and both files."""

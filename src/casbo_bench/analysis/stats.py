@@ -21,22 +21,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import comb
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from casbo_bench.schemas.vocabulary import MANN_WHITNEY, WILCOXON, Verdict
+
 FloatArray = NDArray[np.float64]
-
-WILCOXON = "wilcoxon signed-rank"
-MANN_WHITNEY = "mann-whitney rank-sum"
-TESTS: tuple[str, ...] = (WILCOXON, MANN_WHITNEY)
-"""The names of the tests :func:`compare_to_reference` may use, as written in tables."""
-
-Verdict = Literal["better", "worse", "no significant difference"]
-VERDICTS: tuple[str, ...] = ("better", "worse", "no significant difference")
 
 
 @dataclass(frozen=True)

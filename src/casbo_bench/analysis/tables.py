@@ -28,13 +28,14 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from casbo_bench.analysis.ert import DEFAULT_TARGETS, expected_running_time
-from casbo_bench.analysis.io import CELL_KEYS, SETTING_KEYS, final_by_run
+from casbo_bench.analysis.io import final_by_run
 from casbo_bench.analysis.stats import bootstrap_median_ci, compare_to_reference, holm_adjust
 from casbo_bench.analysis.stats import verdict as call_verdict
 from casbo_bench.documents import latex_table, markdown_document
 from casbo_bench.errors import UserFacingError
 from casbo_bench.files import write_all_or_nothing
 from casbo_bench.schemas.tables import validate_table
+from casbo_bench.schemas.trace import CELL_KEYS, SETTING_KEYS
 from casbo_bench.seeding import derive_rng
 
 TABLE_HEADINGS: dict[str, str] = {

@@ -1,7 +1,7 @@
 """Schemas of the aggregated tables, checked before any table is written.
 
-:func:`casbo_bench.analysis.tables.build_tables` returns these tables; each name maps to one
-schema in :data:`TABLE_SCHEMAS`:
+The benchmark analysis (``analysis.tables.build_tables``) returns these tables; each name maps
+to one schema in :data:`TABLE_SCHEMAS`:
 
 - ``final_loss``: one row per cell (method x problem x d x K x scoring): the best-so-far
   loss at the budget (``best_*``) and the fresh-sample loss (``fresh_*``) over seeds.
@@ -29,10 +29,10 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from casbo_bench.analysis.io import CELL_KEYS, SETTING_KEYS
-from casbo_bench.analysis.stats import TESTS, VERDICTS, WILCOXON
 from casbo_bench.errors import UserFacingError
 from casbo_bench.problems.base import SCORINGS
+from casbo_bench.schemas.trace import CELL_KEYS, SETTING_KEYS
+from casbo_bench.schemas.vocabulary import TESTS, VERDICTS, WILCOXON
 
 
 class TableValidationError(UserFacingError, ValueError):
@@ -330,6 +330,30 @@ def _describe(failures: pd.DataFrame) -> list[str]:
     return lines
 
 
+def validate_frame(
+    schema: pa.DataFrameSchema,
+    frame: pd.DataFrame,
+    what: str,
+    error: type[Exception] = TableValidationError,
+) -> pd.DataFrame:
+    """Validate ``frame`` against ``schema`` (every check at once) and return it unchanged.
+
+    Raises:
+        error: one or more checks failed; the message names ``what`` and has one line per
+            failed check.
+    """
+    try:
+        # a fresh range index, so the failing rows named are positions in the table
+        schema.validate(frame.reset_index(drop=True), lazy=True)
+        return frame
+    except SchemaErrors as errors:
+        lines = _describe(errors.failure_cases)
+        raise error(
+            f"{what} failed validation ({len(lines)} check(s)):\n"
+            + "\n".join(f"  - {line}" for line in lines)
+        ) from None
+
+
 def validate_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Validate ``frame`` against the schema of table ``name`` and return it unchanged.
 
@@ -342,13 +366,4 @@ def validate_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
             f"there is no schema for a table named {name!r}; known tables: "
             f"{', '.join(TABLE_SCHEMAS)}"
         )
-    try:
-        # a fresh range index, so the failing rows named are positions in the table
-        TABLE_SCHEMAS[name].validate(frame.reset_index(drop=True), lazy=True)
-        return frame
-    except SchemaErrors as errors:
-        lines = _describe(errors.failure_cases)
-        raise TableValidationError(
-            f"table {name} failed validation ({len(lines)} check(s)):\n"
-            + "\n".join(f"  - {line}" for line in lines)
-        ) from None
+    return validate_frame(TABLE_SCHEMAS[name], frame, f"table {name}")
