@@ -79,7 +79,7 @@ rule molecule_report:
         arguments=lambda wildcards: molecule_report_arguments(),
     shell:
         "OMP_NUM_THREADS={threads} "
-        "python -m casbo_bench.molecules.report"
+        "python -m casbo_bench molecule-report"
         " --tables-dir {params.tables_dir} --figures-dir {output.figures}"
         " --sdf {output.sdf} {params.arguments} {input.traces} > {log} 2>&1"
 
@@ -96,7 +96,7 @@ rule molecule_data:
         mem_mb=6000,
         runtime=30,
     shell:
-        "python -m casbo_bench.molecules.data" " --out {output} > {log} 2>&1"
+        "python -m casbo_bench qm9 --out {output} > {log} 2>&1"
 
 
 rule train_edm:
@@ -120,7 +120,7 @@ rule train_edm:
     shell:
         "rm -f {params.out}/training_state.pt {params.out}/sampling.pt {params.out}/curve.csv "
         "{params.out}/manifest.json && OMP_WAIT_POLICY=PASSIVE "
-        "python -m casbo_bench.molecules.train"
+        "python -m casbo_bench train-edm"
         " --data {input.data} --out {params.out} {params.arguments} --threads {threads}"
         " --no-progress > {log} 2>&1"
 
@@ -144,6 +144,6 @@ rule train_property_predictor:
         arguments=lambda wildcards: predictor_training_arguments(),
     shell:
         "OMP_WAIT_POLICY=PASSIVE "
-        "python -m casbo_bench.molecules.predictor"
+        "python -m casbo_bench train-predictor"
         " --data {input.data} --out {params.out} {params.arguments} --threads {threads}"
         " > {log} 2>&1"

@@ -203,3 +203,14 @@ def progress(
                 "%s: %d of %d (%.0f s, about %.0f s left)", what, done, total, elapsed, left
             )
             last = now
+
+
+def share(text: str) -> float:
+    """A fraction in (0, 1], such as the share of a run's evaluations counted as its last."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1]; got {value}")
+    return value

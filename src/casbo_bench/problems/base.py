@@ -26,7 +26,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 
-from casbo_bench.errors import UserFacingError
+from casbo_bench.errors import ProblemError
 
 FloatArray = NDArray[np.float64]
 
@@ -36,10 +36,6 @@ SCORINGS: tuple[str, ...] = get_args(Scoring)
 
 RolloutDetails = dict[str, NDArray[Any]]
 """Side information of a batch of rollouts: name -> a ``n`` array (one entry per rollout)."""
-
-
-class ProblemError(UserFacingError, ValueError):
-    """A problem was asked for with an impossible name, size or option."""
 
 
 class Problem(ABC):
