@@ -28,6 +28,7 @@ from casbo_bench.problems import available_problems, make_problem
 from casbo_bench.problems.base import ProblemError
 from casbo_bench.runner import Job, read_trace, run_job, write_trace
 from casbo_bench.schemas.trace import DETAIL_PREFIX, TRACE_COLUMNS, validate_trace
+from tests.molecules.structures import copy_checkpoint
 
 # Small sizes keep each rollout to a few milliseconds: 4 heavy atoms, S = 3 sampler steps.
 N_ATOMS, SAMPLER_STEPS = 4, 3
@@ -243,6 +244,18 @@ def test_a_molecule_run_through_the_runner(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(again, frames[0], check_dtype=False)
     with pytest.raises(ValueError, match="unexpected column"):
         validate_trace(frames[0].assign(smiles="C"), "test")
+
+
+def test_a_job_reads_the_models_of_its_models_dir(tmp_path: Path) -> None:
+    copy_checkpoint(tmp_path / "models" / "edm_qm9_heavy")
+    job = Job("random", "mol-qed", DIM, (0,), 4, n_steps=STEPS, fresh_samples=1)
+    moved = Job(**{**job.__dict__, "models_dir": str(tmp_path / "models")})
+    assert moved.arguments()["models_dir"] == str(tmp_path / "models")
+    pd.testing.assert_frame_equal(
+        run_job(moved).drop(columns="wall_time"), run_job(job).drop(columns="wall_time")
+    )
+    with pytest.raises(ProblemError, match="cannot load the molecule sampler"):
+        run_job(Job(**{**job.__dict__, "models_dir": str(tmp_path / "elsewhere")}))
 
 
 def test_turbo_searches_the_latent_through_the_normal_map() -> None:
