@@ -143,5 +143,8 @@ def test_rejects_a_bad_table(
 
 
 def test_unknown_table() -> None:
-    with pytest.raises(TableValidationError, match="no schema for a molecule table named 'x'"):
+    with pytest.raises(
+        TableValidationError,
+        match="no schema for a table named 'x'; known tables: molecule_scores, molecule_best",
+    ):
         validate_molecule_table("x", _best())

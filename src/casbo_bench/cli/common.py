@@ -21,6 +21,7 @@ one command never needs another's dependencies.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import math
@@ -214,3 +215,13 @@ def share(text: str) -> float:
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must lie in (0, 1]; got {value}")
     return value
+
+
+def config_options(arguments: argparse.Namespace, config_class: type) -> dict[str, Any]:
+    """The fields of the dataclass ``config_class`` given on the command line: the options
+    whose destination is a field's name and whose value is not None."""
+    return {
+        field.name: getattr(arguments, field.name)
+        for field in dataclasses.fields(config_class)
+        if getattr(arguments, field.name, None) is not None
+    }

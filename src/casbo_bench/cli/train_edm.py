@@ -13,6 +13,7 @@ from pathlib import Path
 
 from casbo_bench.cli.common import (
     UsageError,
+    config_options,
     integer_at_least,
     positive_number,
     writable_folder,
@@ -28,19 +29,6 @@ EXAMPLES = (
     "casbo-bench train-edm --data results/data/qm9_heavy.npz --out models/edm_qm9_heavy "
     "--resume --hours 4",
 )
-
-OPTION_FIELDS: dict[str, str] = {
-    "hidden": "hidden",
-    "blocks": "n_blocks",
-    "sublayers": "n_sublayers",
-    "batch": "batch_size",
-    "lr": "lr",
-    "ema_decay": "ema_decay",
-    "seed": "seed",
-    "checkpoint_minutes": "checkpoint_minutes",
-    "eval_every": "eval_every",
-}
-"""Command-line option -> :class:`TrainingConfig` field, for the options of a new run."""
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainingConfig()
     options = parser.add_argument_group("model and training options (new runs)")
     options.add_argument("--hidden", type=int, help=f"default {defaults.hidden}")
-    options.add_argument("--blocks", type=int, help=f"default {defaults.n_blocks}")
-    options.add_argument("--sublayers", type=int, help=f"default {defaults.n_sublayers}")
-    options.add_argument("--batch", type=int, help=f"default {defaults.batch_size}")
+    options.add_argument(
+        "--blocks", dest="n_blocks", metavar="N", type=int, help=f"default {defaults.n_blocks}"
+    )
+    options.add_argument(
+        "--sublayers",
+        dest="n_sublayers",
+        metavar="N",
+        type=int,
+        help=f"default {defaults.n_sublayers}",
+    )
+    options.add_argument(
+        "--batch", dest="batch_size", metavar="N", type=int, help=f"default {defaults.batch_size}"
+    )
     options.add_argument("--lr", type=float, help=f"default {defaults.lr}")
     options.add_argument("--ema-decay", type=float, help=f"default {defaults.ema_decay}")
     options.add_argument("--seed", type=int, help=f"default {defaults.seed}")
@@ -88,11 +86,7 @@ def handle(arguments: argparse.Namespace) -> int:
         stop_on_signals,
     )
 
-    given = {
-        field: getattr(arguments, name)
-        for name, field in OPTION_FIELDS.items()
-        if getattr(arguments, name) is not None
-    }
+    given = config_options(arguments, TrainingConfig)
     out: Path = arguments.out
     if not arguments.resume and (out / STATE_FILE).exists():
         raise UsageError(

@@ -6,7 +6,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from casbo_bench.cli.common import UsageError, integer_at_least, positive_number, writable_folder
+from casbo_bench.cli.common import (
+    UsageError,
+    config_options,
+    integer_at_least,
+    positive_number,
+    writable_folder,
+)
 from casbo_bench.devices import DEVICE_NAMES
 from casbo_bench.molecules.training.config import PredictorConfig
 
@@ -21,17 +27,6 @@ EXAMPLES = (
     "casbo-bench train-predictor --data results/data/qm9_heavy.npz "
     "--out models/property_predictor --epochs 9 --max-minutes 22 --device cuda",
 )
-
-OPTION_FIELDS: dict[str, str] = {
-    "hidden": "hidden",
-    "blocks": "n_blocks",
-    "batch": "batch_size",
-    "lr": "lr",
-    "epochs": "epochs",
-    "patience": "patience",
-    "seed": "seed",
-}
-"""Command-line option -> :class:`PredictorConfig` field."""
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-minutes", type=positive_number, default=None, help="wall-time cap (default: none)"
     )
     parser.add_argument("--hidden", type=int, default=defaults.hidden)
-    parser.add_argument("--blocks", type=int, default=defaults.n_blocks)
-    parser.add_argument("--batch", type=int, default=defaults.batch_size)
+    parser.add_argument(
+        "--blocks", dest="n_blocks", metavar="N", type=int, default=defaults.n_blocks
+    )
+    parser.add_argument(
+        "--batch", dest="batch_size", metavar="N", type=int, default=defaults.batch_size
+    )
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--patience", type=int, default=defaults.patience)
@@ -69,9 +68,7 @@ def handle(arguments: argparse.Namespace) -> int:
     from casbo_bench.molecules.training.predictor import EDM_CLASSIFIER_MAE, train_and_save
 
     torch.set_num_threads(arguments.threads)
-    config = PredictorConfig(
-        **{field: getattr(arguments, name) for name, field in OPTION_FIELDS.items()}
-    )
+    config = PredictorConfig(**config_options(arguments, PredictorConfig))
     device = resolve_device(arguments.device, NAME, UsageError)
     writable_folder(arguments.out, "predictor")
     dataset = load_dataset(arguments.data)

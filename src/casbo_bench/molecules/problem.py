@@ -40,6 +40,7 @@ import functools
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,23 @@ def _property_predictor(directory: str, device: str) -> LoadedPredictor:
 # --- scorers: one class per kind of task -----------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SampledMolecules:
+    """A batch of B sampled structures as a scorer sees them.
+
+    Attributes:
+        positions: a ``B x n x 3`` float64 array (Angstrom).
+        atom_types: a ``B x n`` integer array of indices into (C, N, O, F).
+        rebuilt: the ``B`` rebuilt molecules.
+        scorable: a ``B`` boolean array: valid and in one piece (only these are scored).
+    """
+
+    positions: NDArray[np.float64]
+    atom_types: NDArray[Any]
+    rebuilt: Sequence[RebuiltMolecule]
+    scorable: NDArray[np.bool_]
+
+
 class Scorer(ABC):
     """How a task scores its molecules: the scored values, their scores, and the penalty.
 
@@ -112,22 +130,9 @@ class Scorer(ABC):
         predictor's folder; ``device``: a resolved torch device name)."""
 
     @abstractmethod
-    def values(
-        self,
-        rebuilt: Sequence[RebuiltMolecule],
-        scorable: NDArray[np.bool_],
-        positions: NDArray[np.float64],
-        atom_types: NDArray[Any],
-    ) -> FloatArray:
-        """The scored quantity of each molecule, a ``B`` array: NaN where not ``scorable``
-        or not computed.
-
-        Args:
-            rebuilt: the ``B`` rebuilt molecules.
-            scorable: a ``B`` boolean array: valid and in one piece.
-            positions: a ``B x n x 3`` array (Angstrom), the sampled structures.
-            atom_types: a ``B x n`` integer array of indices into (C, N, O, F).
-        """
+    def values(self, batch: SampledMolecules) -> FloatArray:
+        """The scored quantity of each molecule, a ``B`` array: NaN where not scorable or
+        not computed."""
 
     def scores(self, values: FloatArray) -> FloatArray:
         """The score of each value: the value itself (a quantity to maximize)."""
@@ -143,15 +148,11 @@ class QedScorer(Scorer):
     def load(cls, task: MoleculeTask, predictor: Path, device: str) -> QedScorer:
         return cls()
 
-    def values(
-        self,
-        rebuilt: Sequence[RebuiltMolecule],
-        scorable: NDArray[np.bool_],
-        positions: NDArray[np.float64],
-        atom_types: NDArray[Any],
-    ) -> FloatArray:
-        values = np.full(len(rebuilt), np.nan)
-        values[scorable] = [qed_score(m) for m, ok in zip(rebuilt, scorable, strict=True) if ok]
+    def values(self, batch: SampledMolecules) -> FloatArray:
+        values = np.full(len(batch.rebuilt), np.nan)
+        values[batch.scorable] = [
+            qed_score(m) for m, ok in zip(batch.rebuilt, batch.scorable, strict=True) if ok
+        ]
         return values
 
 
@@ -179,16 +180,10 @@ class XtbScorer(Scorer):
     def load(cls, task: MoleculeTask, predictor: Path, device: str) -> XtbScorer:
         return cls(task.quantity)
 
-    def values(
-        self,
-        rebuilt: Sequence[RebuiltMolecule],
-        scorable: NDArray[np.bool_],
-        positions: NDArray[np.float64],
-        atom_types: NDArray[Any],
-    ) -> FloatArray:
-        values = np.full(len(rebuilt), np.nan)
-        for index in np.flatnonzero(scorable):
-            result = xtb_properties(rebuilt[int(index)])
+    def values(self, batch: SampledMolecules) -> FloatArray:
+        values = np.full(len(batch.rebuilt), np.nan)
+        for index in np.flatnonzero(batch.scorable):
+            result = xtb_properties(batch.rebuilt[int(index)])
             if result.ok:
                 values[index] = self.read(result)
         return values
@@ -227,15 +222,9 @@ class PredictorScorer(Scorer):
     def load(cls, task: MoleculeTask, predictor: Path, device: str) -> PredictorScorer:
         return cls(task, _property_predictor(str(predictor), device))
 
-    def values(
-        self,
-        rebuilt: Sequence[RebuiltMolecule],
-        scorable: NDArray[np.bool_],
-        positions: NDArray[np.float64],
-        atom_types: NDArray[Any],
-    ) -> FloatArray:
-        predicted = self.predictor.model.predict(positions, atom_types)[:, self.column]
-        return np.where(scorable, predicted, np.nan)
+    def values(self, batch: SampledMolecules) -> FloatArray:
+        predicted = self.predictor.model.predict(batch.positions, batch.atom_types)
+        return np.where(batch.scorable, predicted[:, self.column], np.nan)
 
     def scores(self, values: FloatArray) -> FloatArray:
         return -np.minimum(np.abs(values - self.target), self.cap)
@@ -364,7 +353,7 @@ class MoleculeProblem(Problem):
         sanitizes its pieces, and would otherwise earn e.g. a QED near the average.
         """
         scorable = np.array([m.ok and m.n_fragments == 1 for m in rebuilt], dtype=bool)
-        values = self.scorer.values(rebuilt, scorable, positions, atom_types)
+        values = self.scorer.values(SampledMolecules(positions, atom_types, rebuilt, scorable))
         scored = np.isfinite(values)
         return np.where(scored, self.scorer.scores(values), self.penalty), values
 

@@ -23,7 +23,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from casbo_bench.schemas.tables import (
-    TableValidationError,
+    _at_most,
     _count,
     _finite,
     _non_empty,
@@ -32,7 +32,7 @@ from casbo_bench.schemas.tables import (
     _real,
     _rows,
     _unique,
-    validate_frame,
+    validate_named,
 )
 from casbo_bench.schemas.vocabulary import VERDICTS
 
@@ -132,10 +132,11 @@ def _reference_consistent(frame: pd.DataFrame) -> pd.Series:
     return same & one_method
 
 
+_TASK_AND_METHOD = {"task": pa.Column(str, _non_empty), "method": pa.Column(str, _non_empty)}
+
 MOLECULE_SCORES_SCHEMA = pa.DataFrameSchema(
     columns={
-        "task": pa.Column(str, _non_empty),
-        "method": pa.Column(str, _non_empty),
+        **_TASK_AND_METHOD,
         "n_seeds": _count(1),
         "budget": _count(1),
         **{
@@ -160,16 +161,8 @@ MOLECULE_SCORES_SCHEMA = pa.DataFrameSchema(
             _reference_consistent,
             "the rows with verdict 'reference' must be one method's, in both measures",
         ),
-        _rows(
-            ["optimized_connected", "optimized_valid"],
-            lambda frame: frame["optimized_connected"] <= frame["optimized_valid"],
-            "optimized_connected <= optimized_valid must hold (in one piece implies valid)",
-        ),
-        _rows(
-            ["best_connected", "best_valid"],
-            lambda frame: frame["best_connected"] <= frame["best_valid"],
-            "best_connected <= best_valid must hold",
-        ),
+        _at_most("optimized_connected", "optimized_valid", "in one piece implies valid"),
+        _at_most("best_connected", "best_valid", "in one piece implies valid"),
     ],
     strict=True,
     ordered=True,
@@ -184,8 +177,7 @@ def _smiles_iff_valid(frame: pd.DataFrame) -> pd.Series:
 
 MOLECULE_BEST_SCHEMA = pa.DataFrameSchema(
     columns={
-        "task": pa.Column(str, _non_empty),
-        "method": pa.Column(str, _non_empty),
+        **_TASK_AND_METHOD,
         "seed": _count(0),
         "d": _count(1),
         "K": _count(1),
@@ -216,15 +208,11 @@ MOLECULE_SCHEMAS: dict[str, pa.DataFrameSchema] = {
 
 
 def validate_molecule_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """Validate ``frame`` against the schema of molecule table ``name``; return it unchanged.
+    """Validate ``frame`` against the schema of molecule table ``name``
+    (:data:`MOLECULE_SCHEMAS`) and return it unchanged.
 
     Raises:
         TableValidationError: ``name`` has no schema, or one or more checks failed (one
             line per failed check).
     """
-    if name not in MOLECULE_SCHEMAS:
-        raise TableValidationError(
-            f"there is no schema for a molecule table named {name!r}; known tables: "
-            f"{', '.join(MOLECULE_SCHEMAS)}"
-        )
-    return validate_frame(MOLECULE_SCHEMAS[name], frame, f"table {name}")
+    return validate_named(MOLECULE_SCHEMAS, name, frame)

@@ -22,7 +22,7 @@ check:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -90,6 +90,14 @@ def _rows(
     return pa.Check(check, ignore_na=False, error=error)
 
 
+def _at_most(low: str, high: str, why: str = "") -> pa.Check:
+    """``low <= high`` on every row (``why``, when given, is added to the error)."""
+    reason = f" ({why})" if why else ""
+    return _rows(
+        [low, high], lambda frame: frame[low] <= frame[high], f"{low} <= {high} must hold{reason}"
+    )
+
+
 def _unique(keys: Sequence[str]) -> pa.Check:
     def rule(frame: pd.DataFrame) -> pd.Series:
         return ~frame.duplicated(list(keys), keep=False)
@@ -143,21 +151,9 @@ FINAL_LOSS_SCHEMA = pa.DataFrameSchema(
         _ordered("best_q25", "best_median", "best_q75"),
         _ordered("fresh_q25", "fresh_median", "fresh_q75"),
         _unique(CELL_KEYS),
-        _rows(
-            ["best_ci_low", "best_ci_high"],
-            lambda frame: frame["best_ci_low"] <= frame["best_ci_high"],
-            "best_ci_low <= best_ci_high must hold",
-        ),
-        _rows(
-            ["min_evaluations", "budget"],
-            lambda frame: frame["min_evaluations"] <= frame["budget"],
-            "min_evaluations <= budget must hold",
-        ),
-        _rows(
-            ["n_fresh", "n_seeds"],
-            lambda frame: frame["n_fresh"] <= frame["n_seeds"],
-            "n_fresh <= n_seeds must hold",
-        ),
+        _at_most("best_ci_low", "best_ci_high"),
+        _at_most("min_evaluations", "budget"),
+        _at_most("n_fresh", "n_seeds"),
         _sd_defined_iff_two("n_seeds", "best_sd"),
         _sd_defined_iff_two("n_fresh", "fresh_sd"),
         _rows(
@@ -271,11 +267,7 @@ ERT_SCHEMA = pa.DataFrameSchema(
     },
     checks=[
         _unique([*CELL_KEYS, "target"]),
-        _rows(
-            ["successes", "runs"],
-            lambda frame: frame["successes"] <= frame["runs"],
-            "successes <= runs must hold",
-        ),
+        _at_most("successes", "runs"),
         _rows(
             ["evaluations", "runs"],
             lambda frame: frame["evaluations"] >= frame["runs"],
@@ -354,16 +346,23 @@ def validate_frame(
         ) from None
 
 
-def validate_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """Validate ``frame`` against the schema of table ``name`` and return it unchanged.
+def validate_named(
+    schemas: Mapping[str, pa.DataFrameSchema], name: str, frame: pd.DataFrame
+) -> pd.DataFrame:
+    """Validate ``frame`` against ``schemas[name]`` and return it unchanged.
 
     Raises:
-        TableValidationError: ``name`` has no schema, or one or more checks failed (one
+        TableValidationError: ``schemas`` has no ``name``, or one or more checks failed (one
             line per failed check).
     """
-    if name not in TABLE_SCHEMAS:
+    if name not in schemas:
         raise TableValidationError(
-            f"there is no schema for a table named {name!r}; known tables: "
-            f"{', '.join(TABLE_SCHEMAS)}"
+            f"there is no schema for a table named {name!r}; known tables: {', '.join(schemas)}"
         )
-    return validate_frame(TABLE_SCHEMAS[name], frame, f"table {name}")
+    return validate_frame(schemas[name], frame, f"table {name}")
+
+
+def validate_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Validate ``frame`` against the schema of table ``name`` (:data:`TABLE_SCHEMAS`) and
+    return it unchanged (:func:`validate_named`)."""
+    return validate_named(TABLE_SCHEMAS, name, frame)

@@ -7,6 +7,7 @@ changing state of a run lives beside its loop (:mod:`.edm`, :mod:`.predictor`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,11 @@ RESUMABLE_OPTIONS = frozenset({"checkpoint_minutes", "eval_every", "log_every"})
 
 class TrainingError(UserFacingError, RuntimeError):
     """Training cannot start or resume as asked (missing state, mismatched config, ...)."""
+
+
+def _not_positive(config: object, names: Iterable[str]) -> dict[str, Any]:
+    """The options ``names`` of ``config`` that are not > 0, with their values."""
+    return {name: getattr(config, name) for name in names if not getattr(config, name) > 0}
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,9 @@ class TrainingConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        positive = {
-            name: getattr(self, name)
-            for name in (
+        bad = _not_positive(
+            self,
+            (
                 "hidden",
                 "n_blocks",
                 "n_sublayers",
@@ -83,9 +89,8 @@ class TrainingConfig:
                 "eval_every",
                 "eval_size",
                 "checkpoint_minutes",
-            )
-        }
-        bad = {name: value for name, value in positive.items() if not value > 0}
+            ),
+        )
         if bad:
             raise TrainingError(f"training options must be positive: {bad}")
         if not 0.0 <= self.ema_decay < 1.0 or not self.spike_factor > 1.0:
@@ -136,11 +141,7 @@ class PredictorConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "properties", tuple(self.properties))
-        sizes = {
-            name: getattr(self, name)
-            for name in ("hidden", "n_blocks", "batch_size", "epochs", "patience")
-        }
-        bad = {name: value for name, value in sizes.items() if value < 1}
+        bad = _not_positive(self, ("hidden", "n_blocks", "batch_size", "epochs", "patience"))
         if bad or not self.lr > 0 or not 0 < self.final_lr_fraction <= 1:
             raise TrainingError(
                 f"predictor options must be positive (0 < final_lr_fraction <= 1): {bad or ''} "
