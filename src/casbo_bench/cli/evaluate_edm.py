@@ -9,11 +9,12 @@ novelty as JSON, beside the same metrics on real QM9 of ``--reference-split``
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from casbo_bench.cli.common import integer_at_least, writable_folder
+from casbo_bench.cli.common import UsageError, integer_at_least, writable_folder
 from casbo_bench.devices import DEVICE_NAMES
 from casbo_bench.molecules.data import SPLIT_NAMES
 
@@ -89,11 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(arguments: argparse.Namespace) -> int:
-    import json
-
     import torch
 
-    from casbo_bench.cli.common import UsageError
     from casbo_bench.devices import resolve_device
     from casbo_bench.files import write_text_atomically
     from casbo_bench.molecules.checkpoint import (
