@@ -20,6 +20,8 @@ from casbo_bench.problems.base import FloatArray, Problem
 from casbo_bench.traces import read_provenance, read_trace
 
 RUN = ["run", "--method", "random", "--problem", "sphere", "--dim", "2", "--budget", "20"]
+MOLECULE_RUN = ["run", "--method", "random", "--problem", "mol-qed", "--dim", "28", "--steps", "5"]
+MOLECULE_RUN += ["--budget", "2", "--seeds", "0"]
 
 
 def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -92,6 +94,11 @@ def test_run_writes_a_valid_trace_with_provenance(
             "given twice",
         ),
         ([*RUN, "--seeds", "0", "--option", "device=cpu"], "give the device"),
+        ([*RUN, "--seeds", "0", "--models-dir", "models"], "sphere reads no stored models"),
+        (
+            [*MOLECULE_RUN, "--models-dir", "no/such/folder"],
+            "cannot load the molecule sampler",
+        ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "the following arguments are required: COMMAND"),
     ],

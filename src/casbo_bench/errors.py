@@ -13,3 +13,12 @@ from __future__ import annotations
 
 class UserFacingError(Exception):
     """A mistake the user can fix; ``str(error)`` says what is wrong and what to do."""
+
+
+class ProblemError(UserFacingError, ValueError):
+    """A problem was asked for with an impossible name, size or option.
+
+    Defined here rather than in :mod:`casbo_bench.problems.base` (which re-exports it) so that
+    the torch-free molecule task table can raise it without importing the problems package,
+    which registers that table.
+    """

@@ -76,7 +76,9 @@ class Job:
         record_expected_loss: record the exact J(theta_t) per batch, where the problem has
             a closed form and the optimizer a Gaussian law.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``, handed to optimizers whose constructor
-            takes a ``device`` argument.
+            takes a ``device`` argument, and to problems that run a model (molecule tasks).
+        models_dir: the folder of the stored models, for problems that read them (molecule
+            tasks; None: their default, ``models`` in the current folder).
     """
 
     optimizer: str
@@ -91,6 +93,7 @@ class Job:
     fresh_samples: int = 64
     record_expected_loss: bool = False
     device: str = "cpu"
+    models_dir: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(self.seeds))
@@ -140,6 +143,7 @@ class Job:
             "fresh_samples": int(self.fresh_samples),
             "record_expected_loss": bool(self.record_expected_loss),
             "device": self.device,
+            "models_dir": self.models_dir,
         }
 
 
@@ -309,11 +313,22 @@ def accepted_options(optimizer_class: type[Optimizer]) -> list[str]:
 
 
 def _problem_options(job: Job) -> dict[str, Any]:
-    """``device`` for problem families whose builder takes one (the molecule sampler)."""
+    """``device`` and ``models_dir`` for problem families whose builder takes them (the
+    molecule tasks: where the sampler runs, where its models are).
+
+    Raises:
+        ProblemError: a ``models_dir`` for a problem that reads no models.
+    """
     for family in problems.FAMILIES.values():
         if job.problem in family.names():
-            takes_device = "device" in inspect.signature(family.build).parameters
-            return {"device": job.device} if takes_device else {}
+            takes = inspect.signature(family.build).parameters
+            if job.models_dir is not None and "models_dir" not in takes:
+                raise ProblemError(
+                    f"{job.problem} reads no stored models; leave out the models folder "
+                    f"(--models-dir)"
+                )
+            given = {"device": job.device, "models_dir": job.models_dir}
+            return {n: v for n, v in given.items() if n in takes and v is not None}
     return {}
 
 

@@ -1,4 +1,4 @@
-"""Tests of casbo_bench.molecules.evaluate: the stored checkpoint, sampling, the command line."""
+"""Tests of casbo_bench.molecules.evaluate and its command line, ``casbo-bench evaluate-edm``."""
 
 from __future__ import annotations
 
@@ -9,60 +9,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from casbo_bench.molecules.evaluate import (
+from casbo_bench.cli import main
+from casbo_bench.molecules.checkpoint import (
+    MANIFEST_FILE,
+    SAMPLING_FILE,
     CheckpointError,
-    load_verified_model,
-    main,
-    read_checkpoint,
-    rebuild_samples,
+    load_sampler,
     record_quality,
-    sample_unguided,
 )
-from casbo_bench.molecules.training import MANIFEST_FILE, SAMPLING_FILE
-
-ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINT = ROOT / "models" / "edm_qm9_heavy"
-SUBSET = ROOT / "tests" / "data" / "qm9_subset.npz"
-
-
-def test_stored_checkpoint_matches_its_manifest() -> None:
-    # A training run may be rewriting the folder; read_checkpoint reads manifest and files
-    # consistently (and retries), so a mismatch here means a corrupt or stale checkpoint.
-    manifest = json.loads((CHECKPOINT / MANIFEST_FILE).read_text())
-    names = sorted(manifest["files"])
-    assert SAMPLING_FILE in names
-    checkpoint = read_checkpoint(CHECKPOINT, names)
-    assert set(checkpoint.contents) == set(names)
-    for name in names:
-        assert len(checkpoint.contents[name]) == checkpoint.manifest["files"][name]["bytes"]
-    assert sum(len(data) for data in checkpoint.contents.values()) < 25 * 2**20
-
-
-def _copy_checkpoint(target: Path) -> Path:
-    checkpoint = read_checkpoint(CHECKPOINT)
-    target.mkdir()
-    (target / MANIFEST_FILE).write_text(json.dumps(checkpoint.manifest))
-    (target / SAMPLING_FILE).write_bytes(checkpoint.contents[SAMPLING_FILE])
-    return target
-
-
-def test_a_tampered_checkpoint_is_refused(tmp_path: Path) -> None:
-    folder = _copy_checkpoint(tmp_path / "copy")
-    assert read_checkpoint(folder).sha256(SAMPLING_FILE)
-    data = bytearray((folder / SAMPLING_FILE).read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    (folder / SAMPLING_FILE).write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="sha256"):
-        read_checkpoint(folder, attempts=2, wait_seconds=0.0)
-
-
-def test_a_missing_checkpoint_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match=r"casbo_bench\.molecules\.train"):
-        read_checkpoint(tmp_path)
+from casbo_bench.molecules.evaluate import rebuild_samples, sample_unguided
+from tests.molecules.structures import SUBSET, copy_checkpoint
 
 
 def test_unguided_samples_are_seeded_and_rebuilt(tmp_path: Path) -> None:
-    model, _ = load_verified_model(_copy_checkpoint(tmp_path / "copy"))
+    model, _ = load_sampler(copy_checkpoint(tmp_path / "copy"))
     first = sample_unguided(model, 6, seed=3, n_steps=3, batch_size=4)
     second = sample_unguided(model, 6, seed=3, n_steps=3, batch_size=4)
     other = sample_unguided(model, 6, seed=4, n_steps=3, batch_size=4)
@@ -75,11 +35,11 @@ def test_unguided_samples_are_seeded_and_rebuilt(tmp_path: Path) -> None:
 
 
 def test_command_line_writes_metrics_and_rows(tmp_path: Path) -> None:
-    folder = _copy_checkpoint(tmp_path / "copy")
+    folder = copy_checkpoint(tmp_path / "copy")
     out, rows = tmp_path / "quality.json", tmp_path / "samples.csv"
-    arguments = ["--checkpoint", str(folder), "--data", str(SUBSET), "--samples", "5"]
-    arguments += ["--steps", "2", "--device", "cpu", "--reference-split", "test"]
-    main([*arguments, "--xtb-samples", "1", "--out", str(out), "--csv", str(rows)])
+    arguments = ["evaluate-edm", "--checkpoint", str(folder), "--data", str(SUBSET)]
+    arguments += ["--samples", "5", "--steps", "2", "--device", "cpu", "--reference-split", "test"]
+    assert main([*arguments, "--xtb-samples", "1", "--out", str(out), "--csv", str(rows)]) == 0
     result = json.loads(out.read_text())
     assert result["sampler"]["steps"] == 2 and result["sampler"]["n_samples"] == 5
     assert (
@@ -96,21 +56,34 @@ def test_command_line_writes_metrics_and_rows(tmp_path: Path) -> None:
     assert {"smiles", "valid", "molecule_stable", "qed"} <= set(table[0])
 
 
+def test_the_models_dir_locates_the_checkpoint(tmp_path: Path) -> None:
+    copy_checkpoint(tmp_path / "models" / "edm_qm9_heavy")
+    out = tmp_path / "quality.json"
+    arguments = ["evaluate-edm", "--models-dir", str(tmp_path / "models"), "--data", str(SUBSET)]
+    arguments += ["--samples", "2", "--steps", "1", "--device", "cpu", "--reference-split", "none"]
+    assert main([*arguments, "--out", str(out)]) == 0
+    directory = json.loads(out.read_text())["checkpoint"]["directory"]
+    assert directory == str(tmp_path / "models" / "edm_qm9_heavy")
+
+
 def test_command_line_help_and_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
+        main(["evaluate-edm", "--help"])
     assert exit_info.value.code == 0
     assert "--steps" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="--steps"):
-        main(["--steps", "0", "--out", "unused.json"])
+    assert main(["evaluate-edm", "--steps", "0", "--out", "unused.json"]) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert line.startswith("casbo-bench: error: argument --steps: must be an integer >= 1")
+    assert line.endswith("see 'casbo-bench evaluate-edm --help'")
+    assert not Path("unused.json").exists()
 
 
 def test_metrics_are_recorded_in_the_manifest_of_the_measured_weights(tmp_path: Path) -> None:
-    folder = _copy_checkpoint(tmp_path / "copy")
+    folder = copy_checkpoint(tmp_path / "copy")
     out = tmp_path / "quality.json"
-    arguments = ["--checkpoint", str(folder), "--data", str(SUBSET), "--samples", "4"]
-    arguments += ["--steps", "2", "--device", "cpu", "--reference-split", "none"]
-    main([*arguments, "--out", str(out), "--record-in-manifest"])
+    arguments = ["evaluate-edm", "--checkpoint", str(folder), "--data", str(SUBSET)]
+    arguments += ["--samples", "4", "--steps", "2", "--device", "cpu", "--reference-split", "none"]
+    assert main([*arguments, "--out", str(out), "--record-in-manifest"]) == 0
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     quality = manifest["quality"]
     assert quality["checkpoint"]["sampling_sha256"] == manifest["files"][SAMPLING_FILE]["sha256"]

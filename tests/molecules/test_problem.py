@@ -1,8 +1,9 @@
-"""Tests of the molecule problems (casbo_bench.problems.molecule, casbo_bench.molecules.problem)
-and of a molecule run through the runner."""
+"""Tests of the molecule problem (casbo_bench.molecules.problem), its registration in
+casbo_bench.problems, and a molecule run through the runner."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,30 +12,28 @@ import pandas as pd
 import pytest
 import torch
 
+from casbo_bench.molecules.data import format_xyz, parse_xyz
 from casbo_bench.molecules.diffusion import MoleculeSamples
 from casbo_bench.molecules.problem import (
     PREDICTOR_PENALTY_SIGMAS,
+    SCORERS,
     XTB_PENALTY,
     MoleculeProblem,
-    format_xyz,
-    parse_xyz,
+    PredictorScorer,
 )
 from casbo_bench.molecules.rebuild import rebuild_molecule
 from casbo_bench.molecules.scores import QED_PENALTY
+from casbo_bench.molecules.tasks import MOLECULE_TASKS, sampler_size, task_size
 from casbo_bench.problems import available_problems, make_problem
 from casbo_bench.problems.base import ProblemError
-from casbo_bench.problems.molecule import (
-    MOLECULE_TASKS,
-    molecule_problem_size,
-    sampler_size,
-)
 from casbo_bench.runner import Job, run_job
 from casbo_bench.schemas.trace import DETAIL_PREFIX, TRACE_COLUMNS, validate_trace
 from casbo_bench.traces import read_trace, write_trace
+from tests.molecules.structures import copy_checkpoint
 
 # Small sizes keep each rollout to a few milliseconds: 4 heavy atoms, S = 3 sampler steps.
 N_ATOMS, SAMPLER_STEPS = 4, 3
-DIM, STEPS = molecule_problem_size(N_ATOMS, SAMPLER_STEPS)
+DIM, STEPS = task_size(N_ATOMS, SAMPLER_STEPS)
 DETAIL_KEYS = {
     "score",
     "value",
@@ -50,9 +49,13 @@ DETAIL_KEYS = {
 
 def test_every_task_is_registered_with_the_sizes_rule() -> None:
     assert set(MOLECULE_TASKS) <= set(available_problems())
-    assert molecule_problem_size() == (63, 22)
+    assert task_size() == (63, 22)
     assert sampler_size("mol-qed", 63, 22) == (9, 20)
     assert (DIM, STEPS) == (28, 5)
+
+
+def test_every_task_kind_has_a_scorer() -> None:
+    assert {task.kind for task in MOLECULE_TASKS.values()} <= set(SCORERS)
 
 
 @pytest.mark.parametrize(
@@ -74,6 +77,21 @@ def test_impossible_sizes_and_scorings_are_refused(
 def test_a_missing_checkpoint_is_a_problem_error(tmp_path: Path) -> None:
     with pytest.raises(ProblemError, match="cannot load the molecule sampler"):
         make_problem("mol-qed", DIM, STEPS, checkpoint=str(tmp_path))
+    with pytest.raises(ProblemError, match=r"cannot load the molecule sampler.*train-edm"):
+        make_problem("mol-qed", DIM, STEPS, models_dir=str(tmp_path))
+
+
+def test_the_models_are_found_relative_to_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ProblemError, match=re.escape(str(tmp_path / "models" / "edm_qm9_heavy"))):
+        make_problem("mol-qed", DIM, STEPS)
+
+
+def test_a_missing_predictor_is_a_problem_error(tmp_path: Path) -> None:
+    with pytest.raises(ProblemError, match=r"cannot load the property predictor.*train-predictor"):
+        make_problem("mol-alpha", DIM, STEPS, predictor=str(tmp_path))
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +168,8 @@ def _stated_penalty(problem: MoleculeProblem) -> float:
         return QED_PENALTY
     if problem.task.kind == "xtb":
         return XTB_PENALTY
-    assert problem.predictor is not None
-    sigma = problem.predictor.manifest["normalization"][problem.task.quantity]["std"]
+    assert isinstance(problem.scorer, PredictorScorer)
+    sigma = problem.scorer.predictor.manifest["normalization"][problem.task.quantity]["std"]
     return -PREDICTOR_PENALTY_SIGMAS * float(sigma)
 
 
@@ -160,7 +178,7 @@ def test_invalid_structures_get_the_stated_penalty_never_nan(task: str) -> None:
     loaded = make_problem(task, DIM, STEPS)
     assert isinstance(loaded, MoleculeProblem)
     sampler: Any = _broken_structures()
-    problem = MoleculeProblem(MOLECULE_TASKS[task], sampler, "test", loaded.predictor)
+    problem = MoleculeProblem(MOLECULE_TASKS[task], sampler, "test", loaded.scorer)
     assert problem.penalty == pytest.approx(_stated_penalty(problem))
     losses, details = problem.rollout_details(np.zeros((5, 3, 14)))
     assert np.isfinite(losses).all()
@@ -174,15 +192,17 @@ def test_invalid_structures_get_the_stated_penalty_never_nan(task: str) -> None:
 
 def test_predictor_task_scores_the_distance_to_its_target() -> None:
     problem = make_problem("mol-alpha", DIM, STEPS)
-    assert isinstance(problem, MoleculeProblem) and problem.predictor is not None
-    percentiles = problem.predictor.manifest["property_split_percentiles"]["alpha"]
-    assert problem.target == percentiles["p90"]
+    assert isinstance(problem, MoleculeProblem)
+    scorer = problem.scorer
+    assert isinstance(scorer, PredictorScorer)
+    percentiles = scorer.predictor.manifest["property_split_percentiles"]["alpha"]
+    assert scorer.target == percentiles["p90"]
     noise = np.random.default_rng(2).standard_normal((4, STEPS, DIM))
     _, details = problem.rollout_details(noise)
     scored = details["valid"] & (details["fragments"] == 1)
     np.testing.assert_allclose(
         details["score"][scored],
-        -np.minimum(np.abs(details["value"][scored] - problem.target), problem.cap),
+        -np.minimum(np.abs(details["value"][scored] - scorer.target), scorer.cap),
     )
     assert (details["score"][~scored] == problem.penalty).all()
     assert (details["score"] >= problem.penalty).all()
@@ -227,12 +247,24 @@ def test_a_molecule_run_through_the_runner(tmp_path: Path) -> None:
         validate_trace(frames[0].assign(smiles="C"), "test")
 
 
+def test_a_job_reads_the_models_of_its_models_dir(tmp_path: Path) -> None:
+    copy_checkpoint(tmp_path / "models" / "edm_qm9_heavy")
+    job = Job("random", "mol-qed", DIM, (0,), 4, n_steps=STEPS, fresh_samples=1)
+    moved = Job(**{**job.__dict__, "models_dir": str(tmp_path / "models")})
+    assert moved.arguments()["models_dir"] == str(tmp_path / "models")
+    pd.testing.assert_frame_equal(
+        run_job(moved).drop(columns="wall_time"), run_job(job).drop(columns="wall_time")
+    )
+    with pytest.raises(ProblemError, match="cannot load the molecule sampler"):
+        run_job(Job(**{**job.__dict__, "models_dir": str(tmp_path / "elsewhere")}))
+
+
 def test_turbo_searches_the_latent_through_the_normal_map() -> None:
     # Through a +-5 box, TuRBO's Sobol design puts the latent at about 2.9 times the norm of
     # N(0, I) draws and every molecule falls apart (measured: 0 of 24 in one piece, against
     # 21 of 24 for best-of-N). Through Phi^{-1} its design is a draw from the same law.
     assert MoleculeProblem.initial_scale == 1.0
-    dim, steps = molecule_problem_size(9, 10)
+    dim, steps = task_size(9, 10)
     trace = run_job(
         Job(
             optimizer="turbo",

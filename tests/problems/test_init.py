@@ -13,6 +13,7 @@ from casbo_bench.problems import (
     ProblemFamily,
     available_functions,
     available_problems,
+    describe_problems,
     make_problem,
 )
 
@@ -109,8 +110,12 @@ def test_a_new_family_is_one_dictionary_entry(monkeypatch: pytest.MonkeyPatch) -
     def build(name: str, dim: int, n_steps: int, scoring: str, seed: int) -> Problem:
         return Constant(dim, n_steps)
 
-    monkeypatch.setitem(FAMILIES, "toy", ProblemFamily(names=lambda: ["constant"], build=build))
+    family = ProblemFamily(
+        names=lambda: ["constant"], build=build, summaries=lambda: {"constant": "all ones"}
+    )
+    monkeypatch.setitem(FAMILIES, "toy", family)
     assert "constant" in available_problems()
+    assert describe_problems()["constant"] == "all ones"
     problem = make_problem("constant", 2, 3)
     assert problem.loss(np.zeros((4, 3, 2))).tolist() == [3.0] * 4
     with pytest.raises(ProblemError, match="does not take option"):

@@ -57,7 +57,7 @@ rule molecule_report:
         arguments=lambda wildcards: molecule_report_arguments(),
     shell:
         "OMP_NUM_THREADS={threads} "
-        "python -m casbo_bench.molecules.report"
+        "python -m casbo_bench molecule-report"
         " --tables-dir {params.tables_dir} --figures-dir {output.figures}"
         " --sdf {output.sdf} {params.arguments} {input.traces} > {log} 2>&1"
 
@@ -74,7 +74,7 @@ rule molecule_data:
         mem_mb=6000,
         runtime=30,
     shell:
-        "python -m casbo_bench.molecules.data" " --out {output} > {log} 2>&1"
+        "python -m casbo_bench qm9 --out {output} > {log} 2>&1"
 
 
 # Training writes declared outputs under results/<name>/models/ (never over the stored
@@ -100,7 +100,7 @@ rule train_edm:
         gpu=int(training_device("training") == "cuda"),
     params:
         out=lambda wildcards, output: os.path.dirname(output.sampler),
-        arguments=lambda wildcards: edm_training_arguments(),
+        arguments=lambda wildcards, output: edm_training_arguments(output.sampler),
     shell:
         "OMP_WAIT_POLICY=PASSIVE python -m casbo_bench train-edm"
         " --data {input.data:q} --out {params.out:q} {params.arguments} --threads {threads}"

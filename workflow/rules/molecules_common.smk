@@ -1,6 +1,8 @@
 """Config checks and input functions of molecules.smk (included by it)."""
 
-from casbo_bench.problems.molecule import molecule_problem_size
+import os
+
+from casbo_bench.molecules.tasks import task_size
 
 MOLECULES = config_block("molecules")
 MOLECULE_DIR = f"{RESULTS}/molecules"
@@ -45,14 +47,14 @@ def molecule_methods():
 def _molecule_jobs():
     """Register every molecule run (methods x tasks x seed jobs); their traces. A task's
     size is (d, K) = (7 n, S + 2) for n heavy atoms and S sampler steps, by the task table's
-    rule (casbo_bench.problems.molecule)."""
+    rule (casbo_bench.molecules.tasks, the one place it is written)."""
     if MOLECULES is None:
         return []
     return [
         path
         for label in molecule_methods()
         for task in MOLECULES["tasks"]
-        for d, K in [molecule_problem_size(task["n_atoms"], task["sampler_steps"])]
+        for d, K in [task_size(task["n_atoms"], task["sampler_steps"])]
         if runs_here(label, d, K)
         for path in add_jobs(
             "molecules/raw",
@@ -64,6 +66,7 @@ def _molecule_jobs():
             "final",
             budget=MOLECULES["budget_caps"].get(label, MOLECULES["budget"]),
             fresh_samples=MOLECULES["fresh_samples"],
+            extra=("--models-dir", MODELS_DIR),
             inputs=(f"{MOLECULE_CHECKPOINT}/sampling.pt", f"{MOLECULE_PREDICTOR}/predictor.pt"),
             mem_mb=3000,
             # The sampler and the predictor run on the device whatever the optimizer.
@@ -101,12 +104,15 @@ def training_device(block):
     return (MOLECULES or {}).get(block, {}).get("device", config["device"])
 
 
-def edm_training_arguments():
+def edm_training_arguments(sampler):
+    """The train-edm options from config; ``--resume`` where the sampler's folder holds the
+    state of a training that was stopped (it continues where it was)."""
     training = MOLECULES["training"]
+    state = os.path.join(os.path.dirname(sampler), "training_state.pt")
     return (
         f"--hidden {training['hidden']} --blocks {training['blocks']} "
         f"--batch {training['batch']} --hours {training['hours']} "
-        f"--device {training_device('training')}"
+        f"--device {training_device('training')}" + (" --resume" if os.path.exists(state) else "")
     )
 
 

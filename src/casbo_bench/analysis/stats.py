@@ -21,18 +21,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import comb
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from casbo_bench.schemas.tables import MANN_WHITNEY, WILCOXON
+from casbo_bench.schemas.vocabulary import MANN_WHITNEY, WILCOXON, Verdict
 
 FloatArray = NDArray[np.float64]
-
-Verdict = Literal["better", "worse", "no significant difference"]
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 Benchmark: ``run`` (one job, one Parquet trace), ``list`` (what ``run`` accepts),
 ``validate``, ``aggregate`` (tables), ``figures``, ``rates`` (the d^2/sqrt(T) rate check),
 ``claims`` (the ledger). Molecules: ``qm9`` (the data), ``train-edm``, ``train-predictor``,
-``sample`` (evaluate a checkpoint) and ``molecule-report``. Every user error prints one line
-``casbo-bench <command>: error: ...`` on stderr and exits with status 2
-(:mod:`casbo_bench.cli.common`); ``--debug`` shows the traceback instead. Each subcommand's
-``--help`` ends with examples, e.g.::
+``evaluate-edm`` (the quality of a checkpoint's samples) and ``molecule-report``.
+
+Every user error prints one line ``casbo-bench <command>: error: ...`` on stderr and exits
+with status 2 (:mod:`casbo_bench.cli.common`); ``--debug`` shows the traceback instead. Each
+subcommand's ``--help`` ends with examples, e.g.::
 
     casbo-bench run --method casbo --problem sphere --dim 10 --seeds 0 1 --budget 500 --out s.pq
     casbo-bench validate s.pq
@@ -33,6 +34,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "figures",
     "rates",
     "claims",
+    "qm9",
+    "train_edm",
+    "train_predictor",
+    "evaluate_edm",
+    "molecule_report",
 )
 """The subcommand modules of this package, in the order ``--help`` lists them."""
 

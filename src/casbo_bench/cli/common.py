@@ -21,13 +21,14 @@ one command never needs another's dependencies.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 PROG = "casbo-bench"
 EXIT_USER_ERROR = 2
@@ -163,3 +164,24 @@ def progress(
                 "%s: %d of %d (%.0f s, about %.0f s left)", what, done, total, elapsed, left
             )
             last = now
+
+
+def share(text: str) -> float:
+    """A fraction in (0, 1], such as the share of a run's evaluations counted as its last."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1]; got {value}")
+    return value
+
+
+def config_options(arguments: argparse.Namespace, config_class: type) -> dict[str, Any]:
+    """The fields of the dataclass ``config_class`` given on the command line: the options
+    whose destination is a field's name and whose value is not None."""
+    return {
+        field.name: getattr(arguments, field.name)
+        for field in dataclasses.fields(config_class)
+        if getattr(arguments, field.name, None) is not None
+    }

@@ -128,7 +128,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--device",
         choices=DEVICE_NAMES,
         default="cpu",
-        help="device of optimizers that use torch (default: cpu)",
+        help="device of optimizers that use torch, and of the molecule tasks' models "
+        "(default: cpu)",
+    )
+    parser.add_argument(
+        "--models-dir",
+        help="folder of the stored models the molecule tasks read (default: models in the "
+        "current folder)",
     )
     parser.add_argument("--config-hash", help="hash of the workflow config (for provenance)")
     parser.add_argument(
@@ -173,6 +179,7 @@ def handle(arguments: argparse.Namespace) -> int:
             fresh_samples=arguments.fresh_samples,
             record_expected_loss=arguments.record_expected_loss,
             device=arguments.device,
+            models_dir=arguments.models_dir,
         )
     except JobError as error:
         raise UsageError(str(error)) from None

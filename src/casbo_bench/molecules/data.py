@@ -19,24 +19,25 @@ Representation (heavy atoms only; hydrogens are implied by valence when a molecu
 The file is one compressed ``.npz`` plus a JSON provenance record inside it (qm9pack version,
 sha256 of every source CSV, the split seed). Build it with::
 
-    python -m casbo_bench.molecules.data --out results/data/qm9_heavy.npz
+    casbo-bench qm9 --out results/data/qm9_heavy.npz
 
 and the committed test subset (1,000 molecules drawn with a fixed seed) with::
 
-    python -m casbo_bench.molecules.data --subset-of results/data/qm9_heavy.npz \\
+    casbo-bench qm9 --subset-of results/data/qm9_heavy.npz \\
         --out tests/data/qm9_subset.npz --size 1000 --seed 0
+
+:func:`format_xyz` and :func:`parse_xyz` write and read one structure as text (the traces'
+``detail_xyz``).
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,10 +47,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from casbo_bench.errors import UserFacingError
+from casbo_bench.files import write_atomically
+from casbo_bench.molecules.atoms import ATOM_SYMBOLS, ATOMIC_NUMBERS, MAX_ATOMS
 
-ATOM_SYMBOLS: tuple[str, ...] = ("C", "N", "O", "F")
-ATOMIC_NUMBERS: tuple[int, ...] = (6, 7, 8, 9)
-MAX_ATOMS = 9
 SPLIT_NAMES: tuple[str, ...] = ("generative", "property", "validation", "test")
 SPLIT_FRACTIONS: dict[str, float] = {"test": 0.1, "validation": 0.1}
 # CODATA 2018 Hartree energy in eV.
@@ -266,37 +266,22 @@ def read_qm9(data_dir: Path | None = None) -> MoleculeDataset:
     )
 
 
-def _write_npz_atomically(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(handle)
-    try:
-        np.savez_compressed(temporary, **arrays)  # type: ignore[arg-type]
-        # mkstemp creates the file private (0600); a cached dataset is meant to be shared.
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def save_dataset(dataset: MoleculeDataset, path: str | os.PathLike[str]) -> Path:
     """Write ``dataset`` as one compressed npz (written to a temporary file, then renamed)."""
-    path = Path(path)
-    _write_npz_atomically(
+    arrays: dict[str, NDArray[Any]] = {
+        "positions": dataset.positions.astype(np.float32),
+        "atom_types": dataset.atom_types.astype(np.int8),
+        "properties": dataset.properties.astype(np.float32),
+        "property_names": np.array(dataset.property_names, dtype=str),
+        "smiles": dataset.smiles.astype(str),
+        "qm9_index": dataset.qm9_index.astype(np.int32),
+        "split": dataset.split.astype(np.int8),
+        "provenance": np.array(json.dumps(dataset.provenance, sort_keys=True)),
+    }
+    return write_atomically(
         path,
-        {
-            "positions": dataset.positions.astype(np.float32),
-            "atom_types": dataset.atom_types.astype(np.int8),
-            "properties": dataset.properties.astype(np.float32),
-            "property_names": np.array(dataset.property_names, dtype=str),
-            "smiles": dataset.smiles.astype(str),
-            "qm9_index": dataset.qm9_index.astype(np.int32),
-            "split": dataset.split.astype(np.int8),
-            "provenance": np.array(json.dumps(dataset.provenance, sort_keys=True)),
-        },
+        lambda stream: np.savez_compressed(stream, **arrays),  # type: ignore[arg-type]
     )
-    return path
 
 
 def build_dataset(out_path: str | os.PathLike[str], seed: int = 0) -> MoleculeDataset:
@@ -339,10 +324,7 @@ def load_dataset(path: str | os.PathLike[str]) -> MoleculeDataset:
     """Load a dataset written by :func:`build_dataset` or :func:`build_subset`."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(
-            f"no dataset at {path}; build it with "
-            f"`python -m casbo_bench.molecules.data --out {path}`"
-        )
+        raise DatasetError(f"no dataset at {path}; build it with `casbo-bench qm9 --out {path}`")
     with np.load(path, allow_pickle=False) as archive:
         required = {"positions", "atom_types", "properties", "property_names", "smiles"}
         missing = required - set(archive.files)
@@ -365,6 +347,35 @@ def load_dataset(path: str | os.PathLike[str]) -> MoleculeDataset:
             f"{dataset.atom_types.shape} do not match ({n}, {MAX_ATOMS}, 3) / ({n}, {MAX_ATOMS})"
         )
     return dataset
+
+
+def format_xyz(positions: NDArray[Any], atom_types: NDArray[Any]) -> str:
+    """One ``symbol x y z`` line per real atom (padding, type -1, dropped), Angstrom.
+
+    >>> format_xyz(np.array([[0.0, 0.0, 0.0], [1.21, 0.0, 0.0]]), np.array([0, 2]))
+    'C 0.00000 0.00000 0.00000\\nO 1.21000 0.00000 0.00000'
+    """
+    return "\n".join(
+        f"{ATOM_SYMBOLS[int(kind)]} {x:.5f} {y:.5f} {z:.5f}"
+        for (x, y, z), kind in zip(positions.tolist(), atom_types.tolist(), strict=True)
+        if kind >= 0
+    )
+
+
+def parse_xyz(text: str) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """The ``n x 3`` positions and ``n`` type indices of :func:`format_xyz`'s text.
+
+    Raises:
+        ValueError: a line is not ``symbol x y z`` with a symbol of C, N, O, F.
+    """
+    positions, types = [], []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 4 or parts[0] not in ATOM_SYMBOLS:
+            raise ValueError(f"not an xyz line 'symbol x y z' of C, N, O or F: {line!r}")
+        types.append(ATOM_SYMBOLS.index(parts[0]))
+        positions.append([float(value) for value in parts[1:]])
+    return np.array(positions, dtype=np.float64).reshape(-1, 3), np.array(types, dtype=np.int64)
 
 
 def atom_count_histogram(dataset: MoleculeDataset, split: str = "generative") -> IntArray:
@@ -399,27 +410,3 @@ def build_subset(
     subset = MoleculeDataset(**{**subset.__dict__, "provenance": provenance})
     save_dataset(subset, out_path)
     return subset
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: build the cached dataset, or a seeded subset of one."""
-    parser = argparse.ArgumentParser(
-        prog="python -m casbo_bench.molecules.data",
-        description="Cache QM9 heavy-atom molecules from qm9pack as one npz file.",
-    )
-    parser.add_argument("--out", required=True, type=Path, help="the npz file to write")
-    parser.add_argument("--seed", type=int, default=0, help="split seed (or subset seed)")
-    parser.add_argument(
-        "--subset-of", type=Path, default=None, help="draw a subset of this cached file instead"
-    )
-    parser.add_argument("--size", type=int, default=1000, help="subset size")
-    args = parser.parse_args(argv)
-    if args.subset_of is not None:
-        dataset = build_subset(args.subset_of, args.out, size=args.size, seed=args.seed)
-    else:
-        dataset = build_dataset(args.out, seed=args.seed)
-    print(f"wrote {len(dataset)} molecules to {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
-
-
-if __name__ == "__main__":
-    main()

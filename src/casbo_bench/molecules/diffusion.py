@@ -43,7 +43,8 @@ zero-centre-of-mass Gaussian the model was trained with, so an optimizer can sea
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,10 +54,10 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from casbo_bench.errors import UserFacingError
+from casbo_bench.molecules.atoms import N_FEATURES
 from casbo_bench.molecules.egnn import EGNNDenoiser, remove_mean
 
-N_TYPES = 4
-N_FEATURES = 3 + N_TYPES
+logger = logging.getLogger(__name__)
 
 
 class DiffusionError(UserFacingError, ValueError):
@@ -213,6 +214,15 @@ class MoleculeSamples:
     def num_atoms(self) -> Tensor:
         """A ``B`` long tensor of atom counts."""
         return self.mask.sum(dim=1)
+
+    @classmethod
+    def concatenate(cls, parts: list[MoleculeSamples]) -> MoleculeSamples:
+        """The molecules of ``parts`` (batches of one padded size), in order."""
+        return cls(
+            positions=torch.cat([part.positions for part in parts]),
+            atom_types=torch.cat([part.atom_types for part in parts]),
+            mask=torch.cat([part.mask for part in parts]),
+        )
 
 
 class EquivariantDiffusion(nn.Module):
@@ -382,11 +392,28 @@ class EquivariantDiffusion(nn.Module):
                 len(chunk), schedule.n_injections, max_atoms, N_FEATURES, generator=generator
             )
             parts.append(self.sample_from_noise(noise, mask, schedule))
-        return MoleculeSamples(
-            positions=torch.cat([part.positions for part in parts]),
-            atom_types=torch.cat([part.atom_types for part in parts]),
-            mask=torch.cat([part.mask for part in parts]),
+            logger.info("sampled %d of %d molecules", start + len(chunk), n_samples)
+        return MoleculeSamples.concatenate(parts)
+
+
+def build_diffusion(options: Mapping[str, Any], seed: int) -> EquivariantDiffusion:
+    """The diffusion model of ``options``, its weights initialised from ``seed``.
+
+    Args:
+        options: ``hidden``, ``n_blocks`` and ``n_sublayers`` of the denoiser, ``timesteps``
+            and ``noise_precision`` of the diffusion (what a checkpoint records).
+        seed: seeds the initialisation inside a forked RNG, so global state is untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        denoiser = EGNNDenoiser(
+            hidden=options["hidden"],
+            n_blocks=options["n_blocks"],
+            n_sublayers=options["n_sublayers"],
         )
+    return EquivariantDiffusion(
+        denoiser, timesteps=options["timesteps"], noise_precision=options["noise_precision"]
+    )
 
 
 class FixedSizeSampler:
@@ -446,8 +473,4 @@ class FixedSizeSampler:
             chunk = noise[start : start + self.batch_size]
             mask = torch.ones(chunk.shape[0], self.n_atoms, dtype=torch.bool)
             parts.append(self.diffusion.sample_from_noise(chunk, mask, self.schedule))
-        return MoleculeSamples(
-            positions=torch.cat([part.positions for part in parts]),
-            atom_types=torch.cat([part.atom_types for part in parts]),
-            mask=torch.cat([part.mask for part in parts]),
-        )
+        return MoleculeSamples.concatenate(parts)

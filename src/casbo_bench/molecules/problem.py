@@ -1,5 +1,5 @@
 """The molecule problem: noise in, a scored 3D molecule out (the tasks of
-:mod:`casbo_bench.problems.molecule`).
+:mod:`casbo_bench.molecules.tasks`).
 
 One rollout of :class:`MoleculeProblem` is:
 
@@ -7,12 +7,14 @@ One rollout of :class:`MoleculeProblem` is:
    the ``K x 7n`` injected noises into a structure of n heavy atoms;
 2. :func:`~casbo_bench.molecules.rebuild.rebuild_molecule` reads it as an RDKit molecule
    (never raises; ``ok=False`` when RDKit cannot sanitize it);
-3. the task scores it (QED, the property predictor against a target, or GFN2-xTB), or gives
-   the task's penalty when the molecule is invalid, falls apart into several fragments, or
-   its score cannot be computed.
+3. the task's :class:`Scorer` scores it (QED, the property predictor against a target, or
+   GFN2-xTB), or the molecule gets the scorer's penalty when it is invalid, falls apart into
+   several fragments, or its score cannot be computed.
 
-The step losses are zero except the last column, ``-score``. :meth:`MoleculeProblem.rollout_details`
-also returns per rollout (the runner writes them as ``detail_*`` trace columns):
+A task's ``kind`` picks its scorer class in :data:`SCORERS`; the problem itself never asks
+which kind it runs. The step losses are zero except the last column, ``-score``.
+:meth:`MoleculeProblem.rollout_details` also returns per rollout (the runner writes them as
+``detail_*`` trace columns):
 
 | key | dtype | meaning |
 |---|---|---|
@@ -23,42 +25,47 @@ also returns per rollout (the runner writes them as ``detail_*`` trace columns):
 | ``stable`` | bool | molecule stability (every atom within its valence, heavy-atom rule) |
 | ``fragments`` | int64 | connected components of the bond graph |
 | ``smiles`` | str or None | canonical SMILES without stereochemistry (None where invalid) |
-| ``xyz`` | str | the structure, one ``symbol x y z`` line per atom (Angstrom; :func:`parse_xyz`) |
+| ``xyz`` | str | the structure, one ``symbol x y z`` line per atom (Angstrom;
+  :func:`~casbo_bench.molecules.data.parse_xyz`) |
 | ``checkpoint`` | str | sha256 of the sampler's checkpoint (every run of a table must share it) |
 
-Models are loaded once per process and folder (the checkpoint is verified against its
-manifest), so every repetition of a job samples the same weights even while a training run
-rewrites the folder.
+Models are loaded once per process and folder (:mod:`casbo_bench.molecules.checkpoint`
+verifies them against their manifests), so every repetition of a job samples the same
+weights even while a training run rewrites the folder.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from casbo_bench.molecules.data import ATOM_SYMBOLS
-from casbo_bench.molecules.diffusion import FixedSizeSampler
-from casbo_bench.molecules.evaluate import CheckpointError, load_verified_model
-from casbo_bench.molecules.metrics import stable_atoms
-from casbo_bench.molecules.predictor import LoadedPredictor, PredictorError, load_predictor
-from casbo_bench.molecules.rebuild import RebuiltMolecule, rebuild_batch
-from casbo_bench.molecules.scores import QED_PENALTY, qed_score, xtb_properties
-from casbo_bench.molecules.training import (
+from casbo_bench.devices import resolve_device
+from casbo_bench.molecules.checkpoint import (
     SAMPLING_FILE,
+    CheckpointError,
+    LoadedPredictor,
     PretrainedModel,
-    TrainingError,
-    resolve_device,
+    edm_folder,
+    load_predictor,
+    load_sampler,
+    predictor_folder,
 )
+from casbo_bench.molecules.data import format_xyz
+from casbo_bench.molecules.diffusion import FixedSizeSampler
+from casbo_bench.molecules.metrics import stable_atoms
+from casbo_bench.molecules.rebuild import RebuiltMolecule, rebuild_batch
+from casbo_bench.molecules.scores import QED_PENALTY, XtbResult, qed_score, xtb_properties
+from casbo_bench.molecules.tasks import SCORING, MoleculeTask
 from casbo_bench.problems.base import FloatArray, Problem, ProblemError, RolloutDetails
-from casbo_bench.problems.molecule import MoleculeTask
-
-REPOSITORY = Path(__file__).resolve().parents[3]
-DEFAULT_CHECKPOINT = REPOSITORY / "models" / "edm_qm9_heavy"
-DEFAULT_PREDICTOR = REPOSITORY / "models" / "property_predictor"
 
 PREDICTOR_PENALTY_SIGMAS = 5.0
 """Predictor tasks: the error cap and penalty, in standard deviations of the property split."""
@@ -71,8 +78,8 @@ XTB_PENALTY = 0.0
 def _sampling_model(directory: str, device: str) -> tuple[PretrainedModel, str]:
     """The verified EDM of ``directory`` on ``device`` and its sha256 (loaded once)."""
     try:
-        model, checkpoint = load_verified_model(directory, resolve_device(device))
-    except (CheckpointError, TrainingError) as error:
+        model, checkpoint = load_sampler(directory, device)
+    except CheckpointError as error:
         raise ProblemError(f"cannot load the molecule sampler: {error}") from None
     return model, checkpoint.sha256(SAMPLING_FILE)
 
@@ -81,41 +88,157 @@ def _sampling_model(directory: str, device: str) -> tuple[PretrainedModel, str]:
 def _property_predictor(directory: str, device: str) -> LoadedPredictor:
     """The verified property predictor of ``directory`` on ``device`` (loaded once)."""
     try:
-        return load_predictor(directory, resolve_device(device))
-    except (CheckpointError, PredictorError, TrainingError) as error:
-        raise ProblemError(
-            f"cannot load the property predictor: {error}; train it with "
-            f"`python -m casbo_bench.molecules.predictor --out {directory}`"
-        ) from None
+        return load_predictor(directory, device)
+    except CheckpointError as error:
+        raise ProblemError(f"cannot load the property predictor: {error}") from None
 
 
-def format_xyz(positions: NDArray[Any], atom_types: NDArray[Any]) -> str:
-    """One ``symbol x y z`` line per real atom (padding, type -1, dropped), Angstrom.
+# --- scorers: one class per kind of task -----------------------------------------------------
 
-    >>> format_xyz(np.array([[0.0, 0.0, 0.0], [1.21, 0.0, 0.0]]), np.array([0, 2]))
-    'C 0.00000 0.00000 0.00000\\nO 1.21000 0.00000 0.00000'
+
+@dataclass(frozen=True)
+class SampledMolecules:
+    """A batch of B sampled structures as a scorer sees them.
+
+    Attributes:
+        positions: a ``B x n x 3`` float64 array (Angstrom).
+        atom_types: a ``B x n`` integer array of indices into (C, N, O, F).
+        rebuilt: the ``B`` rebuilt molecules.
+        scorable: a ``B`` boolean array: valid and in one piece (only these are scored).
     """
-    return "\n".join(
-        f"{ATOM_SYMBOLS[int(kind)]} {x:.5f} {y:.5f} {z:.5f}"
-        for (x, y, z), kind in zip(positions.tolist(), atom_types.tolist(), strict=True)
-        if kind >= 0
-    )
+
+    positions: NDArray[np.float64]
+    atom_types: NDArray[Any]
+    rebuilt: Sequence[RebuiltMolecule]
+    scorable: NDArray[np.bool_]
 
 
-def parse_xyz(text: str) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """The ``n x 3`` positions and ``n`` type indices of :func:`format_xyz`'s text.
+class Scorer(ABC):
+    """How a task scores its molecules: the scored values, their scores, and the penalty.
 
-    Raises:
-        ValueError: a line is not ``symbol x y z`` with a symbol of C, N, O, F.
+    Attributes:
+        penalty: the score of a molecule that cannot be scored (invalid, in pieces, or its
+            value not computed); no scorable molecule scores below it.
     """
-    positions, types = [], []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) != 4 or parts[0] not in ATOM_SYMBOLS:
-            raise ValueError(f"not an xyz line 'symbol x y z' of C, N, O or F: {line!r}")
-        types.append(ATOM_SYMBOLS.index(parts[0]))
-        positions.append([float(value) for value in parts[1:]])
-    return np.array(positions, dtype=np.float64).reshape(-1, 3), np.array(types, dtype=np.int64)
+
+    penalty: float
+
+    @classmethod
+    @abstractmethod
+    def load(cls, task: MoleculeTask, predictor: Path, device: str) -> Scorer:
+        """The scorer of ``task``, with what it needs loaded (``predictor``: the property
+        predictor's folder; ``device``: a resolved torch device name)."""
+
+    @abstractmethod
+    def values(self, batch: SampledMolecules) -> FloatArray:
+        """The scored quantity of each molecule, a ``B`` array: NaN where not scorable or
+        not computed."""
+
+    def scores(self, values: FloatArray) -> FloatArray:
+        """The score of each value: the value itself (a quantity to maximize)."""
+        return values
+
+
+class QedScorer(Scorer):
+    """RDKit's QED, maximized; the penalty is QED's infimum, 0."""
+
+    penalty = QED_PENALTY
+
+    @classmethod
+    def load(cls, task: MoleculeTask, predictor: Path, device: str) -> QedScorer:
+        return cls()
+
+    def values(self, batch: SampledMolecules) -> FloatArray:
+        values = np.full(len(batch.rebuilt), np.nan)
+        values[batch.scorable] = [
+            qed_score(m) for m, ok in zip(batch.rebuilt, batch.scorable, strict=True) if ok
+        ]
+        return values
+
+
+XTB_QUANTITIES: dict[str, Callable[[XtbResult], float]] = {
+    "dipole": attrgetter("dipole_debye"),
+    "gap": attrgetter("gap_ev"),
+}
+"""xTB tasks: the quantity a task names -> how to read it from an xTB result."""
+
+
+class XtbScorer(Scorer):
+    """A GFN2-xTB property (dipole in D, HOMO-LUMO gap in eV), maximized; a failed
+    calculation gets the penalty, 0."""
+
+    penalty = XTB_PENALTY
+
+    def __init__(self, quantity: str) -> None:
+        if quantity not in XTB_QUANTITIES:
+            raise ProblemError(
+                f"an xTB task scores one of {', '.join(XTB_QUANTITIES)}; got {quantity!r}"
+            )
+        self.read = XTB_QUANTITIES[quantity]
+
+    @classmethod
+    def load(cls, task: MoleculeTask, predictor: Path, device: str) -> XtbScorer:
+        return cls(task.quantity)
+
+    def values(self, batch: SampledMolecules) -> FloatArray:
+        values = np.full(len(batch.rebuilt), np.nan)
+        for index in np.flatnonzero(batch.scorable):
+            result = xtb_properties(batch.rebuilt[int(index)])
+            if result.ok:
+                values[index] = self.read(result)
+        return values
+
+
+class PredictorScorer(Scorer):
+    """The property predictor's value against a target: ``-min(|pred - target|, cap)``.
+
+    The target is the task's percentile of the property split and ``cap`` is
+    ``PREDICTOR_PENALTY_SIGMAS`` standard deviations of it, both read from the predictor's
+    manifest; the penalty is ``-cap``.
+
+    Attributes:
+        predictor: the loaded property predictor.
+        column: the predictor's output column of the task's property.
+        target: the target value.
+        cap: the error cap.
+    """
+
+    def __init__(self, task: MoleculeTask, predictor: LoadedPredictor) -> None:
+        if task.quantity not in predictor.model.properties:
+            raise ProblemError(
+                f"{task.name} needs a property predictor of {task.quantity!r}; the one given "
+                f"predicts {', '.join(predictor.model.properties)}"
+            )
+        manifest = predictor.manifest
+        percentiles = manifest["property_split_percentiles"][task.quantity]
+        sigma = float(manifest["normalization"][task.quantity]["std"])
+        self.predictor = predictor
+        self.column = predictor.model.properties.index(task.quantity)
+        self.target = float(percentiles[f"p{task.target_percentile}"])
+        self.cap = PREDICTOR_PENALTY_SIGMAS * sigma
+        self.penalty = -self.cap
+
+    @classmethod
+    def load(cls, task: MoleculeTask, predictor: Path, device: str) -> PredictorScorer:
+        return cls(task, _property_predictor(str(predictor), device))
+
+    def values(self, batch: SampledMolecules) -> FloatArray:
+        predicted = self.predictor.model.predict(batch.positions, batch.atom_types)
+        return np.where(batch.scorable, predicted[:, self.column], np.nan)
+
+    def scores(self, values: FloatArray) -> FloatArray:
+        return -np.minimum(np.abs(values - self.target), self.cap)
+
+
+SCORERS: dict[str, type[Scorer]] = {
+    "qed": QedScorer,
+    "predictor": PredictorScorer,
+    "xtb": XtbScorer,
+}
+"""A task's ``kind`` -> its scorer class; a new kind of score is one class and one entry."""
+
+
+# --- the problem -----------------------------------------------------------------------------
 
 
 class MoleculeProblem(Problem):
@@ -125,44 +248,27 @@ class MoleculeProblem(Problem):
         task: what is scored.
         sampler: the noise hook: ``B x K x 7n`` noise -> molecules of n atoms.
         checkpoint_sha256: the sha256 of the sampler's weights.
-        predictor: the property predictor (predictor tasks only).
-        target: the predictor task's target value (NaN for other tasks).
-        penalty: the score of an invalid molecule.
+        scorer: the task's scorer.
+        penalty: the score of a molecule that cannot be scored (the scorer's).
     """
 
-    scoring = "final"
+    scoring = SCORING
 
     def __init__(
         self,
         task: MoleculeTask,
         sampler: FixedSizeSampler,
         checkpoint_sha256: str,
-        predictor: LoadedPredictor | None = None,
+        scorer: Scorer,
     ) -> None:
         self.task = task
         self.sampler = sampler
         self.checkpoint_sha256 = checkpoint_sha256
-        self.predictor = predictor
+        self.scorer = scorer
+        self.penalty = scorer.penalty
         self.name = task.name
         self.dim = sampler.dim
         self.n_steps = sampler.n_injections
-        self.target = float("nan")
-        self.cap = float("nan")
-        if task.kind == "qed":
-            self.penalty = QED_PENALTY
-        elif task.kind == "xtb":
-            self.penalty = XTB_PENALTY
-        else:
-            if predictor is None or task.quantity not in predictor.model.properties:
-                raise ProblemError(
-                    f"{task.name} needs a property predictor of {task.quantity!r}; give one"
-                )
-            manifest = predictor.manifest
-            percentiles = manifest["property_split_percentiles"][task.quantity]
-            self.target = float(percentiles[f"p{task.target_percentile}"])
-            sigma = float(manifest["normalization"][task.quantity]["std"])
-            self.cap = PREDICTOR_PENALTY_SIGMAS * sigma
-            self.penalty = -self.cap
 
     @classmethod
     def load(
@@ -170,27 +276,39 @@ class MoleculeProblem(Problem):
         task: MoleculeTask,
         n_atoms: int,
         sampler_steps: int,
-        checkpoint: str | None = None,
-        predictor: str | None = None,
+        models_dir: str | os.PathLike[str] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        predictor: str | os.PathLike[str] | None = None,
         device: str = "cpu",
     ) -> MoleculeProblem:
-        """The task on the checkpoint (and predictor) folders, loaded once per process.
+        """The task on the stored models, loaded once per process and folder.
+
+        Args:
+            task: the task.
+            n_atoms: n, the molecule size.
+            sampler_steps: S, the sampler's reverse steps.
+            models_dir: the folder of the model folders (default ``models``).
+            checkpoint: the EDM folder (default: ``edm_qm9_heavy`` in ``models_dir``).
+            predictor: the property predictor folder (default: ``property_predictor`` in
+                ``models_dir``); read by predictor tasks only.
+            device: ``cpu``, ``cuda`` or ``auto``.
 
         Raises:
-            ProblemError: a folder is missing or does not match its manifest, or the
-                sampler cannot take ``sampler_steps``.
+            ProblemError: a folder is missing or does not match its manifest, the device
+                does not exist, or the sampler cannot take ``sampler_steps``.
         """
-        model, sha256 = _sampling_model(str(checkpoint or DEFAULT_CHECKPOINT), device)
+        torch_device = str(resolve_device(device, task.name, ProblemError))
+        checkpoint = edm_folder(models_dir) if checkpoint is None else checkpoint
+        predictor = predictor_folder(models_dir) if predictor is None else predictor
+        model, sha256 = _sampling_model(str(Path(checkpoint).resolve()), torch_device)
         if sampler_steps > model.diffusion.timesteps:
             raise ProblemError(
                 f"{task.name}: the sampler has T = {model.diffusion.timesteps} steps; ask for "
                 f"S <= {model.diffusion.timesteps} (n_steps <= {model.diffusion.timesteps + 2})"
             )
         sampler = FixedSizeSampler(model.diffusion, n_atoms, sampler_steps)
-        loaded = None
-        if task.kind == "predictor":
-            loaded = _property_predictor(str(predictor or DEFAULT_PREDICTOR), device)
-        return cls(task, sampler, sha256, loaded)
+        scorer = SCORERS[task.kind].load(task, Path(predictor).resolve(), torch_device)
+        return cls(task, sampler, sha256, scorer)
 
     def rollout(self, noise: FloatArray) -> FloatArray:
         """Step losses of a ``B x K x 7n`` batch: zero but the last column, ``-score``."""
@@ -234,28 +352,10 @@ class MoleculeProblem(Problem):
         fragments (an exploded sample reads as "C.C.C.O...") is no molecule, however RDKit
         sanitizes its pieces, and would otherwise earn e.g. a QED near the average.
         """
-        valid = np.array([m.ok and m.n_fragments == 1 for m in rebuilt], dtype=bool)
-        values = np.full(len(rebuilt), np.nan)
-        if self.task.kind == "qed":
-            values[valid] = [qed_score(m) for m, ok in zip(rebuilt, valid, strict=True) if ok]
-        elif self.task.kind == "xtb":
-            for index in np.flatnonzero(valid):
-                result = xtb_properties(rebuilt[index])
-                if result.ok:
-                    values[index] = (
-                        result.dipole_debye if self.task.quantity == "dipole" else result.gap_ev
-                    )
-        else:
-            assert self.predictor is not None  # checked in __init__
-            column = self.predictor.model.properties.index(self.task.quantity)
-            predicted = self.predictor.model.predict(positions, atom_types)[:, column]
-            values = np.where(valid, predicted, np.nan)
+        scorable = np.array([m.ok and m.n_fragments == 1 for m in rebuilt], dtype=bool)
+        values = self.scorer.values(SampledMolecules(positions, atom_types, rebuilt, scorable))
         scored = np.isfinite(values)
-        if self.task.kind == "predictor":
-            scores = -np.minimum(np.abs(values - self.target), self.cap)
-        else:
-            scores = values
-        return np.where(scored, scores, self.penalty), values
+        return np.where(scored, self.scorer.scores(values), self.penalty), values
 
 
 def _molecule_stable(molecule: RebuiltMolecule) -> bool:

@@ -53,7 +53,7 @@ from numpy.typing import NDArray
 from rdkit import Chem
 from rdkit.rdBase import BlockLogs
 
-from casbo_bench.molecules.data import ATOM_SYMBOLS, ATOMIC_NUMBERS
+from casbo_bench.molecules.atoms import ATOM_SYMBOLS, ATOMIC_NUMBERS
 
 # Standard covalent bond lengths in pm (textbook averages over organic molecules): single,
 # double, triple for each unordered pair of (C, N, O, F); None where the bond does not occur.

@@ -1,9 +1,12 @@
-"""Problems: test functions under linear-Gaussian chains (see :mod:`.base` for the contract).
+"""Problems: test functions under linear-Gaussian chains, and molecule tasks on a pre-trained
+diffusion model (see :mod:`.base` for the contract).
 
 :func:`make_problem` builds a seeded problem by name. Names come from problem *families*: the
 test functions (one module each under :mod:`casbo_bench.problems.functions`) form one
-family; a family is one entry of :data:`FAMILIES` (a function listing its names and one
-building a problem), so a new kind of problem is registered without touching the others.
+family, the molecule tasks (:mod:`casbo_bench.molecules.tasks`) another; a family is one
+entry of :data:`FAMILIES` (a function listing its names and one building a problem), so a new
+kind of problem is registered without touching the others. Importing this package needs
+neither torch nor RDKit: the molecule problem is imported only when one is built.
 
 >>> problem = make_problem("sphere", dim=3, n_steps=2, scoring="cumulative", seed=0)
 >>> problem.rollout(np.zeros((5, 2, 3))).shape
@@ -12,6 +15,7 @@ building a problem), so a new kind of problem is registered without touching the
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from casbo_bench.molecules.tasks import (
+    check_scoring,
+    describe_tasks,
+    get_task,
+    sampler_size,
+    task_names,
+)
 from casbo_bench.names import SCORINGS
 from casbo_bench.problems.base import FloatArray, Problem, ProblemError
 from casbo_bench.problems.chain import (
@@ -32,11 +43,6 @@ from casbo_bench.problems.chain import (
 from casbo_bench.problems.functions import available_functions, describe_functions, get_function
 from casbo_bench.problems.functions.base import TestFunction
 from casbo_bench.problems.instance import FunctionInstance, haar_orthogonal
-from casbo_bench.problems.molecule import (
-    describe_molecule_tasks,
-    make_molecule_problem,
-    molecule_task_names,
-)
 from casbo_bench.seeding import derive_rng
 
 __all__ = [
@@ -106,9 +112,62 @@ def make_function_problem(
     return ChainProblem(instance, chain, scoring)
 
 
+MOLECULE_PROBLEM_MODULE = "casbo_bench.molecules.problem"
+"""The module of the molecule problem (torch, RDKit), imported by name when one is built."""
+
+
+def make_molecule_problem(
+    name: str,
+    dim: int,
+    n_steps: int,
+    scoring: str,
+    seed: int,
+    models_dir: str | None = None,
+    checkpoint: str | None = None,
+    predictor: str | None = None,
+    device: str = "cpu",
+) -> Problem:
+    """The molecule task ``name`` with ``n = dim / 7`` atoms and ``S = n_steps - 2`` steps.
+
+    Name, sizes and scoring are checked first, against the torch-free task table; only then
+    is :data:`MOLECULE_PROBLEM_MODULE` imported (by name, like an optimizer plugin).
+
+    Args:
+        name: a molecule task (:data:`casbo_bench.molecules.tasks.MOLECULE_TASKS`).
+        dim: d = 7 n.
+        n_steps: K = S + 2.
+        scoring: only ``"final"``.
+        seed: unused (every seed is the same problem).
+        models_dir: the folder of the stored models (default: ``models`` in the current
+            folder; :mod:`casbo_bench.molecules.checkpoint`).
+        checkpoint: the EDM folder (default: ``<models_dir>/edm_qm9_heavy``).
+        predictor: the property predictor folder (default:
+            ``<models_dir>/property_predictor``).
+        device: where the sampler and the predictor run: ``cpu``, ``cuda`` or ``auto``.
+
+    Raises:
+        ProblemError: an unknown task, sizes that break the rule, another scoring, or a
+            model folder that cannot be read.
+    """
+    task = get_task(name)
+    n_atoms, sampler_steps = sampler_size(name, dim, n_steps)
+    check_scoring(name, scoring)
+    problem_class = importlib.import_module(MOLECULE_PROBLEM_MODULE).MoleculeProblem
+    problem: Problem = problem_class.load(
+        task,
+        n_atoms,
+        sampler_steps,
+        models_dir=models_dir,
+        checkpoint=checkpoint,
+        predictor=predictor,
+        device=device,
+    )
+    return problem
+
+
 FAMILIES: dict[str, ProblemFamily] = {
     "function": ProblemFamily(available_functions, make_function_problem, describe_functions),
-    "molecule": ProblemFamily(molecule_task_names, make_molecule_problem, describe_molecule_tasks),
+    "molecule": ProblemFamily(task_names, make_molecule_problem, describe_tasks),
 }
 """Problem families by label; register a new kind of problem by adding an entry."""
 

@@ -26,16 +26,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from casbo_bench.errors import UserFacingError
+from casbo_bench.errors import ProblemError
 
 FloatArray = NDArray[np.float64]
 
 RolloutDetails = dict[str, NDArray[Any]]
 """Side information of a batch of rollouts: name -> a ``n`` array (one entry per rollout)."""
-
-
-class ProblemError(UserFacingError, ValueError):
-    """A problem was asked for with an impossible name, size or option."""
 
 
 class Problem(ABC):

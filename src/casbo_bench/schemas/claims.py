@@ -1,12 +1,12 @@
 """Schemas of the rate check's tables and of the claims ledger, checked before writing.
 
 - ``gaps``: one row per run and T: the average optimality gap ``R_T``
-  (the analysis layer's ``average_gaps``).
+  (``analysis.rates.average_gaps``).
 - ``verdicts``: one row per rate check (method x problem x K x scoring): fitted exponents,
   their upper confidence limits, the out-of-sample constant, the slacks, the d still
   steepening or flat, the frozen-law floor, the verdict (:data:`RATE_VERDICTS`, decided by
   :func:`rate_verdict`) and ``control_ok`` (:func:`rate_control_ok`)
-  (the analysis layer's ``judge_rate_checks``); written as
+  (``analysis.rates.judge_rate_checks``); written as
   ``rate_checks/verdicts.csv``.
 - ``local_slopes``: one row per rate check and d: the slopes of log R_T over the last two
   decades of T with bootstrap intervals, whether the slope is still steepening, the floor
@@ -15,7 +15,7 @@
   seed noise, per true pair of exponents; ``rate_checks/calibration.csv``.
 - ``claims``: the ledger, one overall row per claim record (id and scope) and method (the
   config's or a robustness variant of CASBO) and one row per cell the verdict is computed
-  from (the analysis layer's ``build_ledger``); written as ``claims.csv``. Each
+  from (``analysis.claims.build_ledger``); written as ``claims.csv``. Each
   secondary budget L adds the columns ``evaluations_L``, ``p_value_L``, ``p_holm_L``,
   ``effect_L`` and ``verdict_L`` after ``verdict`` (:func:`claim_columns`). A variant's row
   carries CASBO's verdict on the same cells (``reference_verdict``) and is ``flipped`` when
@@ -88,7 +88,7 @@ CELL_VERDICTS: tuple[str, ...] = (REPRODUCED, CONTRADICTED, NOT_SIGNIFICANT, INC
 neither, or too few paired seeds (or a run missing) to test."""
 
 CLAIM_VERDICTS: tuple[str, ...] = (REPRODUCED, CONTRADICTED, MIXED, INCONCLUSIVE)
-"""Verdicts of a claim record over its cells (the analysis layer's ledger)."""
+"""Verdicts of a claim record over its cells (analysis.claims)."""
 
 VERDICTS: tuple[str, ...] = tuple(dict.fromkeys([*CELL_VERDICTS, *CLAIM_VERDICTS]))
 """Every verdict a ledger row may carry."""
@@ -308,7 +308,7 @@ def rate_verdict(
     any_flat: ArrayLike,
 ) -> NDArray[np.str_]:
     """The pre-registered rate verdict from its ingredients, elementwise (the one place it is
-    decided; the analysis layer's rate check and the verdict schema both call it).
+    decided; ``analysis.rates`` and the verdict schema both call it).
 
     - ``pass``: every slack >= 0 (the T- and d-exponents' upper limits and the out-of-sample
       bound all hold);

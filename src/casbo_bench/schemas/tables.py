@@ -1,7 +1,7 @@
 """Schemas of the aggregated tables, checked before any table is written.
 
-The analysis layer's ``build_tables`` returns these tables; each name maps to one
-schema in :data:`TABLE_SCHEMAS`:
+The benchmark analysis (``analysis.tables.build_tables``) returns these tables; each name maps
+to one schema in :data:`TABLE_SCHEMAS`:
 
 - ``final_loss``: one row per cell (method x problem x d x K x scoring): the best-so-far
   loss at the budget (``best_*``) and the fresh-sample loss (``fresh_*``) over seeds.
@@ -22,7 +22,7 @@ check:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,15 +32,7 @@ from pandera.errors import SchemaErrors
 from casbo_bench.errors import UserFacingError
 from casbo_bench.names import SCORINGS
 from casbo_bench.schemas.trace import CELL_KEYS, SETTING_KEYS
-
-WILCOXON = "wilcoxon signed-rank"
-MANN_WHITNEY = "mann-whitney rank-sum"
-TESTS: tuple[str, ...] = (WILCOXON, MANN_WHITNEY)
-"""The names of the paired and unpaired tests against the reference, as written in tables
-(the analysis layer's ``compare_to_reference``)."""
-
-VERDICTS: tuple[str, ...] = ("better", "worse", "no significant difference")
-"""A method's verdict against the reference, as written in tables."""
+from casbo_bench.schemas.vocabulary import TESTS, VERDICTS, WILCOXON
 
 
 class TableValidationError(UserFacingError, ValueError):
@@ -98,6 +90,14 @@ def _rows(
     return pa.Check(check, ignore_na=False, error=error)
 
 
+def _at_most(low: str, high: str, why: str = "") -> pa.Check:
+    """``low <= high`` on every row (``why``, when given, is added to the error)."""
+    reason = f" ({why})" if why else ""
+    return _rows(
+        [low, high], lambda frame: frame[low] <= frame[high], f"{low} <= {high} must hold{reason}"
+    )
+
+
 def _unique(keys: Sequence[str]) -> pa.Check:
     def rule(frame: pd.DataFrame) -> pd.Series:
         return ~frame.duplicated(list(keys), keep=False)
@@ -151,21 +151,9 @@ FINAL_LOSS_SCHEMA = pa.DataFrameSchema(
         _ordered("best_q25", "best_median", "best_q75"),
         _ordered("fresh_q25", "fresh_median", "fresh_q75"),
         _unique(CELL_KEYS),
-        _rows(
-            ["best_ci_low", "best_ci_high"],
-            lambda frame: frame["best_ci_low"] <= frame["best_ci_high"],
-            "best_ci_low <= best_ci_high must hold",
-        ),
-        _rows(
-            ["min_evaluations", "budget"],
-            lambda frame: frame["min_evaluations"] <= frame["budget"],
-            "min_evaluations <= budget must hold",
-        ),
-        _rows(
-            ["n_fresh", "n_seeds"],
-            lambda frame: frame["n_fresh"] <= frame["n_seeds"],
-            "n_fresh <= n_seeds must hold",
-        ),
+        _at_most("best_ci_low", "best_ci_high"),
+        _at_most("min_evaluations", "budget"),
+        _at_most("n_fresh", "n_seeds"),
         _sd_defined_iff_two("n_seeds", "best_sd"),
         _sd_defined_iff_two("n_fresh", "fresh_sd"),
         _rows(
@@ -279,11 +267,7 @@ ERT_SCHEMA = pa.DataFrameSchema(
     },
     checks=[
         _unique([*CELL_KEYS, "target"]),
-        _rows(
-            ["successes", "runs"],
-            lambda frame: frame["successes"] <= frame["runs"],
-            "successes <= runs must hold",
-        ),
+        _at_most("successes", "runs"),
         _rows(
             ["evaluations", "runs"],
             lambda frame: frame["evaluations"] >= frame["runs"],
@@ -338,25 +322,47 @@ def _describe(failures: pd.DataFrame) -> list[str]:
     return lines
 
 
-def validate_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """Validate ``frame`` against the schema of table ``name`` and return it unchanged.
+def validate_frame(
+    schema: pa.DataFrameSchema,
+    frame: pd.DataFrame,
+    what: str,
+    error: type[Exception] = TableValidationError,
+) -> pd.DataFrame:
+    """Validate ``frame`` against ``schema`` (every check at once) and return it unchanged.
 
     Raises:
-        TableValidationError: ``name`` has no schema, or one or more checks failed (one
-            line per failed check).
+        error: one or more checks failed; the message names ``what`` and has one line per
+            failed check.
     """
-    if name not in TABLE_SCHEMAS:
-        raise TableValidationError(
-            f"there is no schema for a table named {name!r}; known tables: "
-            f"{', '.join(TABLE_SCHEMAS)}"
-        )
     try:
         # a fresh range index, so the failing rows named are positions in the table
-        TABLE_SCHEMAS[name].validate(frame.reset_index(drop=True), lazy=True)
+        schema.validate(frame.reset_index(drop=True), lazy=True)
         return frame
     except SchemaErrors as errors:
         lines = _describe(errors.failure_cases)
-        raise TableValidationError(
-            f"table {name} failed validation ({len(lines)} check(s)):\n"
+        raise error(
+            f"{what} failed validation ({len(lines)} check(s)):\n"
             + "\n".join(f"  - {line}" for line in lines)
         ) from None
+
+
+def validate_named(
+    schemas: Mapping[str, pa.DataFrameSchema], name: str, frame: pd.DataFrame
+) -> pd.DataFrame:
+    """Validate ``frame`` against ``schemas[name]`` and return it unchanged.
+
+    Raises:
+        TableValidationError: ``schemas`` has no ``name``, or one or more checks failed (one
+            line per failed check).
+    """
+    if name not in schemas:
+        raise TableValidationError(
+            f"there is no schema for a table named {name!r}; known tables: {', '.join(schemas)}"
+        )
+    return validate_frame(schemas[name], frame, f"table {name}")
+
+
+def validate_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Validate ``frame`` against the schema of table ``name`` (:data:`TABLE_SCHEMAS`) and
+    return it unchanged (:func:`validate_named`)."""
+    return validate_named(TABLE_SCHEMAS, name, frame)

@@ -53,15 +53,14 @@ DETAIL_PREFIX = "detail_"
 """Prefix of the optional per-evaluation side-information columns a problem may add (e.g. a
 molecule's validity and SMILES): any dtype, nullable, never needed by the generic analysis."""
 
-RUN_KEYS: tuple[str, ...] = ("method", "problem", "d", "K", "scoring", "seed")
-"""The columns that identify one run (one method, instance and repetition seed)."""
-
-CELL_KEYS: tuple[str, ...] = ("method", "problem", "d", "K", "scoring")
-"""The columns that name a benchmark cell: one method on one problem at one d, K, scoring."""
-
 SETTING_KEYS: tuple[str, ...] = ("problem", "d", "K", "scoring")
 """The columns that name a setting, in which methods are compared with each other."""
 
+CELL_KEYS: tuple[str, ...] = ("method", *SETTING_KEYS)
+"""The columns that name a benchmark cell: one method on one problem at one d, K, scoring."""
+
+RUN_KEYS: tuple[str, ...] = (*CELL_KEYS, "seed")
+"""The columns that identify one run (one method, instance and repetition seed)."""
 
 _NUMERIC_KINDS = {"int64": "iu", "float64": "f"}
 

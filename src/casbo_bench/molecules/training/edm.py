@@ -1,5 +1,9 @@
 """Training the heavy-atom EDM: a resumable loop with EMA weights and a divergence guard.
 
+``casbo-bench train-edm`` (:mod:`casbo_bench.cli.train_edm`) runs one time-limited slice of
+it; sampling from the result needs none of this module
+(:func:`casbo_bench.molecules.checkpoint.load_sampler`).
+
 One step: a batch of the ``generative`` split (a seeded permutation per epoch), t uniform on
 {0, ..., T}, the plain noise-prediction MSE, AdamW with a linear warm-up, adaptive gradient
 clipping (the clip level follows the recent gradient norms: ``1.5 mean + 2 std`` of the last
@@ -10,13 +14,14 @@ and optimizer are snapshotted in memory. A non-finite loss, or a mean loss over 
 ``spike_window`` steps above ``spike_factor`` times the mean at the snapshot, restores the
 snapshot and halves the learning rate; each such event is logged and kept in the state.
 
-Files in the output folder (each written to a temporary file, then renamed):
+Files in the output folder (the layout of :mod:`casbo_bench.molecules.checkpoint`; each
+written to a temporary file, then renamed):
 
 - ``training_state.pt``: the full state (fp32 model, EMA, optimizer, step, molecules seen,
   epoch and position in it, RNG state, clip history, config, curve, guard events), from which
   ``--resume`` continues exactly where it stopped;
 - ``sampling.pt``: the EMA weights in float16, the config and the atom-count histogram: all a
-  sampler needs (:func:`load_sampling_checkpoint`);
+  sampler needs;
 - ``curve.csv``: step, molecules seen, wall seconds, train loss, EMA validation loss, lr;
 - ``manifest.json``: sha256 and size of the checkpoint files, config, data provenance,
   training time and hardware per slice.
@@ -30,15 +35,14 @@ import csv
 import dataclasses
 import io
 import json
+import logging
 import math
 import os
-import platform
 import signal
 import sys
-import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,141 +54,28 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from casbo_bench import devices
-from casbo_bench.errors import UserFacingError
-from casbo_bench.molecules.data import (
-    MAX_ATOMS,
-    MoleculeDataset,
-    atom_count_histogram,
-    sha256_file,
+from casbo_bench.files import write_atomically, write_text_atomically
+from casbo_bench.molecules.atoms import MAX_ATOMS, N_FEATURES
+from casbo_bench.molecules.checkpoint import (
+    CURVE_FILE,
+    MANIFEST_FILE,
+    SAMPLING_FILE,
+    STATE_FILE,
 )
-from casbo_bench.molecules.diffusion import N_FEATURES, EquivariantDiffusion
-from casbo_bench.molecules.egnn import EGNNDenoiser
+from casbo_bench.molecules.data import MoleculeDataset, atom_count_histogram, sha256_file
+from casbo_bench.molecules.diffusion import build_diffusion
+from casbo_bench.molecules.training.config import RESUMABLE_OPTIONS, TrainingConfig, TrainingError
+from casbo_bench.provenance import hardware_description
 
-STATE_FILE = "training_state.pt"
-SAMPLING_FILE = "sampling.pt"
-CURVE_FILE = "curve.csv"
-MANIFEST_FILE = "manifest.json"
+logger = logging.getLogger(__name__)
+
 CURVE_COLUMNS = ("step", "molecules_seen", "wall_seconds", "train_loss", "ema_val_loss", "lr")
 _CLIP_HISTORY = 50
-RESUMABLE_OPTIONS = frozenset({"checkpoint_minutes", "eval_every", "log_every"})
-
-
-class TrainingError(UserFacingError, RuntimeError):
-    """Training cannot start or resume as asked (missing state, mismatched config, ...)."""
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Hyperparameters of the model and of its training (all recorded in every checkpoint).
-
-    Attributes:
-        hidden: EGNN node feature size.
-        n_blocks: EGNN equivariant blocks.
-        n_sublayers: message-passing layers per block.
-        timesteps: T of the diffusion.
-        noise_precision: precision of the polynomial_2 schedule.
-        batch_size: molecules per step.
-        lr: peak AdamW learning rate.
-        warmup_steps: linear warm-up length.
-        weight_decay: AdamW weight decay.
-        ema_decay: EMA weight per step of the old average.
-        snapshot_every: steps between divergence-guard snapshots.
-        spike_window: steps averaged to detect a loss spike.
-        spike_factor: a window mean above this multiple of the snapshot's mean is a spike.
-        log_every: steps between curve rows.
-        eval_every: steps between EMA validation losses.
-        eval_size: molecules of the fixed validation subset.
-        checkpoint_minutes: wall minutes between checkpoints.
-        seed: seeds the model initialisation, the data order, t and the noise.
-    """
-
-    hidden: int = 128
-    n_blocks: int = 6
-    n_sublayers: int = 1
-    timesteps: int = 1000
-    noise_precision: float = 1e-5
-    batch_size: int = 64
-    lr: float = 3e-4
-    warmup_steps: int = 500
-    weight_decay: float = 1e-12
-    ema_decay: float = 0.999
-    snapshot_every: int = 2000
-    spike_window: int = 200
-    spike_factor: float = 3.0
-    log_every: int = 100
-    eval_every: int = 2000
-    eval_size: int = 2000
-    checkpoint_minutes: float = 5.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        positive = {
-            name: getattr(self, name)
-            for name in (
-                "hidden",
-                "n_blocks",
-                "n_sublayers",
-                "timesteps",
-                "batch_size",
-                "lr",
-                "snapshot_every",
-                "spike_window",
-                "log_every",
-                "eval_every",
-                "eval_size",
-                "checkpoint_minutes",
-            )
-        }
-        bad = {name: value for name, value in positive.items() if not value > 0}
-        if bad:
-            raise TrainingError(f"training options must be positive: {bad}")
-        if not 0.0 <= self.ema_decay < 1.0 or not self.spike_factor > 1.0:
-            raise TrainingError(
-                f"need 0 <= ema_decay < 1 and spike_factor > 1; got {self.ema_decay}, "
-                f"{self.spike_factor}"
-            )
-
-    def model_options(self) -> dict[str, Any]:
-        """The options that define the network and the diffusion (what a sampler needs)."""
-        return {
-            "hidden": self.hidden,
-            "n_blocks": self.n_blocks,
-            "n_sublayers": self.n_sublayers,
-            "timesteps": self.timesteps,
-            "noise_precision": self.noise_precision,
-        }
-
-
-def build_diffusion(options: dict[str, Any], seed: int) -> EquivariantDiffusion:
-    """The diffusion model for ``options`` (see :meth:`TrainingConfig.model_options`).
-
-    Weights are initialised from ``seed`` inside a forked RNG, so global state is untouched.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        denoiser = EGNNDenoiser(
-            hidden=options["hidden"],
-            n_blocks=options["n_blocks"],
-            n_sublayers=options["n_sublayers"],
-        )
-    return EquivariantDiffusion(
-        denoiser, timesteps=options["timesteps"], noise_precision=options["noise_precision"]
-    )
 
 
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(parameter.numel() for parameter in module.parameters() if parameter.requires_grad)
-
-
-def resolve_device(device: str) -> torch.device:
-    """The device named by ``device`` (:func:`casbo_bench.devices.resolve_device`).
-
-    Raises:
-        TrainingError: an unknown name, or ``"cuda"`` without a CUDA device.
-    """
-    return devices.resolve_device(device, "molecules", TrainingError)
 
 
 @dataclass
@@ -215,39 +106,6 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> NDArray[np.int64]:
     return np.random.default_rng([seed, epoch]).permutation(n).astype(np.int64)
 
 
-def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write ``path`` through ``write(stream)`` to a temporary file, synced, then renamed.
-
-    A reader (or a crash) sees the old file or the new one, never half of one.
-    """
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        # mkstemp creates the file private (0600); checkpoints are meant to be shared.
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _hardware(device: torch.device, threads: int) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "device": str(device),
-        "torch": str(torch.__version__),
-        "threads": threads,
-        "cpu_count": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
 @dataclass
 class TrainingProgress:
     """The changing part of the training state (what a checkpoint adds to the weights).
@@ -262,7 +120,8 @@ class TrainingProgress:
         clip_history: the recent gradient norms of the adaptive clipping.
         curve: rows of ``CURVE_COLUMNS``.
         guard_events: one dict per divergence-guard restore.
-        slices: one dict per run of the training command (start, seconds, hardware).
+        slices: one dict per run of the training command (start, steps, seconds, device,
+            hardware).
     """
 
     step: int = 0
@@ -287,7 +146,6 @@ class Trainer:
         out_dir: where checkpoints, the curve and the manifest go.
         device: the training device.
         data_path: the dataset file, recorded in the manifest.
-        threads: CPU threads (recorded).
     """
 
     def __init__(
@@ -297,13 +155,11 @@ class Trainer:
         out_dir: str | os.PathLike[str],
         device: torch.device | str = "cpu",
         data_path: str | os.PathLike[str] | None = None,
-        threads: int | None = None,
     ) -> None:
         self.config = config
         self.device = torch.device(device)
         self.out_dir = Path(out_dir)
         self.data_path = Path(data_path) if data_path is not None else None
-        self.threads = threads if threads is not None else torch.get_num_threads()
         self.dataset_provenance = dataset.provenance
         generative = dataset.subset("generative")
         if len(generative) < config.batch_size:
@@ -418,7 +274,7 @@ class Trainer:
         }
         self.progress.guard_events.append(event)
         self._recent.clear()
-        print(f"divergence guard: {json.dumps(event)}", file=sys.stderr, flush=True)
+        logger.warning("divergence guard: %s", json.dumps(event))
 
     def _guard(self, loss: float) -> None:
         if not math.isfinite(loss):
@@ -520,10 +376,8 @@ class Trainer:
         write_atomically(self.out_dir / STATE_FILE, lambda stream: torch.save(state, stream))
         write_atomically(self.out_dir / SAMPLING_FILE, lambda stream: torch.save(sampling, stream))
         write_atomically(self.out_dir / CURVE_FILE, self._write_curve)
-        manifest = self.manifest()
-        write_atomically(
-            self.out_dir / MANIFEST_FILE,
-            lambda stream: stream.write((json.dumps(manifest, indent=2) + "\n").encode()),
+        write_text_atomically(
+            self.out_dir / MANIFEST_FILE, json.dumps(self.manifest(), indent=2) + "\n"
         )
 
     def _write_curve(self, stream: BinaryIO) -> None:
@@ -589,7 +443,8 @@ class Trainer:
         slice_record: dict[str, Any] = {
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "start_step": self.progress.step,
-            "hardware": _hardware(self.device, self.threads),
+            "device": str(self.device),
+            "hardware": hardware_description(str(self.device)),
         }
         self.progress.slices.append(slice_record)
         if self._snapshot is None:
@@ -664,7 +519,6 @@ def resume_trainer(
     dataset: MoleculeDataset,
     device: torch.device | str = "cpu",
     data_path: str | os.PathLike[str] | None = None,
-    threads: int | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Trainer:
     """A :class:`Trainer` restored from ``out_dir/training_state.pt``.
@@ -688,55 +542,9 @@ def resume_trainer(
             f"Only {sorted(RESUMABLE_OPTIONS)} may change on resume"
         )
     options.update(overrides or {})
-    trainer = Trainer(
-        TrainingConfig(**options), dataset, out_dir, device, data_path=data_path, threads=threads
-    )
+    trainer = Trainer(TrainingConfig(**options), dataset, out_dir, device, data_path=data_path)
     trainer.load_state_dict(state)
     return trainer
-
-
-@dataclass(frozen=True)
-class PretrainedModel:
-    """A diffusion model loaded from a sampling checkpoint.
-
-    Attributes:
-        diffusion: the model (float32 EMA weights, eval mode, on the requested device).
-        atom_count_histogram: a ``10`` array of training-set molecule counts by atom number.
-        model_options: the options it was built with.
-        step: training steps behind the weights.
-        molecules_seen: training molecules behind the weights.
-    """
-
-    diffusion: EquivariantDiffusion
-    atom_count_histogram: NDArray[np.int64]
-    model_options: dict[str, Any]
-    step: int
-    molecules_seen: int
-
-
-def load_sampling_checkpoint(
-    path: str | os.PathLike[str], device: torch.device | str = "cpu"
-) -> PretrainedModel:
-    """Load ``sampling.pt`` (float16 EMA weights) as a float32 model ready to sample."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingError(
-            f"no sampling checkpoint at {path}; train one with "
-            f"`python -m casbo_bench.molecules.train --out {path.parent}`"
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    diffusion = build_diffusion(state["model_options"], seed=0)
-    diffusion.load_state_dict(
-        {name: tensor.to(torch.float32) for name, tensor in state["ema_fp16"].items()}
-    )
-    diffusion.to(torch.device(device)).eval().requires_grad_(False)
-    return PretrainedModel(
-        diffusion=diffusion,
-        atom_count_histogram=np.asarray(state["atom_count_histogram"], dtype=np.int64),
-        model_options=dict(state["model_options"]),
-        step=int(state["step"]),
-        molecules_seen=int(state["molecules_seen"]),
-    )
 
 
 @contextlib.contextmanager

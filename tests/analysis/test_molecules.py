@@ -1,4 +1,5 @@
-"""Tests of casbo_bench.molecules.report: tables, figures and SDF of a tiny molecule run."""
+"""Tests of casbo_bench.analysis.molecules and ``casbo-bench molecule-report``: tables, figures
+and SDF of a tiny molecule run."""
 
 from __future__ import annotations
 
@@ -7,31 +8,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from rdkit import Chem
 
-from casbo_bench.molecules.predictor import load_predictor
-from casbo_bench.molecules.report import (
-    BEST_COLUMNS,
-    SCORE_COLUMNS,
-    ReportError,
-    main,
-    score_table,
-)
-from casbo_bench.problems.molecule import molecule_problem_size
+from casbo_bench.analysis.molecules import ReportError, score_table
+from casbo_bench.cli import main
+from casbo_bench.molecules.checkpoint import load_predictor
+from casbo_bench.molecules.tasks import task_size
 from casbo_bench.runner import Job, run_job
+from casbo_bench.schemas.molecules import BEST_COLUMNS, SCORE_COLUMNS
 from casbo_bench.traces import load_traces, write_trace
 
 ROOT = Path(__file__).resolve().parents[2]
-DIM, STEPS = molecule_problem_size(4, 3)
+DIM, STEPS = task_size(4, 3)
 
 
 @pytest.fixture(scope="module")
 def trace_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("traces")
     paths = []
-    for method in ("casbo", "random"):
-        job = Job(method, "mol-qed", DIM, (0, 1, 2), 12, n_steps=STEPS, fresh_samples=2)
-        paths.append(write_trace(run_job(job), folder / f"{method}.parquet", {"test": True}))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads mostly wait for each other
+    try:
+        for method in ("casbo", "random"):
+            job = Job(method, "mol-qed", DIM, (0, 1, 2), 12, n_steps=STEPS, fresh_samples=2)
+            paths.append(write_trace(run_job(job), folder / f"{method}.parquet", {"test": True}))
+    finally:
+        torch.set_num_threads(threads)
     return paths
 
 
@@ -66,8 +69,9 @@ def test_report_writes_tables_figures_and_structures(
     trace_files: list[Path], tmp_path: Path
 ) -> None:
     tables, figures, sdf = tmp_path / "tables", tmp_path / "figures", tmp_path / "best.sdf"
-    main(
+    status = main(
         [
+            "molecule-report",
             "--tables-dir",
             str(tables),
             "--figures-dir",
@@ -79,6 +83,7 @@ def test_report_writes_tables_figures_and_structures(
             *map(str, trace_files),
         ]
     )
+    assert status == 0
     best = pd.read_csv(tables / "molecule_best.csv")
     assert list(best.columns) == list(BEST_COLUMNS)
     assert len(best) == 6  # two methods x three seeds
@@ -105,3 +110,14 @@ def test_traces_without_molecule_details_are_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ReportError, match="not molecule-task traces"):
         score_table(load_traces([path]))
+
+
+def test_a_missing_reference_is_one_error_line(
+    trace_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["molecule-report", "--tables-dir", str(tmp_path / "t"), "--figures-dir"]
+    arguments += [str(tmp_path / "f"), "--sdf", str(tmp_path / "b.sdf"), "--reference", "cmaes"]
+    assert main([*arguments, *map(str, trace_files)]) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert line.startswith("casbo-bench molecule-report: error: reference method 'cmaes'")
+    assert not (tmp_path / "t" / "molecule_scores.csv").exists()

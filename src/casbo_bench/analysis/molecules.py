@@ -1,14 +1,13 @@
 """Tables, figures and 3D structures of the molecule benchmark, from its traces.
 
-    python -m casbo_bench.molecules.report --tables-dir results/default/tables/molecules \\
-        --figures-dir paper_figures/default/molecules \\
-        --sdf results/default/molecules/best_molecules.sdf \\
-        [--predictor models/property_predictor] [--device cpu] [--reference casbo] \\
-        [--alpha 0.05] [--optimized-fraction 0.25] TRACE.parquet ...
-
-The traces are those of ``casbo-bench run`` on the molecule tasks
-(:mod:`casbo_bench.problems.molecule`); their ``detail_*`` columns hold each evaluated
-molecule. Scores are maximized (the trace's loss is ``-score``). Outputs:
+``casbo-bench molecule-report`` (:mod:`casbo_bench.cli.molecule_report`) runs
+:func:`make_report`. The traces are those of ``casbo-bench run`` on the molecule tasks
+(:mod:`casbo_bench.molecules.tasks`); their ``detail_*`` columns hold each evaluated
+molecule. Scores are maximized (the trace's loss is ``-score``). The tables' columns and
+checks are :mod:`casbo_bench.schemas.molecules`; the figures are drawn by
+:mod:`casbo_bench.analysis.molecule_figures`. Like the rest of the analysis, this module
+imports no model: a property predictor, when given, is passed in (:class:`PropertyModel`).
+Outputs:
 
 - ``molecule_scores.{csv,md}``, one row per task and method:
 
@@ -17,7 +16,7 @@ molecule. Scores are maximized (the trace's loss is ``-score``). Outputs:
   - **final**: the mean score of fresh samples drawn from the tuned sampler after the budget
     (``-fresh_sample_loss``), median and IQR over seeds;
   - ``*_p_holm`` and ``*_verdict``: each method against the reference (CASBO) over seeds,
-    paired Wilcoxon signed-rank (:func:`casbo_bench.analysis.stats.compare_to_reference`),
+    paired Wilcoxon signed-rank (:func:`.stats.compare_to_reference`),
     Holm-adjusted over the table's rows; the best score is compared at the smaller budget of
     the two methods, so a capped method is not judged on evaluations it was not given;
   - the quality of the **optimized molecules**, the last ``optimized_fraction`` of each run's
@@ -40,38 +39,36 @@ molecule. Scores are maximized (the trace's loss is ``-score``). Outputs:
 
 from __future__ import annotations
 
-import argparse
+import io
 import logging
-import os
-import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from numpy.typing import NDArray
 from rdkit import Chem
-from rdkit.Chem.Draw import rdMolDraw2D
 
-from casbo_bench.analysis.figures import (
-    PAPER_STYLE,
-    SINGLE_COLUMN_IN,
-    convergence_curves,
-    method_palette,
-    save_figure,
-)
+from casbo_bench.analysis.figures import save_figure
+from casbo_bench.analysis.molecule_figures import molecule_grid, score_figure
 from casbo_bench.analysis.stats import compare_to_reference, holm_adjust, verdict
-from casbo_bench.devices import DEVICE_NAMES, resolve_device
+from casbo_bench.documents import markdown_document
 from casbo_bench.errors import UserFacingError
-from casbo_bench.molecules.data import ATOMIC_NUMBERS
-from casbo_bench.molecules.problem import parse_xyz
+from casbo_bench.files import write_atomically, write_text_atomically
+from casbo_bench.molecules.data import parse_xyz
 from casbo_bench.molecules.rebuild import RebuiltMolecule, rebuild_molecule
 from casbo_bench.molecules.scores import xtb_properties
+from casbo_bench.schemas.molecules import (
+    BEST_COLUMNS,
+    CHECKED_PROPERTIES,
+    MEASURES,
+    NOT_TESTED,
+    REFERENCE_VERDICT,
+    SCORE_COLUMNS,
+    validate_molecule_table,
+)
 from casbo_bench.schemas.trace import DETAIL_PREFIX, RUN_KEYS
-from casbo_bench.traces import load_traces
 
 logger = logging.getLogger(__name__)
 
@@ -87,57 +84,19 @@ DETAILS: tuple[str, ...] = (
 """The ``detail_*`` columns a molecule trace must have."""
 
 
-CHECKED_PROPERTIES: tuple[str, ...] = (
-    "predicted_alpha",
-    "predicted_gap",
-    "predicted_mu",
-    "xtb_dipole",
-    "xtb_gap",
-)
-"""The property columns of the best-molecule table (predictor beside GFN2-xTB)."""
-
-
-SCORE_COLUMNS: tuple[str, ...] = (
-    "task",
-    "method",
-    "n_seeds",
-    "budget",
-    *(
-        f"{measure}_{statistic}"
-        for measure in ("best", "final")
-        for statistic in ("median", "q25", "q75", "difference", "p_holm", "verdict")
-    ),
-    "optimized_valid",
-    "optimized_connected",
-    "optimized_valid_table",
-    "optimized_stable",
-    "optimized_unique",
-    "best_valid",
-    "best_connected",
-    "checkpoint",
-)
-"""The columns of the ``molecule_scores`` table, in order."""
-
-BEST_COLUMNS: tuple[str, ...] = (
-    "task",
-    "method",
-    "seed",
-    "d",
-    "K",
-    "best_score",
-    "evaluation",
-    "smiles",
-    "valid",
-    "fragments",
-    "valid_table",
-    "stable",
-    *CHECKED_PROPERTIES,
-)
-"""The columns of the ``molecule_best`` table, in order."""
-
-
 class ReportError(UserFacingError, ValueError):
     """The traces cannot make a molecule report (no molecule details, no reference)."""
+
+
+class PropertyModel(Protocol):
+    """What the report needs of a property predictor
+    (:class:`casbo_bench.molecules.property_model.PropertyPredictor` is one)."""
+
+    properties: tuple[str, ...]
+
+    def predict(self, positions: Any, atom_types: Any) -> NDArray[Any]:
+        """A ``B x P`` array of properties of ``B x N x 3`` positions and ``B x N`` types."""
+        ...
 
 
 def _detail(name: str) -> str:
@@ -233,13 +192,13 @@ def score_table(
         base = runs[(runs["problem"] == task) & (runs["method"] == reference)].set_index("seed")
         row: dict[str, Any] = {"task": task, "method": method, "n_seeds": len(own)}
         row["budget"] = int(own["budget"].min())
-        for measure in ("best", "final"):
+        for measure in MEASURES:
             values = own[f"{measure}_score"]
             row[f"{measure}_median"] = float(values.median())
             row[f"{measure}_q25"] = float(values.quantile(0.25))
             row[f"{measure}_q75"] = float(values.quantile(0.75))
         comparable = method != reference and not base.empty
-        for measure in ("best", "final"):
+        for measure in MEASURES:
             row[f"{measure}_p"], row[f"{measure}_difference"] = np.nan, np.nan
             row[f"{measure}_win_fraction"] = np.nan
             if not comparable:
@@ -270,18 +229,18 @@ def score_table(
         )
         rows.append(row)
     table = pd.DataFrame(rows)
-    for measure in ("best", "final"):
+    for measure in MEASURES:
         tested = table[f"{measure}_p"].notna()
         adjusted = np.full(len(table), np.nan)
         if tested.any():
             adjusted[tested.to_numpy()] = holm_adjust(table.loc[tested, f"{measure}_p"])
         table[f"{measure}_p_holm"] = adjusted
         table[f"{measure}_verdict"] = [
-            "reference"
+            REFERENCE_VERDICT
             if method == reference
             else verdict(p, -difference, win, alpha)
             if np.isfinite(p)
-            else "not tested"
+            else NOT_TESTED
             for method, p, difference, win in zip(
                 table["method"],
                 adjusted,
@@ -326,15 +285,14 @@ def rebuild_best(best: pd.DataFrame) -> list[RebuiltMolecule]:
 
 
 def check_properties(
-    best: pd.DataFrame, rebuilt: Sequence[RebuiltMolecule], predictor: Any | None
+    best: pd.DataFrame, rebuilt: Sequence[RebuiltMolecule], predictor: PropertyModel | None
 ) -> pd.DataFrame:
     """The best molecules with predicted alpha, gap, mu and GFN2-xTB dipole and gap beside.
 
     Args:
         best: :func:`best_molecules`' rows.
         rebuilt: their rebuilt molecules.
-        predictor: a :class:`~casbo_bench.molecules.predictor.PropertyPredictor`, or None
-            (predicted columns NaN).
+        predictor: the property predictor, or None (predicted columns NaN).
     """
     table = best.drop(columns=["xyz"]).copy()
     structures = [parse_xyz(text) for text in best["xyz"]]
@@ -356,34 +314,6 @@ def check_properties(
     table["xtb_dipole"] = [result.dipole_debye for result in results]
     table["xtb_gap"] = [result.gap_ev for result in results]
     return table[list(BEST_COLUMNS)]
-
-
-def _markdown(frame: pd.DataFrame, heading: str, caption: str) -> str:
-    def cell(value: Any) -> str:
-        if isinstance(value, float | np.floating):
-            return "" if not np.isfinite(value) else f"{value:.4g}"
-        return "" if value is None else str(value)
-
-    lines = [f"# {heading}", "", caption, ""]
-    lines.append("| " + " | ".join(frame.columns) + " |")
-    lines.append("|" + "---|" * len(frame.columns))
-    lines += [
-        "| " + " | ".join(cell(value) for value in row) + " |"
-        for row in frame.itertuples(index=False)
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _write_text(path: Path, text: str) -> Path:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 SCORE_CAPTION = (
@@ -410,8 +340,8 @@ BEST_CAPTION = (
 def write_tables(
     scores: pd.DataFrame, best: pd.DataFrame, out_dir: Path, optimized: float
 ) -> list[Path]:
-    """``molecule_scores`` and ``molecule_best`` as CSV (full precision) and Markdown."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """``molecule_scores`` and ``molecule_best`` as CSV (full precision) and Markdown, each
+    validated first (:mod:`casbo_bench.schemas.molecules`)."""
     written = []
     for name, frame, heading, caption in (
         (
@@ -422,133 +352,39 @@ def write_tables(
         ),
         ("molecule_best", best, "Molecule benchmark: the best molecule of each run", BEST_CAPTION),
     ):
-        written.append(_write_text(out_dir / f"{name}.csv", frame.to_csv(index=False)))
-        written.append(_write_text(out_dir / f"{name}.md", _markdown(frame, heading, caption)))
+        validate_molecule_table(name, frame)
+        document = markdown_document(frame, heading, caption, number_format=".4g", missing="")
+        written.append(write_text_atomically(out_dir / f"{name}.csv", frame.to_csv(index=False)))
+        written.append(write_text_atomically(out_dir / f"{name}.md", document))
     return written
-
-
-def score_figure(traces: pd.DataFrame, task: str) -> Figure:
-    """Best-so-far score against evaluations on ``task``: median and IQR band per method."""
-    own = traces[traces["problem"] == task]
-    palette = method_palette(own["method"].unique())
-    with mpl.rc_context(PAPER_STYLE):
-        figure = Figure(figsize=(SINGLE_COLUMN_IN, 2.6), layout="constrained")
-        ax = figure.subplots()
-        for method, colour in palette.items():
-            runs = own[own["method"] == method]
-            spent = int(runs.groupby(list(RUN_KEYS))["evaluation"].max().min())
-            grid = np.arange(1, spent + 1)
-            scores = -convergence_curves(runs, grid)
-            low, median, high = np.quantile(scores, [0.25, 0.5, 0.75], axis=0)
-            ax.fill_between(grid, low, high, color=colour, alpha=0.2, linewidth=0)
-            ax.plot(grid, median, color=colour, label=method)
-        ax.set_xlabel("evaluations")
-        ax.set_ylabel("best-so-far score")
-        ax.set_title(f"{task}: median and IQR over seeds")
-        ax.legend(frameon=False, ncols=2)
-    return figure
-
-
-def molecule_grid(
-    best: pd.DataFrame, rebuilt: Sequence[RebuiltMolecule], task: str, panel: int = 220
-) -> tuple[bytes, str]:
-    """PNG bytes and SVG text of ``task``'s best molecules: a row per method, a column per seed.
-
-    An invalid structure is drawn as its atoms without bonds, labelled "invalid"; one in
-    several pieces is labelled with its number of fragments.
-    """
-    position = {
-        (str(method), int(seed)): index
-        for index, (method, seed, name) in enumerate(
-            zip(best["method"], best["seed"], best["task"], strict=True)
-        )
-        if name == task
-    }
-    methods = list(method_palette(method for method, _ in position))
-    seeds = sorted({seed for _, seed in position})
-    mols, legends = [], []
-    for method in methods:
-        for seed in seeds:
-            if (method, seed) not in position:
-                mols.append(Chem.Mol())
-                legends.append(f"{method} s{seed}: not run")
-                continue
-            index = position[method, seed]
-            molecule = rebuilt[index]
-            score = float(best["best_score"].iloc[index])
-            if molecule.ok and molecule.mol is not None:
-                mols.append(Chem.Mol(molecule.mol))
-            else:
-                mols.append(_atoms_only(str(best["xyz"].iloc[index])))
-            status = (
-                " (invalid)"
-                if not molecule.ok
-                else f" ({molecule.n_fragments} fragments)"
-                if molecule.n_fragments > 1
-                else ""
-            )
-            legends.append(f"{method} s{seed}: {score:.3g}{status}")
-    for mol in mols:
-        mol.RemoveAllConformers()
-    columns = max(1, len(seeds))
-    height = panel * max(1, -(-len(mols) // columns))
-    drawings: list[Any] = [
-        rdMolDraw2D.MolDraw2DCairo(columns * panel, height, panel, panel),
-        rdMolDraw2D.MolDraw2DSVG(columns * panel, height, panel, panel),
-    ]
-    for drawer in drawings:
-        drawer.drawOptions().legendFontSize = 14
-        drawer.DrawMolecules(mols, legends=legends)
-        drawer.FinishDrawing()
-    return drawings[0].GetDrawingText(), drawings[1].GetDrawingText()
-
-
-def _atoms_only(xyz: str) -> Chem.Mol:
-    """The atoms of a structure RDKit could not sanitize, without bonds or hydrogens."""
-    _, kinds = parse_xyz(xyz)
-    editable = Chem.RWMol()
-    for kind in kinds:
-        atom = Chem.Atom(ATOMIC_NUMBERS[int(kind)])
-        atom.SetNoImplicit(True)
-        editable.AddAtom(atom)
-    return editable.GetMol()
 
 
 def write_sdf(
     best: pd.DataFrame, checked: pd.DataFrame, rebuilt: Sequence[RebuiltMolecule], path: Path
 ) -> tuple[Path, int]:
     """Every valid best structure as one SDF record; returns the path and the count written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
+    text = io.StringIO()
+    writer = Chem.SDWriter(text)
     written = 0
-    try:
-        writer = Chem.SDWriter(temporary)
-        for (_, row), (_, properties), molecule in zip(
-            best.iterrows(), checked.iterrows(), rebuilt, strict=True
-        ):
-            if not molecule.ok or molecule.mol is None:
-                continue
-            mol = Chem.Mol(molecule.mol)
-            mol.SetProp("_Name", f"{row['task']} {row['method']} seed {row['seed']}")
-            for key in ("task", "method", "seed", "best_score", "smiles", "evaluation"):
-                mol.SetProp(key, str(row[key]))
-            for key in (
-                "predicted_alpha",
-                "predicted_gap",
-                "predicted_mu",
-                "xtb_dipole",
-                "xtb_gap",
-            ):
-                mol.SetProp(key, f"{properties[key]:.6g}")
-            writer.write(mol)
-            written += 1
-        writer.close()
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path, written
+    for (_, row), (_, properties), molecule in zip(
+        best.iterrows(), checked.iterrows(), rebuilt, strict=True
+    ):
+        if not molecule.ok or molecule.mol is None:
+            continue
+        mol = Chem.Mol(molecule.mol)
+        mol.SetProp("_Name", f"{row['task']} {row['method']} seed {row['seed']}")
+        for key in ("task", "method", "seed", "best_score", "smiles", "evaluation"):
+            mol.SetProp(key, str(row[key]))
+        for key in CHECKED_PROPERTIES:
+            mol.SetProp(key, f"{properties[key]:.6g}")
+        writer.write(mol)
+        written += 1
+    writer.close()
+    return write_text_atomically(path, text.getvalue()), written
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    return write_atomically(path, lambda stream: stream.write(data))
 
 
 def make_report(
@@ -556,7 +392,7 @@ def make_report(
     tables_dir: Path,
     figures_dir: Path,
     sdf_path: Path,
-    predictor: Any | None = None,
+    predictor: PropertyModel | None = None,
     reference: str = "casbo",
     alpha: float = 0.05,
     optimized: float = 0.25,
@@ -571,76 +407,9 @@ def make_report(
     for task in sorted(traces["problem"].unique()):
         written += save_figure(score_figure(traces, task), figures_dir, f"score_{task}")
         png, svg = molecule_grid(best, rebuilt, task)
-        (figures_dir / f"best_molecules_{task}.png").write_bytes(png)
-        (figures_dir / f"best_molecules_{task}.svg").write_text(svg, encoding="utf-8")
-        written += [figures_dir / f"best_molecules_{task}.{ext}" for ext in ("png", "svg")]
+        stem = f"best_molecules_{task}"
+        written.append(_write_bytes(figures_dir / f"{stem}.png", png))
+        written.append(write_text_atomically(figures_dir / f"{stem}.svg", svg))
     sdf, count = write_sdf(best, checked, rebuilt, sdf_path)
     logger.info("wrote %d of %d best structures to %s", count, len(best), sdf)
     return [*written, sdf]
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m casbo_bench.molecules.report",
-        description="Tables, figures and SDF of the molecule benchmark from its traces.",
-    )
-    parser.add_argument("--tables-dir", required=True, type=Path)
-    parser.add_argument("--figures-dir", required=True, type=Path)
-    parser.add_argument("--sdf", required=True, type=Path, help="SDF file of the best structures")
-    parser.add_argument(
-        "--predictor", type=Path, default=None, help="property predictor folder (optional)"
-    )
-    parser.add_argument(
-        "--device",
-        choices=DEVICE_NAMES,
-        default="cpu",
-        help="where the property predictor runs: auto (CUDA when available), cpu or cuda "
-        "(default cpu)",
-    )
-    parser.add_argument("--reference", default="casbo", help="method compared against")
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level")
-    parser.add_argument(
-        "--optimized-fraction",
-        type=float,
-        default=0.25,
-        help="share of each run's last evaluations counted as its optimized molecules",
-    )
-    parser.add_argument("traces", nargs="+", type=Path, metavar="TRACE.parquet")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the command line and write the report."""
-    args = _parser().parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    package_logger = logging.getLogger("casbo_bench")
-    package_logger.addHandler(handler)
-    package_logger.setLevel(logging.INFO)
-    if not 0 < args.optimized_fraction <= 1 or not 0 < args.alpha < 1:
-        raise SystemExit("need 0 < --optimized-fraction <= 1 and 0 < --alpha < 1")
-    predictor = None
-    try:
-        if args.predictor is not None:
-            from casbo_bench.molecules.predictor import load_predictor
-
-            device = resolve_device(args.device, "the property predictor", ReportError)
-            predictor = load_predictor(args.predictor, device=device).model
-        written = make_report(
-            load_traces(args.traces),
-            args.tables_dir,
-            args.figures_dir,
-            args.sdf,
-            predictor,
-            args.reference,
-            args.alpha,
-            args.optimized_fraction,
-        )
-    except ReportError as error:
-        print(f"report: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    logger.info("wrote %d files", len(written))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,21 +1,23 @@
-"""The molecule problem family: target-guided 3D generation with the pre-trained EDM sampler.
+"""The molecule tasks and their size rule: the one table, free of torch, RDKit and numpy.
 
-A molecule task steers the heavy-atom equivariant diffusion model of
-:mod:`casbo_bench.molecules` through its noise hook. One rollout runs the respaced sampler
-with the injected noises and scores the molecule it produces; the score enters the loss as
-``-score`` in the last step's column (final scoring: intermediate states are not molecules).
+A molecule task steers the heavy-atom equivariant diffusion model through its noise hook
+(:class:`casbo_bench.molecules.problem.MoleculeProblem`). This module says which tasks
+exist and which sizes they take; it imports only the standard library, so the problem
+registry (:mod:`casbo_bench.problems`), ``casbo-bench list`` and the workflow read it without
+loading a model.
 
-Sizes come from the contract's ``dim`` and ``n_steps``: a task generates molecules of
-exactly ``n`` heavy atoms with a sampler of ``S`` reverse steps, so
+**Sizes.** A task generates molecules of exactly ``n`` heavy atoms with a sampler of ``S``
+reverse steps, so the problem contract's sizes are
 
-    d = dim = 7 n      (per atom: 3 coordinates and 4 atom-type logits)
+    d = dim = 7 n        (per atom: 3 coordinates and 4 atom-type logits)
     K = n_steps = S + 2  (the initial latent, S reverse steps, the final draw of p(x | z_0))
 
-with 1 <= n <= 9 and S >= 1; anything else is refused with the sizes to use. The default
-task size, n = 9 and S = 20, is ``--dim 63 --steps 22`` (:func:`molecule_problem_size`).
+with 1 <= n <= 9 and S >= 1 (:func:`task_size`, and its inverse :func:`sampler_size`);
+anything else is refused with the sizes to use. The default task, n = 9 and S = 20, is
+``--dim 63 --steps 22``.
 
-Tasks (:data:`MOLECULE_TASKS`); a structure RDKit cannot sanitize, or one that falls apart
-into several fragments, gets the task's penalty, never an error and never NaN:
+**Tasks** (:data:`MOLECULE_TASKS`). A structure RDKit cannot sanitize, or one that falls
+apart into several fragments, gets the task's penalty, never an error and never NaN:
 
 | task | score | penalty |
 |---|---|---|
@@ -23,41 +25,42 @@ into several fragments, gets the task's penalty, never an error and never NaN:
 | ``mol-alpha``, ``mol-gap``, ``mol-mu`` | ``-min(abs(pred - target), 5 sigma)`` | ``-5 sigma`` |
 | ``mol-xtb-dipole``, ``mol-xtb-gap`` | GFN2-xTB's dipole (D) or HOMO-LUMO gap (eV) | 0 |
 
-``pred`` is the property predictor's value (:mod:`casbo_bench.molecules.predictor`),
-``target`` the 90th percentile of the property over QM9's ``property`` split and ``sigma`` its
-standard deviation there (both read from the predictor's manifest); the error cap keeps every
-valid molecule at or above the penalty. The xTB scores are maximized.
+``pred`` is the property predictor's value (:mod:`casbo_bench.molecules.property_model`),
+``target`` the 90th percentile of the property over QM9's ``property`` split and ``sigma``
+its standard deviation there (both read from the predictor's manifest); the error cap keeps
+every valid molecule at or above the penalty. The xTB scores are maximized. A task's
+``kind`` picks its scorer (:data:`casbo_bench.molecules.problem.SCORERS`), so a new task is
+one entry here, and a new kind of score one scorer class there.
 
 The instance seed changes nothing: the model, the predictor and the targets are fixed, so
 every seed is the same problem; repetitions differ in the optimizers' seeds and in the fixed
 later noises of the latent methods (common random numbers).
 
-This module is light (no torch): the problem itself, which loads the model, is
-:class:`casbo_bench.molecules.problem.MoleculeProblem`, imported by name when one is built,
-like an optimizer plugin, so that commands which never build a molecule problem (the
-analysis) need neither torch nor RDKit (tests/test_envs.py counts the molecules package among
-the plugins of ``casbo-bench run``).
+>>> task_size(9, 20)
+(63, 22)
+>>> sampler_size("mol-qed", 63, 22)
+(9, 20)
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Literal
 
-from casbo_bench.problems.base import Problem, ProblemError
+from casbo_bench.errors import ProblemError
+from casbo_bench.molecules.atoms import MAX_ATOMS, N_FEATURES
 
-N_FEATURES = 7
-"""Noise entries per atom: 3 coordinates and 4 atom-type logits (C, N, O, F)."""
+DEFAULT_ATOMS = MAX_ATOMS
+"""n of the default task: QM9's largest molecules."""
 
-PROBLEM_MODULE = "casbo_bench.molecules.problem"
-"""The module of :class:`MoleculeProblem`, imported only when a molecule problem is built."""
-
-MAX_ATOMS = 9
-DEFAULT_ATOMS = 9
 DEFAULT_SAMPLER_STEPS = 20
+"""S of the default task: the smallest sampler whose molecules are mostly stable."""
+
 EXTRA_INJECTIONS = 2
 """Injections besides the S reverse steps: the initial latent and the final draw."""
+
+SCORING = "final"
+"""The only scoring of a molecule task: intermediate diffusion states are not molecules."""
 
 ScoreKind = Literal["qed", "predictor", "xtb"]
 
@@ -69,7 +72,7 @@ class MoleculeTask:
     Attributes:
         name: the registry name (``mol-...``).
         kind: ``"qed"`` (RDKit), ``"predictor"`` (the property predictor, a target) or
-            ``"xtb"`` (GFN2-xTB, maximized).
+            ``"xtb"`` (GFN2-xTB, maximized); it picks the task's scorer.
         quantity: the scored quantity: ``qed``; ``alpha``, ``gap`` or ``mu`` (predictor);
             ``dipole`` or ``gap`` (xTB).
         unit: the unit of the quantity.
@@ -125,23 +128,39 @@ MOLECULE_TASKS: dict[str, MoleculeTask] = {
 """The molecule tasks by name (module docstring)."""
 
 
-def molecule_task_names() -> list[str]:
+def task_names() -> list[str]:
     """The registry names of the molecule tasks."""
     return list(MOLECULE_TASKS)
 
 
-def describe_molecule_tasks() -> dict[str, str]:
+def describe_tasks() -> dict[str, str]:
     """Every molecule task's name with its one-line description."""
     return {name: f"molecules: {task.description}" for name, task in MOLECULE_TASKS.items()}
 
 
-def molecule_problem_size(
+def get_task(name: str) -> MoleculeTask:
+    """The task ``name``.
+
+    Raises:
+        ProblemError: no task has that name (the message lists them).
+    """
+    if name not in MOLECULE_TASKS:
+        raise ProblemError(
+            f"unknown molecule task {name!r}; choose one of {', '.join(MOLECULE_TASKS)}"
+        )
+    return MOLECULE_TASKS[name]
+
+
+def task_size(
     n_atoms: int = DEFAULT_ATOMS, sampler_steps: int = DEFAULT_SAMPLER_STEPS
 ) -> tuple[int, int]:
     """``(d, K) = (7 n, S + 2)``: the contract's sizes of a task with n atoms and S steps.
 
-    >>> molecule_problem_size(9, 20)
-    (63, 22)
+    Raises:
+        ProblemError: n is not in 1..9 or S < 1.
+
+    >>> task_size(4, 3)
+    (28, 5)
     """
     if not 1 <= n_atoms <= MAX_ATOMS or sampler_steps < 1:
         raise ProblemError(
@@ -152,13 +171,14 @@ def molecule_problem_size(
 
 
 def sampler_size(name: str, dim: int, n_steps: int) -> tuple[int, int]:
-    """``(n, S)`` of a task asked for with ``dim`` and ``n_steps`` (the module's rule).
+    """``(n, S)`` of task ``name`` asked for with ``dim`` and ``n_steps``: the inverse of
+    :func:`task_size`.
 
     Raises:
         ProblemError: ``dim`` is not 7 n with 1 <= n <= 9, or ``n_steps`` < 3; the message
             gives the sizes to use.
     """
-    default_dim, default_steps = molecule_problem_size()
+    default_dim, default_steps = task_size()
     if dim % N_FEATURES or not 1 <= dim // N_FEATURES <= MAX_ATOMS:
         raise ProblemError(
             f"{name} takes dim = 7 n for n heavy atoms, 1 <= n <= {MAX_ATOMS} (e.g. --dim "
@@ -172,49 +192,10 @@ def sampler_size(name: str, dim: int, n_steps: int) -> tuple[int, int]:
     return dim // N_FEATURES, n_steps - EXTRA_INJECTIONS
 
 
-def make_molecule_problem(
-    name: str,
-    dim: int,
-    n_steps: int,
-    scoring: str,
-    seed: int,
-    checkpoint: str | None = None,
-    predictor: str | None = None,
-    device: str = "cpu",
-) -> Problem:
-    """The molecule task ``name`` with ``n = dim / 7`` atoms and ``S = n_steps - 2`` steps.
-
-    Args:
-        name: a key of :data:`MOLECULE_TASKS`.
-        dim: d = 7 n.
-        n_steps: K = S + 2.
-        scoring: only ``"final"`` (the molecule is scored once, at the end).
-        seed: unused (every seed is the same problem; module docstring).
-        checkpoint: the EDM checkpoint folder (default: the repository's
-            ``models/edm_qm9_heavy``).
-        predictor: the property predictor folder (default: ``models/property_predictor``).
-        device: where the sampler and the predictor run: ``cpu``, ``cuda`` or ``auto``.
-
-    Raises:
-        ProblemError: an unknown task, sizes that break the rule, cumulative scoring, or a
-            checkpoint that cannot be read.
-    """
-    if name not in MOLECULE_TASKS:
-        raise ProblemError(
-            f"unknown molecule task {name!r}; choose one of {', '.join(MOLECULE_TASKS)}"
-        )
-    n_atoms, sampler_steps = sampler_size(name, dim, n_steps)
-    if scoring != "final":
+def check_scoring(name: str, scoring: str) -> None:
+    """Refuse any scoring but :data:`SCORING` for task ``name`` (a ProblemError saying why)."""
+    if scoring != SCORING:
         raise ProblemError(
             f"{name} scores only the final molecule (intermediate diffusion states are not "
-            f"molecules); use scoring 'final', not {scoring!r}"
+            f"molecules); use scoring {SCORING!r}, not {scoring!r}"
         )
-    problem: Problem = importlib.import_module(PROBLEM_MODULE).MoleculeProblem.load(
-        MOLECULE_TASKS[name],
-        n_atoms,
-        sampler_steps,
-        checkpoint=checkpoint,
-        predictor=predictor,
-        device=device,
-    )
-    return problem

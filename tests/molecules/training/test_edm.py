@@ -1,4 +1,5 @@
-"""Tests of casbo_bench.molecules.training and its command line, on the committed subset."""
+"""Tests of casbo_bench.molecules.training.edm and ``casbo-bench train-edm``, on the committed
+subset."""
 
 from __future__ import annotations
 
@@ -11,21 +12,19 @@ import pandas as pd
 import pytest
 import torch
 
-from casbo_bench.molecules.data import MoleculeDataset, load_dataset, sha256_file
-from casbo_bench.molecules.diffusion import N_FEATURES, FixedSizeSampler
-from casbo_bench.molecules.train import main as train_main
-from casbo_bench.molecules.training import (
-    CURVE_COLUMNS,
+from casbo_bench.cli import main
+from casbo_bench.molecules.checkpoint import (
     CURVE_FILE,
     MANIFEST_FILE,
     SAMPLING_FILE,
     STATE_FILE,
-    Trainer,
-    TrainingConfig,
-    TrainingError,
-    load_sampling_checkpoint,
-    resume_trainer,
+    CheckpointError,
+    load_sampling_file,
 )
+from casbo_bench.molecules.data import MoleculeDataset, load_dataset, sha256_file
+from casbo_bench.molecules.diffusion import N_FEATURES, FixedSizeSampler
+from casbo_bench.molecules.training.config import TrainingConfig, TrainingError
+from casbo_bench.molecules.training.edm import CURVE_COLUMNS, Trainer, resume_trainer
 from tests.molecules.structures import SUBSET
 
 TINY = TrainingConfig(
@@ -106,7 +105,8 @@ def test_checkpoint_files_and_manifest(subset: MoleculeDataset, tmp_path: Path) 
     assert manifest["data"]["sha256"] == sha256_file(SUBSET)
     assert manifest["training"]["steps"] == 20
     assert manifest["config"]["hidden"] == TINY.hidden
-    assert manifest["training"]["slices"][0]["hardware"]["device"] == "cpu"
+    assert manifest["training"]["slices"][0]["device"] == "cpu"
+    assert manifest["training"]["slices"][0]["hardware"]["logical_cores"] >= 1
     curve = pd.read_csv(tmp_path / CURVE_FILE)
     assert tuple(curve.columns) == CURVE_COLUMNS
     assert curve["step"].tolist() == [10, 20]
@@ -119,7 +119,7 @@ def test_checkpoint_files_and_manifest(subset: MoleculeDataset, tmp_path: Path) 
 def test_sampling_checkpoint_loads_the_ema_weights(subset: MoleculeDataset, tmp_path: Path) -> None:
     trainer = Trainer(TINY, subset, tmp_path)
     trainer.run(max_steps=20, progress_bar=False)
-    pretrained = load_sampling_checkpoint(tmp_path / SAMPLING_FILE)
+    pretrained = load_sampling_file(tmp_path / SAMPLING_FILE)
     assert pretrained.step == 20
     assert pretrained.atom_count_histogram.sum() == len(subset.split_indices("generative"))
     for name, tensor in trainer.ema.state_dict().items():
@@ -128,8 +128,8 @@ def test_sampling_checkpoint_loads_the_ema_weights(subset: MoleculeDataset, tmp_
     sampler = FixedSizeSampler(pretrained.diffusion, n_atoms=4, n_steps=3)
     noise = torch.randn(2, sampler.n_injections, sampler.dim, generator=torch.Generator())
     assert sampler(noise).positions.shape == (2, 4, 3)
-    with pytest.raises(TrainingError, match="train one with"):
-        load_sampling_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match="train one with"):
+        load_sampling_file(tmp_path / "missing.pt")
 
 
 def test_divergence_guard_restores_the_snapshot_and_halves_lr(
@@ -174,15 +174,20 @@ def test_config_validation() -> None:
         TrainingConfig(ema_decay=1.0)
 
 
-def test_command_line_trains_and_resumes(tmp_path: Path) -> None:
+def test_command_line_trains_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "model"
-    common = ["--data", str(SUBSET), "--out", str(out), "--threads", "1", "--no-progress"]
+    common = ["train-edm", "--data", str(SUBSET), "--out", str(out), "--threads", "1"]
+    common += ["--no-progress", "--device", "cpu"]
     tiny = ["--hidden", "8", "--blocks", "1", "--batch", "8"]
-    train_main([*common, *tiny, "--max-steps", "3"])
+    assert main([*common, *tiny, "--max-steps", "3"]) == 0
     assert json.loads((out / MANIFEST_FILE).read_text())["training"]["steps"] == 3
-    with pytest.raises(TrainingError, match="--resume"):
-        train_main([*common, *tiny, "--max-steps", "3"])
-    train_main([*common, "--resume", "--max-steps", "5"])
+    capsys.readouterr()
+    assert main([*common, *tiny, "--max-steps", "3"]) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert line.startswith("casbo-bench train-edm: error: ") and "--resume" in line
+    assert main([*common, "--resume", "--max-steps", "5"]) == 0
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     assert manifest["training"]["steps"] == 5
     assert manifest["config"]["hidden"] == 8

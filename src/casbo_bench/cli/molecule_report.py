@@ -1,0 +1,82 @@
+"""``casbo-bench molecule-report``: tables, figures and SDF of the molecule benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from casbo_bench.cli.common import (
+    UsageError,
+    probability,
+    share,
+    writable_folder,
+)
+from casbo_bench.names import DEVICE_NAMES
+
+NAME = "molecule-report"
+HELP = "Tables, figures and SDF of the molecule benchmark from its traces."
+EXAMPLES = (
+    "casbo-bench molecule-report --tables-dir results/default/tables/molecules "
+    "--figures-dir paper_figures/default/molecules "
+    "--sdf results/default/molecules/best_molecules.sdf --predictor models/property_predictor "
+    "results/default/molecules/raw/*/*.parquet",
+)
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tables-dir", required=True, type=Path, help="folder of the tables")
+    parser.add_argument("--figures-dir", required=True, type=Path, help="folder of the figures")
+    parser.add_argument("--sdf", required=True, type=Path, help="SDF file of the best structures")
+    parser.add_argument(
+        "--predictor",
+        type=Path,
+        default=None,
+        help="property predictor folder (optional: without it the predicted columns are empty)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=DEVICE_NAMES,
+        default="cpu",
+        help="where the property predictor runs: auto (CUDA when available), cpu or cuda "
+        "(default cpu)",
+    )
+    parser.add_argument("--reference", default="casbo", help="method compared against")
+    parser.add_argument("--alpha", type=probability, default=0.05, help="significance level")
+    parser.add_argument(
+        "--optimized-fraction",
+        type=share,
+        default=0.25,
+        help="share of each run's last evaluations counted as its optimized molecules",
+    )
+    parser.add_argument("traces", nargs="+", type=Path, metavar="TRACE.parquet")
+
+
+def handle(arguments: argparse.Namespace) -> int:
+    from casbo_bench.analysis import molecules
+    from casbo_bench.traces import load_traces
+
+    for folder, what in ((arguments.tables_dir, "table"), (arguments.figures_dir, "figure")):
+        writable_folder(folder, what)
+    writable_folder(arguments.sdf.parent, "SDF")
+    predictor = None
+    if arguments.predictor is not None:
+        from casbo_bench.devices import resolve_device
+        from casbo_bench.molecules.checkpoint import load_predictor
+
+        device = resolve_device(arguments.device, NAME, UsageError)
+        predictor = load_predictor(arguments.predictor, device=device).model
+    written = molecules.make_report(
+        load_traces(arguments.traces),
+        arguments.tables_dir,
+        arguments.figures_dir,
+        arguments.sdf,
+        predictor,
+        arguments.reference,
+        arguments.alpha,
+        arguments.optimized_fraction,
+    )
+    logger.info("wrote %d files", len(written))
+    return 0

@@ -1,0 +1,302 @@
+"""Model folders: where the stored models live, and the one place that reads them.
+
+A model folder holds weights and a ``manifest.json`` listing the sha256 and size of every
+file. Two are stored, in ``models/`` of the checkout (found relative to the current folder
+unless a ``models_dir`` is given):
+
+- ``edm_qm9_heavy``: ``sampling.pt`` (float16 EMA weights, model options, atom-count
+  histogram), ``training_state.pt`` and ``curve.csv``, written by
+  :mod:`casbo_bench.molecules.training.edm`;
+- ``property_predictor``: ``predictor.pt`` (float32 weights, model options, target
+  normalization) and ``curve.csv``, written by :mod:`casbo_bench.molecules.training.predictor`.
+
+Every read goes through :func:`read_checkpoint`, which reads the manifest and the files
+consistently (a training run may be replacing them) and checks every sha256, so a tampered
+or half-written file is refused with a one-line :class:`CheckpointError`. On top of it,
+:func:`load_sampler` gives the diffusion model ready to sample and :func:`load_predictor` the
+property predictor; neither imports any training code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from casbo_bench.errors import UserFacingError
+from casbo_bench.files import write_text_atomically
+from casbo_bench.molecules.diffusion import EquivariantDiffusion, build_diffusion
+from casbo_bench.molecules.property_model import PropertyPredictor
+
+DEFAULT_MODELS_DIR = Path("models")
+"""The folder of the stored model folders, relative to the current folder."""
+
+EDM_FOLDER = "edm_qm9_heavy"
+PREDICTOR_FOLDER = "property_predictor"
+
+MANIFEST_FILE = "manifest.json"
+SAMPLING_FILE = "sampling.pt"
+STATE_FILE = "training_state.pt"
+PREDICTOR_FILE = "predictor.pt"
+CURVE_FILE = "curve.csv"
+
+TRAINING_COMMANDS: dict[str, str] = {
+    SAMPLING_FILE: "casbo-bench train-edm --data results/data/qm9_heavy.npz --out {folder}",
+    PREDICTOR_FILE: "casbo-bench train-predictor --data results/data/qm9_heavy.npz --out {folder}",
+}
+"""The command that writes a folder holding each kind of weights (for the errors' fixes)."""
+
+
+class CheckpointError(UserFacingError, RuntimeError):
+    """A model folder is missing, or its files do not match its manifest."""
+
+
+def edm_folder(models_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The EDM checkpoint folder in ``models_dir`` (default :data:`DEFAULT_MODELS_DIR`)."""
+    return Path(DEFAULT_MODELS_DIR if models_dir is None else models_dir) / EDM_FOLDER
+
+
+def predictor_folder(models_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The property predictor folder in ``models_dir`` (default :data:`DEFAULT_MODELS_DIR`)."""
+    return Path(DEFAULT_MODELS_DIR if models_dir is None else models_dir) / PREDICTOR_FOLDER
+
+
+def _sha256(data: bytes) -> str:
+    """Hex sha256 digest of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class VerifiedCheckpoint:
+    """Files of a model folder read together with the manifest that describes them.
+
+    Attributes:
+        directory: the model folder.
+        manifest: the parsed ``manifest.json``.
+        contents: file name -> bytes, each matching the manifest's sha256.
+    """
+
+    directory: Path
+    manifest: dict[str, Any]
+    contents: dict[str, bytes]
+
+    def sha256(self, name: str) -> str:
+        """The manifest's (and the file's) sha256 of ``name``."""
+        return str(self.manifest["files"][name]["sha256"])
+
+
+def _how_to_train(directory: Path, names: Iterable[str]) -> str:
+    commands = [TRAINING_COMMANDS[name] for name in names if name in TRAINING_COMMANDS]
+    command = commands[0] if commands else TRAINING_COMMANDS[SAMPLING_FILE]
+    return command.format(folder=directory)
+
+
+def read_checkpoint(
+    directory: str | os.PathLike[str],
+    names: Iterable[str] = (SAMPLING_FILE,),
+    attempts: int = 5,
+    wait_seconds: float = 2.0,
+) -> VerifiedCheckpoint:
+    """Read files of a model folder consistently with their manifest and verify their sha256.
+
+    A training run may replace the files at any time (each by an atomic rename; the manifest
+    last). One attempt reads the manifest, then the files, then the manifest again; it is
+    accepted when both manifest reads agree and every file's sha256 matches. Otherwise (a
+    rewrite in progress) the read is repeated after ``wait_seconds``.
+
+    Args:
+        directory: the model folder (with ``manifest.json``).
+        names: the files to read; each must be listed in the manifest.
+        attempts: reads before giving up.
+        wait_seconds: pause between attempts.
+
+    Raises:
+        CheckpointError: a file or the manifest is missing, or the hashes still disagree after
+            ``attempts`` reads (a corrupt or hand-edited checkpoint).
+    """
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST_FILE
+    names = tuple(names)
+    mismatch = ""
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(wait_seconds)
+        try:
+            before = manifest_path.read_bytes()
+            contents = {name: (directory / name).read_bytes() for name in names}
+            after = manifest_path.read_bytes()
+        except FileNotFoundError as error:
+            raise CheckpointError(
+                f"{error.filename} is missing; train the model with "
+                f"`{_how_to_train(directory, names)}`"
+            ) from error
+        if before != after:
+            mismatch = "the manifest changed while the files were read"
+            continue
+        manifest = json.loads(before)
+        listed = manifest.get("files", {})
+        unlisted = [name for name in names if name not in listed]
+        if unlisted:
+            raise CheckpointError(f"{manifest_path} lists no sha256 for {unlisted}")
+        wrong = [
+            (name, _sha256(data), listed[name]["sha256"])
+            for name, data in contents.items()
+            if _sha256(data) != listed[name]["sha256"]
+        ]
+        if not wrong:
+            return VerifiedCheckpoint(directory=directory, manifest=manifest, contents=contents)
+        mismatch = "; ".join(
+            f"{name} has sha256 {actual}, the manifest says {expected}"
+            for name, actual, expected in wrong
+        )
+    raise CheckpointError(
+        f"{directory}: {mismatch} (after {attempts} reads); the checkpoint is corrupt or "
+        "still being rewritten: wait for the training slice to checkpoint, or retrain"
+    )
+
+
+def record_quality(
+    directory: str | os.PathLike[str], quality: dict[str, Any], sampling_sha256: str
+) -> None:
+    """Write ``quality`` into the EDM folder's manifest as its ``"quality"`` entry.
+
+    The entry describes one set of weights, so it is written only while the manifest still
+    lists ``sampling_sha256`` for ``sampling.pt`` (the weights that were measured). A training
+    slice writes a fresh manifest, which drops the entry together with the old weights.
+
+    Raises:
+        CheckpointError: the checkpoint changed since it was measured.
+    """
+    path = Path(directory) / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    listed = manifest.get("files", {}).get(SAMPLING_FILE, {}).get("sha256")
+    if listed != sampling_sha256:
+        raise CheckpointError(
+            f"{path} now lists sha256 {listed} for {SAMPLING_FILE}, not the measured "
+            f"{sampling_sha256}: the checkpoint changed while it was measured; stop training "
+            f"and measure again"
+        )
+    manifest["quality"] = quality
+    write_text_atomically(path, json.dumps(manifest, indent=2) + "\n")
+
+
+# --- the diffusion model -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """A diffusion model loaded from a sampling checkpoint.
+
+    Attributes:
+        diffusion: the model (float32 EMA weights, eval mode, on the requested device).
+        atom_count_histogram: a ``10`` array of training-set molecule counts by atom number.
+        model_options: the options it was built with.
+        step: training steps behind the weights.
+        molecules_seen: training molecules behind the weights.
+    """
+
+    diffusion: EquivariantDiffusion
+    atom_count_histogram: NDArray[np.int64]
+    model_options: dict[str, Any]
+    step: int
+    molecules_seen: int
+
+
+def _torch_state(data: bytes) -> Any:
+    """A ``torch.save``'d state of plain types and tensors, read on the CPU."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def sampler_from_bytes(data: bytes, device: torch.device | str = "cpu") -> PretrainedModel:
+    """The model of a ``sampling.pt``'s bytes: float16 EMA weights as a float32 model."""
+    state: Mapping[str, Any] = _torch_state(data)
+    diffusion = build_diffusion(state["model_options"], seed=0)
+    diffusion.load_state_dict(
+        {name: tensor.to(torch.float32) for name, tensor in state["ema_fp16"].items()}
+    )
+    diffusion.to(torch.device(device)).eval().requires_grad_(False)
+    return PretrainedModel(
+        diffusion=diffusion,
+        atom_count_histogram=np.asarray(state["atom_count_histogram"], dtype=np.int64),
+        model_options=dict(state["model_options"]),
+        step=int(state["step"]),
+        molecules_seen=int(state["molecules_seen"]),
+    )
+
+
+def load_sampling_file(
+    path: str | os.PathLike[str], device: torch.device | str = "cpu"
+) -> PretrainedModel:
+    """The model of one ``sampling.pt`` file, unverified (a training run's own output).
+
+    Raises:
+        CheckpointError: there is no such file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"no sampling checkpoint at {path}; train one with "
+            f"`{_how_to_train(path.parent, [SAMPLING_FILE])}`"
+        )
+    return sampler_from_bytes(path.read_bytes(), device)
+
+
+def load_sampler(
+    directory: str | os.PathLike[str], device: torch.device | str = "cpu"
+) -> tuple[PretrainedModel, VerifiedCheckpoint]:
+    """The sampling model of an EDM folder, from bytes verified against its manifest.
+
+    Raises:
+        CheckpointError: the folder is missing, or ``sampling.pt`` does not match the manifest.
+    """
+    checkpoint = read_checkpoint(directory, (SAMPLING_FILE,))
+    return sampler_from_bytes(checkpoint.contents[SAMPLING_FILE], device), checkpoint
+
+
+# --- the property predictor ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedPredictor:
+    """A property predictor read from its folder, verified against its manifest.
+
+    Attributes:
+        model: the predictor (eval mode, no gradients).
+        manifest: the parsed manifest (test MAE, target normalization, percentiles).
+        sha256: the sha256 of ``predictor.pt``.
+    """
+
+    model: PropertyPredictor
+    manifest: dict[str, Any]
+    sha256: str
+
+
+def load_predictor(
+    directory: str | os.PathLike[str], device: torch.device | str = "cpu", attempts: int = 5
+) -> LoadedPredictor:
+    """The predictor of ``directory``, loaded after checking ``predictor.pt``'s sha256.
+
+    ``attempts`` reads are made while a training run may be rewriting the folder
+    (:func:`read_checkpoint`).
+
+    Raises:
+        CheckpointError: the files are missing or do not match the manifest.
+    """
+    checkpoint = read_checkpoint(directory, (PREDICTOR_FILE,), attempts=attempts)
+    state = _torch_state(checkpoint.contents[PREDICTOR_FILE])
+    model = PropertyPredictor.from_options(state["model_options"])
+    model.load_state_dict(state["weights"])
+    model.to(torch.device(device)).eval().requires_grad_(False)
+    return LoadedPredictor(
+        model=model, manifest=checkpoint.manifest, sha256=checkpoint.sha256(PREDICTOR_FILE)
+    )

@@ -1,0 +1,144 @@
+"""Tests of casbo_bench.molecules.checkpoint: the stored model folders and how they are read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from casbo_bench.cli import main
+from casbo_bench.molecules.checkpoint import (
+    CURVE_FILE,
+    DEFAULT_MODELS_DIR,
+    MANIFEST_FILE,
+    PREDICTOR_FILE,
+    SAMPLING_FILE,
+    CheckpointError,
+    edm_folder,
+    load_predictor,
+    load_sampler,
+    load_sampling_file,
+    predictor_folder,
+    read_checkpoint,
+)
+from casbo_bench.molecules.training.config import PREDICTED_PROPERTIES
+from tests.molecules.structures import (
+    CHECKPOINT,
+    ROOT,
+    STORED_PREDICTOR,
+    SUBSET,
+    copy_checkpoint,
+)
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_model_folders_default_to_models_in_the_current_folder(tmp_path: Path) -> None:
+    assert Path("models") == DEFAULT_MODELS_DIR and not DEFAULT_MODELS_DIR.is_absolute()
+    assert edm_folder() == Path("models/edm_qm9_heavy")
+    assert predictor_folder() == Path("models/property_predictor")
+    assert edm_folder(tmp_path) == tmp_path / "edm_qm9_heavy"
+    assert predictor_folder(str(tmp_path)) == tmp_path / "property_predictor"
+
+
+def test_stored_checkpoint_matches_its_manifest() -> None:
+    # A training run may be rewriting the folder; read_checkpoint reads manifest and files
+    # consistently (and retries), so a mismatch here means a corrupt or stale checkpoint.
+    manifest = json.loads((CHECKPOINT / MANIFEST_FILE).read_text())
+    names = sorted(manifest["files"])
+    assert SAMPLING_FILE in names
+    checkpoint = read_checkpoint(CHECKPOINT, names)
+    assert set(checkpoint.contents) == set(names)
+    for name in names:
+        assert len(checkpoint.contents[name]) == checkpoint.manifest["files"][name]["bytes"]
+    assert sum(len(data) for data in checkpoint.contents.values()) < 25 * 2**20
+
+
+def test_a_tampered_checkpoint_is_refused(tmp_path: Path) -> None:
+    folder = copy_checkpoint(tmp_path / "copy")
+    assert read_checkpoint(folder).sha256(SAMPLING_FILE)
+    _flip_a_byte(folder / SAMPLING_FILE)
+    with pytest.raises(CheckpointError, match="sha256"):
+        read_checkpoint(folder, attempts=2, wait_seconds=0.0)
+
+
+def test_the_sampler_loader_refuses_a_tampered_file_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = copy_checkpoint(tmp_path / "copy")
+    model, checkpoint = load_sampler(folder)
+    assert model.diffusion.timesteps == 1000
+    assert checkpoint.sha256(SAMPLING_FILE) == checkpoint.manifest["files"][SAMPLING_FILE]["sha256"]
+    _flip_a_byte(folder / SAMPLING_FILE)
+    with pytest.raises(CheckpointError) as error:
+        load_sampler(folder)
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"{SAMPLING_FILE} has sha256" in message and "the manifest says" in message
+    assert "corrupt or still being rewritten" in message
+    # The command line reports it as that one line and exit status 2.
+    arguments = ["evaluate-edm", "--checkpoint", str(folder), "--samples", "1", "--steps", "1"]
+    arguments += ["--data", str(SUBSET)]
+    arguments += ["--reference-split", "none", "--device", "cpu"]
+    assert main([*arguments, "--out", str(tmp_path / "quality.json")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(lines) == 1 and lines[0].startswith("casbo-bench evaluate-edm: error: ")
+    assert "sha256" in lines[0]
+    assert not (tmp_path / "quality.json").exists()
+
+
+def test_a_missing_checkpoint_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"casbo-bench train-edm .*--out"):
+        read_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match=r"casbo-bench train-predictor .*--out"):
+        load_predictor(tmp_path)
+    with pytest.raises(CheckpointError, match="train one with"):
+        load_sampling_file(tmp_path / "missing.pt")
+
+
+def test_stored_predictor_matches_its_manifest_and_is_small() -> None:
+    checkpoint = read_checkpoint(STORED_PREDICTOR, (PREDICTOR_FILE, CURVE_FILE))
+    assert len(checkpoint.contents[PREDICTOR_FILE]) < 3 * 2**20
+    manifest = checkpoint.manifest
+    assert manifest["status"] == "final", "the stored predictor is an interim checkpoint"
+    assert manifest["data"]["train_split"] == "property"
+    loaded = load_predictor(STORED_PREDICTOR)
+    assert loaded.sha256 == checkpoint.sha256(PREDICTOR_FILE)
+    assert loaded.model.properties == PREDICTED_PROPERTIES
+
+
+def test_a_tampered_predictor_is_refused(tmp_path: Path) -> None:
+    checkpoint = read_checkpoint(STORED_PREDICTOR, (PREDICTOR_FILE,))
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(checkpoint.manifest))
+    data = bytearray(checkpoint.contents[PREDICTOR_FILE])
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / PREDICTOR_FILE).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_predictor(tmp_path, attempts=1)
+
+
+def test_loading_a_model_imports_no_training_code() -> None:
+    probe = (
+        "import sys\n"
+        "from casbo_bench.molecules.checkpoint import load_predictor, load_sampler\n"
+        f"load_sampler({str(CHECKPOINT)!r})\n"
+        f"load_predictor({str(STORED_PREDICTOR)!r})\n"
+        "import casbo_bench.molecules.problem\n"
+        "print(sorted(m for m in sys.modules if m.startswith('casbo_bench.molecules.training')))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "PATH": ""},
+        timeout=300,
+    )
+    assert completed.stdout.strip() == "[]"

@@ -1,0 +1,99 @@
+"""Tests of casbo_bench.molecules.tasks: the task table and the size rule, free of torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from casbo_bench.molecules.atoms import MAX_ATOMS, N_FEATURES
+from casbo_bench.molecules.tasks import (
+    DEFAULT_ATOMS,
+    DEFAULT_SAMPLER_STEPS,
+    MOLECULE_TASKS,
+    check_scoring,
+    describe_tasks,
+    get_task,
+    sampler_size,
+    task_names,
+    task_size,
+)
+from casbo_bench.problems.base import ProblemError
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+_PROBE = """
+import json, sys
+import casbo_bench.molecules.tasks
+import casbo_bench.problems
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_the_task_table_and_the_problems_import_neither_torch_nor_rdkit() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(SRC), "PATH": ""},
+        timeout=120,
+    )
+    loaded = set(json.loads(completed.stdout))
+    assert "casbo_bench" in loaded
+    assert not {"torch", "rdkit", "tblite"} & loaded
+
+
+def test_sizes_follow_the_rule_both_ways() -> None:
+    assert (DEFAULT_ATOMS, DEFAULT_SAMPLER_STEPS) == (9, 20)
+    assert task_size() == (63, 22)
+    for n_atoms in range(1, MAX_ATOMS + 1):
+        for steps in (1, 3, 50):
+            dim, n_steps = task_size(n_atoms, steps)
+            assert (dim, n_steps) == (N_FEATURES * n_atoms, steps + 2)
+            assert sampler_size("mol-qed", dim, n_steps) == (n_atoms, steps)
+
+
+@pytest.mark.parametrize(("n_atoms", "steps"), [(0, 20), (10, 20), (9, 0)])
+def test_impossible_task_sizes_are_refused(n_atoms: int, steps: int) -> None:
+    with pytest.raises(ProblemError, match="1 <= n_atoms <= 9 and sampler_steps >= 1"):
+        task_size(n_atoms, steps)
+
+
+@pytest.mark.parametrize(
+    ("dim", "steps", "message"),
+    [
+        (60, 22, r"dim = 7 n .*--dim 63 for n = 9\); got dim=60"),
+        (70, 22, r"dim = 7 n .*got dim=70"),
+        (0, 22, r"dim = 7 n"),
+        (63, 2, r"n_steps = S \+ 2 .*--steps 22 for S = 20\); got n_steps=2"),
+    ],
+)
+def test_impossible_problem_sizes_say_which_to_use(dim: int, steps: int, message: str) -> None:
+    with pytest.raises(ProblemError, match=message) as error:
+        sampler_size("mol-gap", dim, steps)
+    assert str(error.value).startswith("mol-gap takes")
+    assert "\n" not in str(error.value)
+
+
+def test_tasks_are_listed_described_and_looked_up() -> None:
+    assert task_names() == list(MOLECULE_TASKS)
+    assert all(name.startswith("mol-") for name in task_names())
+    assert describe_tasks()["mol-qed"] == "molecules: maximize RDKit's QED"
+    assert get_task("mol-mu").quantity == "mu"
+    assert all(
+        task.target_percentile for task in MOLECULE_TASKS.values() if task.kind == "predictor"
+    )
+    with pytest.raises(
+        ProblemError, match="unknown molecule task 'mol-nope'; choose one of mol-qed"
+    ):
+        get_task("mol-nope")
+
+
+def test_only_final_scoring() -> None:
+    check_scoring("mol-qed", "final")
+    with pytest.raises(ProblemError, match="use scoring 'final', not 'cumulative'"):
+        check_scoring("mol-qed", "cumulative")
