@@ -16,6 +16,8 @@ import pytest
 from casbo_bench import cli, problems
 from casbo_bench.cli import UsageError, main
 from casbo_bench.cli.run import parse_option
+from casbo_bench.optimizers import available_optimizers, describe_optimizers
+from casbo_bench.problems import available_problems, describe_problems
 from casbo_bench.problems.base import FloatArray, Problem
 from casbo_bench.traces import read_provenance, read_trace
 
@@ -301,6 +303,46 @@ def test_figures_are_drawn(traces: list[Path], tmp_path: Path) -> None:
     assert main(["figures", "--out-dir", str(out), *map(str, traces)]) == 0
     suffixes = {path.suffix for path in out.iterdir() if path.stat().st_size > 0}
     assert suffixes == {".pdf", ".png"}
+
+
+# --- list -----------------------------------------------------------------------------
+
+LISTED_PLUGINS = [
+    *(pytest.param("optimizers", name, id=f"optimizer-{name}") for name in available_optimizers()),
+    *(pytest.param("problems", name, id=f"problem-{name}") for name in available_problems()),
+]
+
+
+def _listed(text: str) -> dict[str, dict[str, str]]:
+    """The output of ``casbo-bench list``: section -> plugin name -> one-line summary."""
+    sections: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            section = sections.setdefault(line.removesuffix(":"), {})
+            continue
+        name, _, summary = line.strip().partition("  ")
+        section[name] = summary.strip()
+    return sections
+
+
+def test_list_shows_the_registries_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    listed = _listed(capsys.readouterr().out)
+    assert list(listed) == ["optimizers", "problems"]
+    assert list(listed["optimizers"]) == available_optimizers()
+    assert list(listed["problems"]) == available_problems()
+    assert main(["list", "problems"]) == 0
+    assert list(_listed(capsys.readouterr().out)) == ["problems"]
+
+
+@pytest.mark.parametrize(("section", "name"), LISTED_PLUGINS)
+def test_list_gives_every_plugin_its_summary(
+    section: str, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["list", section]) == 0
+    summary = _listed(capsys.readouterr().out)[section][name]
+    expected = describe_optimizers() if section == "optimizers" else describe_problems()
+    assert summary and summary == expected[name]
 
 
 # --- help -----------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from casbo_bench.problems import (
     ProblemFamily,
     available_functions,
     available_problems,
+    describe_problems,
     make_problem,
 )
 
@@ -73,7 +76,6 @@ def test_beta_options_reach_the_chain() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"name": "spere", "dim": 3}, "unknown problem 'spere'; choose one of ackley, discus"),
         ({"name": "sphere", "dim": 0}, "dim must be an integer >= 1; got 0"),
         ({"name": "sphere", "dim": 2.5}, "dim must be an integer >= 1; got 2.5"),
         ({"name": "sphere", "dim": True}, "dim must be an integer >= 1; got True"),
@@ -93,6 +95,12 @@ def test_impossible_input_raises_problem_error(kwargs: dict[str, object], messag
         make_problem(**kwargs)  # type: ignore[arg-type]
 
 
+def test_unknown_problem_lists_every_problem() -> None:
+    expected = f"unknown problem 'spere'; choose one of {', '.join(available_problems())}"
+    with pytest.raises(ProblemError, match=re.escape(expected)):
+        make_problem("spere", 3)
+
+
 def test_numpy_integers_are_accepted() -> None:
     problem = make_problem("sphere", np.int64(3), np.int64(2), seed=np.int64(1))
     assert (problem.dim, problem.n_steps) == (3, 2)
@@ -109,8 +117,12 @@ def test_a_new_family_is_one_dictionary_entry(monkeypatch: pytest.MonkeyPatch) -
     def build(name: str, dim: int, n_steps: int, scoring: str, seed: int) -> Problem:
         return Constant(dim, n_steps)
 
-    monkeypatch.setitem(FAMILIES, "toy", ProblemFamily(names=lambda: ["constant"], build=build))
+    family = ProblemFamily(
+        names=lambda: ["constant"], build=build, summaries=lambda: {"constant": "always 1"}
+    )
+    monkeypatch.setitem(FAMILIES, "toy", family)
     assert "constant" in available_problems()
+    assert describe_problems()["constant"] == "always 1"
     problem = make_problem("constant", 2, 3)
     assert problem.loss(np.zeros((4, 3, 2))).tolist() == [3.0] * 4
     with pytest.raises(ProblemError, match="does not take option"):
