@@ -16,6 +16,8 @@ import pytest
 from casbo_bench import cli, problems
 from casbo_bench.cli import UsageError, main
 from casbo_bench.cli.run import parse_option
+from casbo_bench.optimizers import available_optimizers, describe_optimizers
+from casbo_bench.problems import available_problems, describe_problems
 from casbo_bench.problems.base import FloatArray, Problem
 from casbo_bench.traces import read_provenance, read_trace
 
@@ -310,6 +312,46 @@ def test_figures_are_drawn(traces: list[Path], tmp_path: Path) -> None:
     assert suffixes == {".pdf", ".png"}
 
 
+# --- list -----------------------------------------------------------------------------
+
+LISTED_PLUGINS = [
+    *(pytest.param("optimizers", name, id=f"optimizer-{name}") for name in available_optimizers()),
+    *(pytest.param("problems", name, id=f"problem-{name}") for name in available_problems()),
+]
+
+
+def _listed(text: str) -> dict[str, dict[str, str]]:
+    """The output of ``casbo-bench list``: section -> plugin name -> one-line summary."""
+    sections: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            section = sections.setdefault(line.removesuffix(":"), {})
+            continue
+        name, _, summary = line.strip().partition("  ")
+        section[name] = summary.strip()
+    return sections
+
+
+def test_list_shows_the_registries_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    listed = _listed(capsys.readouterr().out)
+    assert list(listed) == ["optimizers", "problems"]
+    assert list(listed["optimizers"]) == available_optimizers()
+    assert list(listed["problems"]) == available_problems()
+    assert main(["list", "problems"]) == 0
+    assert list(_listed(capsys.readouterr().out)) == ["problems"]
+
+
+@pytest.mark.parametrize(("section", "name"), LISTED_PLUGINS)
+def test_list_gives_every_plugin_its_summary(
+    section: str, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["list", section]) == 0
+    summary = _listed(capsys.readouterr().out)[section][name]
+    expected = describe_optimizers() if section == "optimizers" else describe_problems()
+    assert summary and summary == expected[name]
+
+
 # --- help -----------------------------------------------------------------------------
 
 
@@ -337,22 +379,6 @@ def test_module_entry_point() -> None:
 
 def test_user_errors_do_not_swallow_bugs() -> None:
     assert not any(issubclass(error, (TypeError, KeyError)) for error in cli.USER_ERRORS)
-
-
-# --- list -----------------------------------------------------------------------------
-
-
-def test_list_names_every_plugin_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from casbo_bench import optimizers
-
-    assert main(["list"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == "optimizers:" and "problems:" in out
-    listed = {line.split()[0] for line in out if line.startswith("  ")}
-    assert set(optimizers.available_optimizers()) | set(problems.available_problems()) == listed
-    assert all(len(line.split(maxsplit=1)) == 2 for line in out if line.startswith("  "))
-    assert main(["list", "problems"]) == 0
-    assert "optimizers:" not in capsys.readouterr().out
 
 
 def test_every_subcommand_has_help_with_examples(capsys: pytest.CaptureFixture[str]) -> None:

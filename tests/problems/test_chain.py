@@ -16,8 +16,7 @@ from casbo_bench.problems.chain import (
 )
 from casbo_bench.problems.functions import get_function
 from casbo_bench.problems.instance import FunctionInstance
-
-CLOSED_FORM = ["sphere", "ellipsoid", "discus", "l1-ellipsoid", "rastrigin"]
+from tests.problems.registered import functions_with_closed_form, functions_without_closed_form
 
 
 def _chain(d: int, k: int, seed: int = 0) -> LinearGaussianChain:
@@ -167,7 +166,7 @@ def test_rollout_scores_the_states_with_the_weights(scoring: str) -> None:
 
 
 @pytest.mark.parametrize("scoring", ["final", "cumulative"])
-@pytest.mark.parametrize("name", CLOSED_FORM)
+@pytest.mark.parametrize("name", functions_with_closed_form())
 def test_expected_loss_matches_monte_carlo(name: str, scoring: str) -> None:
     d, k, n = 4, 3, 100_000
     rng = np.random.default_rng(12)
@@ -180,7 +179,7 @@ def test_expected_loss_matches_monte_carlo(name: str, scoring: str) -> None:
 
 
 @pytest.mark.parametrize("scoring", ["final", "cumulative"])
-@pytest.mark.parametrize("name", CLOSED_FORM)
+@pytest.mark.parametrize("name", functions_with_closed_form())
 def test_optimal_loss_is_approached_by_steering_to_the_minimizer(name: str, scoring: str) -> None:
     d, k = 5, 4
     problem = _problem(name, d, k, scoring, seed=4)
@@ -201,7 +200,7 @@ def test_optimal_loss_is_approached_by_steering_to_the_minimizer(name: str, scor
     assert gaps[-1] < 1e-4 * unguided
 
 
-@pytest.mark.parametrize("name", ["rosenbrock", "levy", "ackley"])
+@pytest.mark.parametrize("name", functions_without_closed_form())
 def test_expected_loss_is_not_available_without_a_closed_form(name: str) -> None:
     problem = _problem(name, 3, 2, "final")
     assert not problem.has_expected_loss

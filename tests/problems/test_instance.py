@@ -8,6 +8,7 @@ import pytest
 from casbo_bench.problems.base import ProblemError
 from casbo_bench.problems.functions import available_functions, get_function
 from casbo_bench.problems.instance import FunctionInstance, haar_orthogonal
+from tests.problems.registered import functions_with_closed_form
 
 
 @pytest.mark.parametrize("d", [1, 2, 7, 60])
@@ -69,7 +70,7 @@ def test_same_seed_same_instance_different_seed_different() -> None:
     assert not np.allclose(a.rotation, c.rotation)
 
 
-@pytest.mark.parametrize("name", ["sphere", "ellipsoid", "discus", "l1-ellipsoid"])
+@pytest.mark.parametrize("name", functions_with_closed_form())
 def test_gaussian_expectation_matches_monte_carlo(name: str) -> None:
     d, n = 4, 200_000
     rng = np.random.default_rng(11)
