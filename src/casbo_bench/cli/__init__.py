@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         subparser = subparsers.add_parser(
             name,
             help=module.HELP,
-            description=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
             parents=[debug],
             epilog=_epilog(module.EXAMPLES),
             formatter_class=argparse.RawDescriptionHelpFormatter,

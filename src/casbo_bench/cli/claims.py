@@ -9,7 +9,8 @@ from pathlib import Path
 from casbo_bench.cli.common import UsageError, writable_folder
 
 NAME = "claims"
-HELP = (
+HELP = "Write the claims ledger (claims.csv, claims.md) from the spec and the traces."
+DESCRIPTION = (
     "Write the claims ledger (claims.csv, claims.md): a verdict for every claim record of the "
     "spec (the config's claims block, resolved by the workflow), by its pre-registered rule; "
     "traces run under another rule are refused."

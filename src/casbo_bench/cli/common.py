@@ -9,7 +9,8 @@ the same way; anything else is a bug and shows its traceback.
 
 A subcommand is one module of :mod:`casbo_bench.cli` with
 
-- ``NAME``, ``HELP`` (one line) and ``EXAMPLES`` (shown at the end of ``--help``);
+- ``NAME``, ``HELP`` (one line, in ``casbo-bench --help``), optionally ``DESCRIPTION`` (the
+  longer text of its own ``--help``), and ``EXAMPLES`` (shown at the end of ``--help``);
 - ``add_arguments(parser)``, its arguments;
 - ``handle(arguments) -> int``, its work, returning the exit status.
 

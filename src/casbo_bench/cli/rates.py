@@ -20,7 +20,8 @@ from casbo_bench.cli.common import (
 )
 
 NAME = "rates"
-HELP = (
+HELP = "Judge the O(d^2/sqrt(T)) rate on traces that record the exact expected loss."
+DESCRIPTION = (
     "Judge the O(d^2/sqrt(T)) rate on traces with the exact expected loss: average gaps R_T, a "
     "log-log fit in T and d with seed-bootstrap upper limits, local slopes over the last two "
     "decades of T per d, a verdict per check (pass, no positive evidence at this horizon, fail) "
