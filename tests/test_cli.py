@@ -260,7 +260,7 @@ def test_aggregate_writes_the_tables(traces: list[Path], tmp_path: Path) -> None
     ("arguments", "expected"),
     [
         (["--reference", "cmaes"], "reference method 'cmaes' is not in the traces"),
-        (["--alpha", "1.5"], "argument --alpha: must lie strictly between 0 and 1"),
+        (["--alpha", "1.5"], "argument --alpha: must be strictly between 0 and 1"),
         (["--targets", "1", "-1"], "argument --targets: must be a positive finite number"),
         (["--targets", "1", "1"], "--targets must be distinct"),
         (["--targets"], "argument --targets: expected at least one number"),

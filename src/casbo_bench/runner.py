@@ -50,8 +50,6 @@ from casbo_bench.seeding import derive_seed
 
 logger = logging.getLogger(__name__)
 
-"""Key of the provenance JSON in a trace file's Parquet key-value metadata."""
-
 
 class JobError(UserFacingError, ValueError):
     """A job was asked for with an impossible size, budget, seed list or option."""

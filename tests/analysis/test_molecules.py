@@ -117,6 +117,7 @@ def test_a_missing_reference_is_one_error_line(
 ) -> None:
     arguments = ["molecule-report", "--tables-dir", str(tmp_path / "t"), "--figures-dir"]
     arguments += [str(tmp_path / "f"), "--sdf", str(tmp_path / "b.sdf"), "--reference", "cmaes"]
+    arguments += ["--models-dir", str(ROOT / "models")]
     assert main([*arguments, *map(str, trace_files)]) == 2
     (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert line.startswith("casbo-bench molecule-report: error: reference method 'cmaes'")

@@ -16,13 +16,14 @@ from casbo_bench.molecules.checkpoint import (
     MANIFEST_FILE,
     PREDICTOR_FILE,
     SAMPLING_FILE,
+    STATE_FILE,
     CheckpointError,
     edm_folder,
     load_predictor,
     load_sampler,
-    load_sampling_file,
     predictor_folder,
     read_checkpoint,
+    read_training_state,
 )
 from casbo_bench.molecules.training.config import PREDICTED_PROPERTIES
 from tests.molecules.structures import (
@@ -94,13 +95,28 @@ def test_the_sampler_loader_refuses_a_tampered_file_with_one_line(
     assert not (tmp_path / "quality.json").exists()
 
 
+def test_the_training_state_is_verified_before_a_resume(tmp_path: Path) -> None:
+    folder = copy_checkpoint(tmp_path / "copy")
+    (folder / STATE_FILE).write_bytes((CHECKPOINT / STATE_FILE).read_bytes())
+    assert read_training_state(folder)["progress"]["step"] > 0
+    _flip_a_byte(folder / STATE_FILE)
+    with pytest.raises(CheckpointError, match=r"training_state\.pt has sha256"):
+        read_training_state(folder)
+
+
+def test_a_missing_model_folder_names_the_way_out(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"no model folder .*--models-dir") as error:
+        load_sampler(tmp_path / "absent")
+    assert "\n" not in str(error.value)
+
+
 def test_a_missing_checkpoint_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"casbo-bench train-edm .*--out"):
         read_checkpoint(tmp_path)
     with pytest.raises(CheckpointError, match=r"casbo-bench train-predictor .*--out"):
         load_predictor(tmp_path)
-    with pytest.raises(CheckpointError, match="train one with"):
-        load_sampling_file(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match=r"casbo-bench train-edm .*--out"):
+        load_sampler(tmp_path)
 
 
 def test_stored_predictor_matches_its_manifest_and_is_small() -> None:

@@ -94,7 +94,8 @@ BAD_FRAMES: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame], str]] = [
     (
         "final_loss",
         lambda frame: pd.concat([frame, frame.head(1)]),
-        "each (method, problem, d, K, scoring) must appear on one row only (rows 0, 2)",
+        "each (method, problem, d, K, scoring) must appear on one row only: 2 row(s) fail "
+        "(rows 0, 2)",
     ),
     ("final_loss", lambda frame: frame.drop(columns="best_mean"), "missing column 'best_mean'"),
     ("final_loss", lambda frame: frame.assign(extra=1.0), "unexpected column 'extra'"),

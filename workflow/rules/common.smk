@@ -238,11 +238,11 @@ def add_jobs(folder, method, seeds, problem, d, K, scoring, **settings):
     results/<name>/<folder>/; the trace paths, in chunk order. ``settings`` are the rest of
     :class:`RunJob` (budget and fresh_samples required)."""
     paths = []
+    uses_torch = settings.pop("uses_torch", False) or method["optimizer"] in TORCH_OPTIMIZERS
     for chunk, part in enumerate(seed_chunks(seeds)):
         path = (
             f"{RESULTS}/{folder}/{method['label']}/{problem}_d{d}_K{K}_{scoring}_s{chunk}.parquet"
         )
-        uses_torch = settings.pop("uses_torch", False) or method["optimizer"] in TORCH_OPTIMIZERS
         job = RunJob(
             method,
             tuple(part),
@@ -261,7 +261,14 @@ def add_jobs(folder, method, seeds, problem, d, K, scoring, **settings):
 
 def job_of(wildcards):
     """The :class:`RunJob` of rule run's ``{job}`` wildcard."""
-    return JOBS[f"{RESULTS}/{wildcards.job}.parquet"]
+    path = f"{RESULTS}/{wildcards.job}.parquet"
+    if path not in JOBS:
+        raise ValueError(f"{path} is no run of this config; ask for a file the config runs")
+    return JOBS[path]
+
+
+# The folders of rule run's traces (below results/<name>/): the job table's callers use these.
+RUN_FOLDERS = r"(raw|robustness/raw|rate_checks/raw|molecules/raw)/.+"
 
 
 def benchmark_jobs(benchmark, methods, folder):

@@ -100,7 +100,7 @@ rule train_edm:
         gpu=int(training_device("training") == "cuda"),
     params:
         out=lambda wildcards, output: os.path.dirname(output.sampler),
-        arguments=lambda wildcards, output: edm_training_arguments(output.sampler),
+        arguments=lambda wildcards: edm_training_arguments(),
     shell:
         "OMP_WAIT_POLICY=PASSIVE python -m casbo_bench train-edm"
         " --data {input.data:q} --out {params.out:q} {params.arguments} --threads {threads}"

@@ -1,8 +1,13 @@
 """Config checks and input functions of molecules.smk (included by it)."""
 
-import os
-
-from casbo_bench.molecules.tasks import task_size
+from casbo_bench.errors import UserFacingError
+from casbo_bench.molecules.tasks import (
+    DEFAULT_ATOMS,
+    DEFAULT_SAMPLER_STEPS,
+    get_task,
+    task_names,
+    task_size,
+)
 
 MOLECULES = config_block("molecules")
 MOLECULE_DIR = f"{RESULTS}/molecules"
@@ -17,10 +22,34 @@ TRAINED_MODELS = f"{RESULTS}/models"
 QM9_DATA = "results/data/qm9_heavy.npz"
 
 
+def molecule_task_size(task):
+    """``(d, K)`` of a task entry of the config, by the task table's rule and defaults."""
+    n_atoms = task.get("n_atoms", DEFAULT_ATOMS)
+    return task_size(n_atoms, task.get("sampler_steps", DEFAULT_SAMPLER_STEPS))
+
+
+def molecule_job_inputs(task):
+    """The model files a task's runs read: the sampler, and the predictor for predictor tasks."""
+    inputs = [f"{MOLECULE_CHECKPOINT}/sampling.pt"]
+    if get_task(task["name"]).kind == "predictor":
+        inputs.append(f"{MOLECULE_PREDICTOR}/predictor.pt")
+    return tuple(inputs)
+
+
 def _check_molecule_config():
     """Cross-field checks of ``molecules`` the JSON schema cannot express, each with its fix."""
     if MOLECULES is None:
         return
+    for task in MOLECULES["tasks"]:
+        if task["name"] not in task_names():
+            raise ValueError(
+                f"config: molecules.tasks names unknown task {task['name']!r}; use one of "
+                f"{task_names()}"
+            )
+        try:
+            molecule_task_size(task)
+        except UserFacingError as error:
+            raise ValueError(f"config: molecules.tasks {task['name']}: {error}") from None
     unknown = sorted(set(MOLECULES.get("methods", [])) - set(METHODS))
     unknown += sorted(set(MOLECULES.get("budget_caps", {})) - set(METHODS))
     if unknown:
@@ -54,7 +83,7 @@ def _molecule_jobs():
         path
         for label in molecule_methods()
         for task in MOLECULES["tasks"]
-        for d, K in [task_size(task["n_atoms"], task["sampler_steps"])]
+        for d, K in [molecule_task_size(task)]
         if runs_here(label, d, K)
         for path in add_jobs(
             "molecules/raw",
@@ -67,7 +96,7 @@ def _molecule_jobs():
             budget=MOLECULES["budget_caps"].get(label, MOLECULES["budget"]),
             fresh_samples=MOLECULES["fresh_samples"],
             extra=("--models-dir", MODELS_DIR),
-            inputs=(f"{MOLECULE_CHECKPOINT}/sampling.pt", f"{MOLECULE_PREDICTOR}/predictor.pt"),
+            inputs=molecule_job_inputs(task),
             mem_mb=3000,
             # The sampler and the predictor run on the device whatever the optimizer.
             uses_torch=True,
@@ -104,15 +133,14 @@ def training_device(block):
     return (MOLECULES or {}).get(block, {}).get("device", config["device"])
 
 
-def edm_training_arguments(sampler):
-    """The train-edm options from config; ``--resume`` where the sampler's folder holds the
-    state of a training that was stopped (it continues where it was)."""
+def edm_training_arguments():
+    """The train-edm options from config. A stopped training continues from its state file
+    (``--resume-if-present``; the arguments stay the same, so no rerun is triggered)."""
     training = MOLECULES["training"]
-    state = os.path.join(os.path.dirname(sampler), "training_state.pt")
     return (
         f"--hidden {training['hidden']} --blocks {training['blocks']} "
         f"--batch {training['batch']} --hours {training['hours']} "
-        f"--device {training_device('training')}" + (" --resume" if os.path.exists(state) else "")
+        f"--device {training_device('training')} --resume-if-present"
     )
 
 

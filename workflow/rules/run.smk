@@ -16,8 +16,7 @@ rule run:
     log:
         f"{LOGS}/{{job}}.log",
     wildcard_constraints:
-        job="|".join(re.escape(path[len(RESULTS) + 1 : -len(".parquet")]) for path in JOBS)
-        or NO_MATCH,
+        job=RUN_FOLDERS,
     conda:
         "../envs/benchmark.yaml"
     threads: 1

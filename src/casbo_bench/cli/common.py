@@ -26,16 +26,14 @@ import dataclasses
 import logging
 import math
 import os
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 PROG = "casbo-bench"
 EXIT_USER_ERROR = 2
 
 logger = logging.getLogger("casbo_bench.cli")
-Item = TypeVar("Item")
 
 
 class UsageError(Exception):
@@ -69,34 +67,27 @@ def integer_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1; got {value}")
-    return value
+def bounded_number(holds: Callable[[float], bool], requirement: str) -> Callable[[str], float]:
+    """An argparse type: a number for which ``holds`` is true, else an error saying
+    ``must be <requirement>``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not holds(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}; got {text!r}")
+        return value
+
+    parse.__name__ = requirement
+    return parse
 
 
-def positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number; got {text!r}")
-    return value
-
-
-def non_negative_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0; got {text!r}")
-    return value
+probability = bounded_number(lambda p: 0 < p < 1, "strictly between 0 and 1")
+share = bounded_number(lambda p: 0 < p <= 1, "in (0, 1]")
+positive_number = bounded_number(lambda x: x > 0 and math.isfinite(x), "a positive finite number")
+non_negative_number = bounded_number(lambda x: x >= 0 and math.isfinite(x), "a finite number >= 0")
 
 
 def iteration_grid(text: str) -> list[int]:
@@ -147,35 +138,6 @@ def writable_folder(folder: Path, what: str) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"the {what} folder {folder} is not writable; choose another location")
     return folder
-
-
-def progress(
-    items: Iterable[Item], total: int, what: str, every_seconds: float = 30.0
-) -> Iterator[Item]:
-    """``items``, logging ``what: i of total (elapsed, left)`` at most every ``every_seconds``
-    and at the end: progress of long work (sampling, training, evaluation) on stderr."""
-    start = last = time.monotonic()
-    for done, item in enumerate(items, start=1):
-        yield item
-        now = time.monotonic()
-        if now - last >= every_seconds or done == total:
-            elapsed = now - start
-            left = elapsed / done * (total - done)
-            logger.info(
-                "%s: %d of %d (%.0f s, about %.0f s left)", what, done, total, elapsed, left
-            )
-            last = now
-
-
-def share(text: str) -> float:
-    """A fraction in (0, 1], such as the share of a run's evaluations counted as its last."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must lie in (0, 1]; got {value}")
-    return value
 
 
 def config_options(arguments: argparse.Namespace, config_class: type) -> dict[str, Any]:

@@ -30,11 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tables-dir", required=True, type=Path, help="folder of the tables")
     parser.add_argument("--figures-dir", required=True, type=Path, help="folder of the figures")
     parser.add_argument("--sdf", required=True, type=Path, help="SDF file of the best structures")
-    parser.add_argument(
-        "--predictor",
+    models = parser.add_mutually_exclusive_group()
+    models.add_argument(
+        "--models-dir",
         type=Path,
-        default=None,
-        help="property predictor folder (optional: without it the predicted columns are empty)",
+        help="folder of the stored models; the predictor is its property_predictor/ (default: "
+        "models/ of the current folder)",
+    )
+    models.add_argument("--predictor", type=Path, help="the property predictor folder itself")
+    models.add_argument(
+        "--no-predictor",
+        action="store_true",
+        help="leave the predicted-property columns empty (no predictor is loaded)",
     )
     parser.add_argument(
         "--device",
@@ -62,12 +69,13 @@ def handle(arguments: argparse.Namespace) -> int:
         writable_folder(folder, what)
     writable_folder(arguments.sdf.parent, "SDF")
     predictor = None
-    if arguments.predictor is not None:
+    if not arguments.no_predictor:
         from casbo_bench.devices import resolve_device
-        from casbo_bench.molecules.checkpoint import load_predictor
+        from casbo_bench.molecules.checkpoint import load_predictor, predictor_folder
 
+        folder = arguments.predictor or predictor_folder(arguments.models_dir)
         device = resolve_device(arguments.device, NAME, UsageError)
-        predictor = load_predictor(arguments.predictor, device=device).model
+        predictor = load_predictor(folder, device=device).model
     written = molecules.make_report(
         load_traces(arguments.traces),
         arguments.tables_dir,

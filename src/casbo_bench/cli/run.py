@@ -8,8 +8,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from casbo_bench.cli.common import UsageError, integer_at_least, writable_folder
 from casbo_bench.names import DEVICE_NAMES, SCORINGS
 
@@ -57,6 +55,8 @@ def parse_option(text: str) -> tuple[str, bool | int | float | str]:
             f"malformed --option {text!r}; write KEY=VALUE with KEY a Python identifier, "
             f"e.g. --option beta0=0.01"
         )
+    import yaml
+
     raw = raw.strip()
     if _NUMBER.fullmatch(raw):
         number = float(raw)

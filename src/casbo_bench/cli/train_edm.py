@@ -1,7 +1,8 @@
 """``casbo-bench train-edm``: train (or keep training) the heavy-atom EDM in time-limited slices.
 
 A slice stops after ``--hours`` (or at ``--max-steps`` total steps) and writes its
-checkpoint; ``--resume`` continues from ``OUT/training_state.pt`` with the saved options.
+checkpoint; ``--resume`` continues from ``OUT/training_state.pt`` with the saved options
+(verified against the manifest), ``--resume-if-present`` does so where that file exists.
 SIGTERM or Ctrl-C also stop the slice with a checkpoint.
 """
 
@@ -42,7 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-steps", type=integer_at_least(0), default=None, help="stop at this total step"
     )
-    parser.add_argument("--resume", action="store_true", help="continue from OUT's state")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue from OUT's state")
+    resume.add_argument(
+        "--resume-if-present",
+        action="store_true",
+        help="continue from OUT's state where there is one, else start (the workflow's way: "
+        "a stopped training continues)",
+    )
     parser.add_argument("--device", default="auto", choices=DEVICE_NAMES, help="default auto")
     parser.add_argument("--threads", type=integer_at_least(1), help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -88,7 +96,8 @@ def handle(arguments: argparse.Namespace) -> int:
 
     given = config_options(arguments, TrainingConfig)
     out: Path = arguments.out
-    if not arguments.resume and (out / STATE_FILE).exists():
+    resume = arguments.resume or (arguments.resume_if_present and (out / STATE_FILE).exists())
+    if not resume and (out / STATE_FILE).exists():
         raise UsageError(
             f"{out / STATE_FILE} exists; continue it with --resume or choose another --out"
         )
@@ -97,7 +106,7 @@ def handle(arguments: argparse.Namespace) -> int:
         torch.set_num_threads(arguments.threads)
     device = resolve_device(arguments.device, NAME, UsageError)
     dataset = load_dataset(arguments.data)
-    if arguments.resume:
+    if resume:
         trainer = resume_trainer(out, dataset, device, data_path=arguments.data, overrides=given)
     else:
         trainer = Trainer(TrainingConfig(**given), dataset, out, device, data_path=arguments.data)

@@ -39,7 +39,8 @@ from casbo_bench.molecules.diffusion import EquivariantDiffusion, build_diffusio
 from casbo_bench.molecules.property_model import PropertyPredictor
 
 DEFAULT_MODELS_DIR = Path("models")
-"""The folder of the stored model folders, relative to the current folder."""
+"""The folder of the stored model folders, relative to the current folder (the checkout's
+root, where the workflow and the README's commands run; anywhere else, pass the folder)."""
 
 EDM_FOLDER = "edm_qm9_heavy"
 PREDICTOR_FOLDER = "property_predictor"
@@ -127,6 +128,13 @@ def read_checkpoint(
     directory = Path(directory)
     manifest_path = directory / MANIFEST_FILE
     names = tuple(names)
+    if not directory.is_dir():
+        raise CheckpointError(
+            f"there is no model folder {directory} (from {Path.cwd()}); run from the checkout's "
+            f"root, where models/ holds the stored models, name the folder with --models-dir "
+            f"(config: molecules.models_dir), or train one with "
+            f"`{_how_to_train(directory, names)}`"
+        )
     mismatch = ""
     for attempt in range(attempts):
         if attempt:
@@ -234,21 +242,16 @@ def sampler_from_bytes(data: bytes, device: torch.device | str = "cpu") -> Pretr
     )
 
 
-def load_sampling_file(
-    path: str | os.PathLike[str], device: torch.device | str = "cpu"
-) -> PretrainedModel:
-    """The model of one ``sampling.pt`` file, unverified (a training run's own output).
+def read_training_state(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The training state of an EDM folder (``training_state.pt``), verified against the
+    manifest's sha256 like every other file read here, for a training run to resume.
 
     Raises:
-        CheckpointError: there is no such file.
+        CheckpointError: the state or the manifest is missing, or the state does not match.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"no sampling checkpoint at {path}; train one with "
-            f"`{_how_to_train(path.parent, [SAMPLING_FILE])}`"
-        )
-    return sampler_from_bytes(path.read_bytes(), device)
+    checkpoint = read_checkpoint(directory, (STATE_FILE,))
+    state: dict[str, Any] = _torch_state(checkpoint.contents[STATE_FILE])
+    return state
 
 
 def load_sampler(

@@ -41,23 +41,21 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from numpy.typing import ArrayLike, NDArray
-from pandera.errors import SchemaErrors
 
 from casbo_bench.errors import UserFacingError
 from casbo_bench.registration import KINDS, SCOPES, SOURCES
+from casbo_bench.schemas.checks import validate_frame
 from casbo_bench.schemas.tables import (
     _count,
-    _describe,
     _finite,
     _key_columns,
-    _non_empty,
     _non_negative,
     _probability,
     _real,
     _rows,
     _unique,
 )
-from casbo_bench.schemas.trace import RUN_KEYS
+from casbo_bench.schemas.trace import NON_EMPTY, RUN_KEYS
 
 ROLES: tuple[str, ...] = ("claim", "control", "observation")
 """Roles of a rate check: the paper's setting, a control, or a reported observation."""
@@ -457,8 +455,8 @@ GAPS_SCHEMA = pa.DataFrameSchema(
 
 VERDICTS_SCHEMA = pa.DataFrameSchema(
     columns={
-        "problem": pa.Column(str, _non_empty),
-        "method": pa.Column(str, _non_empty),
+        "problem": pa.Column(str, NON_EMPTY),
+        "method": pa.Column(str, NON_EMPTY),
         "variant_of": pa.Column(str),
         "role": pa.Column(str, _one_of(ROLES)),
         "expectation": pa.Column(str, _one_of(EXPECTATIONS)),
@@ -496,7 +494,7 @@ VERDICTS_SCHEMA = pa.DataFrameSchema(
         "verdict": pa.Column(str, _one_of(RATE_VERDICTS)),
         "control_ok": pa.Column(bool),
         "floor_reached": pa.Column(bool),
-        "reason": pa.Column(str, _non_empty),
+        "reason": pa.Column(str, NON_EMPTY),
     },
     checks=[
         _unique(["method", "problem", "K", "scoring"]),
@@ -545,8 +543,8 @@ VERDICTS_SCHEMA = pa.DataFrameSchema(
 
 LOCAL_SLOPES_SCHEMA = pa.DataFrameSchema(
     columns={
-        "problem": pa.Column(str, _non_empty),
-        "method": pa.Column(str, _non_empty),
+        "problem": pa.Column(str, NON_EMPTY),
+        "method": pa.Column(str, NON_EMPTY),
         "role": pa.Column(str, _one_of(ROLES)),
         "K": _count(1),
         "scoring": _key_columns(["scoring"])["scoring"],
@@ -614,8 +612,8 @@ LOCAL_SLOPES_SCHEMA = pa.DataFrameSchema(
 
 CALIBRATION_SCHEMA = pa.DataFrameSchema(
     columns={
-        "problem": pa.Column(str, _non_empty),
-        "method": pa.Column(str, _non_empty),
+        "problem": pa.Column(str, NON_EMPTY),
+        "method": pa.Column(str, NON_EMPTY),
         "K": _count(1),
         "scoring": _key_columns(["scoring"])["scoring"],
         "n_seeds": _count(1),
@@ -782,13 +780,13 @@ def claims_schema(secondary: tuple[str, ...] = ()) -> pa.DataFrameSchema:
     """The ledger's schema with the secondary budgets labelled ``secondary`` (in order)."""
     suffixes = ["", *(f"_{label}" for label in secondary)]
     columns: dict[str, pa.Column] = {
-        "claim_id": pa.Column(str, _non_empty),
+        "claim_id": pa.Column(str, NON_EMPTY),
         "scope": pa.Column(str, _one_of(SCOPES)),
         "source": pa.Column(str, _one_of(SOURCES)),
         "kind": pa.Column(str, _one_of(KINDS)),
-        "claim": pa.Column(str, _non_empty),
+        "claim": pa.Column(str, NON_EMPTY),
         "row": pa.Column(str, _one_of(ROWS)),
-        "method": pa.Column(str, _non_empty),
+        "method": pa.Column(str, NON_EMPTY),
         "variant_of": pa.Column(str),
         "baseline": pa.Column(str),
         "group": pa.Column(str),
@@ -805,10 +803,10 @@ def claims_schema(secondary: tuple[str, ...] = ()) -> pa.DataFrameSchema:
         "verdict": pa.Column(str, _one_of(VERDICTS)),
         "reference_verdict": pa.Column(str, _empty_or_verdict),
         "flipped": pa.Column(bool),
-        "reason": pa.Column(str, _non_empty),
+        "reason": pa.Column(str, NON_EMPTY),
         "note": pa.Column(str),
-        "evidence": pa.Column(str, _non_empty),
-        "config": pa.Column(str, _non_empty),
+        "evidence": pa.Column(str, NON_EMPTY),
+        "config": pa.Column(str, NON_EMPTY),
         "alpha": _real(pa.Check.in_range(0.0, 1.0, False, False, error="must lie in (0, 1)")),
         "min_seeds": _count(1),
         "min_effect": _real(pa.Check.in_range(0.0, 1.0, error="must lie in [0, 1]")),
@@ -859,16 +857,8 @@ def claims_schema(secondary: tuple[str, ...] = ()) -> pa.DataFrameSchema:
 def _validate(
     schema: pa.DataFrameSchema, frame: pd.DataFrame, what: str, source: str | None
 ) -> pd.DataFrame:
-    try:
-        schema.validate(frame.reset_index(drop=True), lazy=True)
-    except SchemaErrors as errors:
-        lines = _describe(errors.failure_cases)
-        origin = f" {source}" if source else ""
-        raise ClaimsValidationError(
-            f"{what}{origin} failed validation ({len(lines)} check(s)):\n"
-            + "\n".join(f"  - {line}" for line in lines)
-        ) from None
-    return frame
+    origin = f" {source}" if source else ""
+    return validate_frame(schema, frame, f"{what}{origin}", ClaimsValidationError)
 
 
 def validate_gaps(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:

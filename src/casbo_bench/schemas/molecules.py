@@ -26,7 +26,6 @@ from casbo_bench.schemas.tables import (
     _at_most,
     _count,
     _finite,
-    _non_empty,
     _ordered,
     _probability,
     _real,
@@ -34,6 +33,7 @@ from casbo_bench.schemas.tables import (
     _unique,
     validate_named,
 )
+from casbo_bench.schemas.trace import NON_EMPTY
 from casbo_bench.schemas.vocabulary import VERDICTS
 
 REFERENCE_VERDICT = "reference"
@@ -132,7 +132,7 @@ def _reference_consistent(frame: pd.DataFrame) -> pd.Series:
     return same & one_method
 
 
-_TASK_AND_METHOD = {"task": pa.Column(str, _non_empty), "method": pa.Column(str, _non_empty)}
+_TASK_AND_METHOD = {"task": pa.Column(str, NON_EMPTY), "method": pa.Column(str, NON_EMPTY)}
 
 MOLECULE_SCORES_SCHEMA = pa.DataFrameSchema(
     columns={
@@ -183,7 +183,7 @@ MOLECULE_BEST_SCHEMA = pa.DataFrameSchema(
         "K": _count(1),
         "best_score": _real(_finite),
         "evaluation": _count(1),
-        "smiles": pa.Column(str, _non_empty, nullable=True),
+        "smiles": pa.Column(str, NON_EMPTY, nullable=True),
         "valid": pa.Column(bool),
         "fragments": _count(0),
         "valid_table": pa.Column(bool),

@@ -27,11 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-from pandera.errors import SchemaErrors
 
 from casbo_bench.errors import UserFacingError
-from casbo_bench.names import SCORINGS
-from casbo_bench.schemas.trace import CELL_KEYS, SETTING_KEYS
+from casbo_bench.schemas.checks import validate_frame
+from casbo_bench.schemas.trace import CELL_KEYS, KEY_COLUMNS, NON_EMPTY, SETTING_KEYS
 from casbo_bench.schemas.vocabulary import TESTS, VERDICTS, WILCOXON
 
 
@@ -39,20 +38,8 @@ class TableValidationError(UserFacingError, ValueError):
     """An aggregated table failed its schema; the message names the table and the checks."""
 
 
-_non_empty = pa.Check.str_length(min_value=1, error="must be a non-empty string")
-
-
 def _key_columns(names: Sequence[str]) -> dict[str, pa.Column]:
-    columns = {
-        "method": pa.Column(str, _non_empty),
-        "reference": pa.Column(str, _non_empty),
-        "problem": pa.Column(str, _non_empty),
-        "d": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
-        "K": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
-        "scoring": pa.Column(
-            str, pa.Check.isin(list(SCORINGS), error=f"must be one of {', '.join(SCORINGS)}")
-        ),
-    }
+    columns = {**KEY_COLUMNS, "reference": pa.Column(str, NON_EMPTY)}
     return {name: columns[name] for name in names}
 
 
@@ -293,59 +280,6 @@ TABLE_SCHEMAS: dict[str, pa.DataFrameSchema] = {
 """Table name (as returned by ``build_tables``) -> its schema."""
 
 
-def _describe(failures: pd.DataFrame) -> list[str]:
-    """One line per failed check from pandera's ``failure_cases`` table.
-
-    pandera lists a failed frame-level check once per column of every failing row; those
-    are grouped by check alone, so each check gives one line naming the failing rows.
-    """
-    failures = failures.astype({"column": object, "check": object, "index": object})
-    frame_level = (failures["schema_context"] == "DataFrameSchema") & ~failures["check"].isin(
-        ["column_in_dataframe", "column_in_schema"]
-    )
-    failures = failures.assign(column=failures["column"].where(~frame_level, None))
-    lines: list[str] = []
-    for (column, check), cases in failures.groupby(["column", "check"], sort=False, dropna=False):
-        values = [repr(value) for value in cases["failure_case"].head(3)]
-        rows = sorted({int(i) for i in cases["index"] if i is not None and not pd.isna(i)})
-        shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
-        if check == "column_in_dataframe":
-            lines += [f"missing column {value}" for value in values]
-        elif check == "column_in_schema":
-            lines += [f"unexpected column {value} (the schema is strict)" for value in values]
-        elif str(check).startswith("dtype("):
-            lines.append(f"column {column!r} has dtype {values[0]}, expected {check}")
-        elif not isinstance(column, str):
-            lines.append(f"{check} (rows {shown})" if rows else str(check))
-        else:
-            lines.append(f"column {column!r} {check} (rows {shown}; values {', '.join(values)})")
-    return lines
-
-
-def validate_frame(
-    schema: pa.DataFrameSchema,
-    frame: pd.DataFrame,
-    what: str,
-    error: type[Exception] = TableValidationError,
-) -> pd.DataFrame:
-    """Validate ``frame`` against ``schema`` (every check at once) and return it unchanged.
-
-    Raises:
-        error: one or more checks failed; the message names ``what`` and has one line per
-            failed check.
-    """
-    try:
-        # a fresh range index, so the failing rows named are positions in the table
-        schema.validate(frame.reset_index(drop=True), lazy=True)
-        return frame
-    except SchemaErrors as errors:
-        lines = _describe(errors.failure_cases)
-        raise error(
-            f"{what} failed validation ({len(lines)} check(s)):\n"
-            + "\n".join(f"  - {line}" for line in lines)
-        ) from None
-
-
 def validate_named(
     schemas: Mapping[str, pa.DataFrameSchema], name: str, frame: pd.DataFrame
 ) -> pd.DataFrame:
@@ -359,7 +293,7 @@ def validate_named(
         raise TableValidationError(
             f"there is no schema for a table named {name!r}; known tables: {', '.join(schemas)}"
         )
-    return validate_frame(schemas[name], frame, f"table {name}")
+    return validate_frame(schemas[name], frame, f"table {name}", TableValidationError)
 
 
 def validate_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandas.api.typing import DataFrameGroupBy
-from pandera.errors import SchemaErrors
 
 from casbo_bench.errors import UserFacingError
 from casbo_bench.names import SCORINGS
+from casbo_bench.schemas.checks import validate_frame
 
 TRACE_COLUMNS: dict[str, str] = {
     "method": "str",
@@ -150,18 +150,24 @@ def _finite(values: pd.Series) -> pd.Series:
     return pd.Series(np.isfinite(values.to_numpy(dtype=np.float64)), index=values.index)
 
 
-_non_empty = pa.Check.str_length(min_value=1, error="must be a non-empty string")
+NON_EMPTY = pa.Check.str_length(min_value=1, error="must be a non-empty string")
+
+KEY_COLUMNS: dict[str, pa.Column] = {
+    "method": pa.Column(str, NON_EMPTY),
+    "problem": pa.Column(str, NON_EMPTY),
+    "d": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
+    "K": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
+    "scoring": pa.Column(
+        str, pa.Check.isin(list(SCORINGS), error=f"must be one of {', '.join(SCORINGS)}")
+    ),
+}
+"""The checks of the columns that name a cell (:data:`CELL_KEYS`), shared by every schema."""
 
 TRACE_SCHEMA = pa.DataFrameSchema(
     columns={
-        "method": pa.Column(str, _non_empty),
-        "optimizer": pa.Column(str, _non_empty),
-        "problem": pa.Column(str, _non_empty),
-        "d": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
-        "K": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
-        "scoring": pa.Column(
-            str, pa.Check.isin(list(SCORINGS), error=f"must be one of {', '.join(SCORINGS)}")
-        ),
+        "method": KEY_COLUMNS["method"],
+        "optimizer": pa.Column(str, NON_EMPTY),
+        **{key: KEY_COLUMNS[key] for key in SETTING_KEYS},
         "seed": pa.Column("int64", pa.Check.ge(0, error="must be >= 0")),
         "budget": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
         "iteration": pa.Column("int64", pa.Check.ge(0, error="must be >= 0")),
@@ -224,49 +230,6 @@ TRACE_SCHEMA = pa.DataFrameSchema(
 """The pandera schema of a trace (see the module docstring)."""
 
 
-def _describe(failures: pd.DataFrame) -> list[str]:
-    """One readable line per failed check from pandera's ``failure_cases`` table.
-
-    pandera lists a failed frame-level check once per column of every failing row; those
-    rows are grouped by check alone, so each check gives exactly one line.
-    """
-    failures = failures.astype({"column": object, "check": object, "index": object})
-    frame_level = (failures["schema_context"] == "DataFrameSchema") & ~failures["check"].isin(
-        ["column_in_dataframe", "column_in_schema"]
-    )
-    failures = failures.assign(column=failures["column"].where(~frame_level, None))
-    lines: list[str] = []
-    for (column, check), cases in failures.groupby(["column", "check"], sort=False, dropna=False):
-        values = [repr(value) for value in cases["failure_case"]]
-        if check == "column_in_dataframe":
-            lines += [
-                f"missing column {value} (a trace has {', '.join(TRACE_COLUMNS)})"
-                for value in values
-            ]
-        elif check == "column_in_schema":
-            lines += [
-                f"unexpected column {value} (remove it; the schema is strict)" for value in values
-            ]
-        elif str(check).startswith("dtype("):
-            expected = TRACE_COLUMNS.get(str(column), "?")
-            actual = cases["failure_case"].iloc[0]
-            lines.append(f"column {column!r} has dtype {actual}, expected {expected}")
-        else:
-            rows = sorted({int(i) for i in cases["index"] if i is not None and not pd.isna(i)})
-            shown = ", ".join(str(row) for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
-            what = "has missing values (NaN)" if check == "not_nullable" else str(check)
-            if not rows:
-                lines.append(what)
-            elif not isinstance(column, str):
-                lines.append(f"{what}: {len(rows)} row(s) fail (rows {shown})")
-            else:
-                lines.append(
-                    f"column {column!r} {what}: {len(rows)} row(s) fail (rows {shown}; "
-                    f"values {', '.join(values[:3])})"
-                )
-    return lines
-
-
 def validate_trace(
     frame: pd.DataFrame, source: str, columns: Sequence[str] | None = None
 ) -> pd.DataFrame:
@@ -283,11 +246,6 @@ def validate_trace(
             naming ``source`` and one line per failed check.
     """
     schema = TRACE_SCHEMA if columns is None else TRACE_SCHEMA.select_columns(list(columns))
-    try:
-        return schema.validate(frame, lazy=True)
-    except SchemaErrors as errors:
-        lines = _describe(errors.failure_cases)
-        raise TraceValidationError(
-            f"trace {source} failed validation ({len(lines)} check(s)):\n"
-            + "\n".join(f"  - {line}" for line in lines)
-        ) from None
+    return validate_frame(
+        schema, frame, f"trace {source}", TraceValidationError, TRACE_COLUMNS, rows_by_label=True
+    )

@@ -19,7 +19,7 @@ from casbo_bench.molecules.checkpoint import (
     SAMPLING_FILE,
     STATE_FILE,
     CheckpointError,
-    load_sampling_file,
+    load_sampler,
 )
 from casbo_bench.molecules.data import MoleculeDataset, load_dataset, sha256_file
 from casbo_bench.molecules.diffusion import N_FEATURES, FixedSizeSampler
@@ -119,7 +119,7 @@ def test_checkpoint_files_and_manifest(subset: MoleculeDataset, tmp_path: Path) 
 def test_sampling_checkpoint_loads_the_ema_weights(subset: MoleculeDataset, tmp_path: Path) -> None:
     trainer = Trainer(TINY, subset, tmp_path)
     trainer.run(max_steps=20, progress_bar=False)
-    pretrained = load_sampling_file(tmp_path / SAMPLING_FILE)
+    pretrained, _ = load_sampler(tmp_path)
     assert pretrained.step == 20
     assert pretrained.atom_count_histogram.sum() == len(subset.split_indices("generative"))
     for name, tensor in trainer.ema.state_dict().items():
@@ -128,8 +128,8 @@ def test_sampling_checkpoint_loads_the_ema_weights(subset: MoleculeDataset, tmp_
     sampler = FixedSizeSampler(pretrained.diffusion, n_atoms=4, n_steps=3)
     noise = torch.randn(2, sampler.n_injections, sampler.dim, generator=torch.Generator())
     assert sampler(noise).positions.shape == (2, 4, 3)
-    with pytest.raises(CheckpointError, match="train one with"):
-        load_sampling_file(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match=r"missing\.pt|missing"):
+        load_sampler(tmp_path / "missing")
 
 
 def test_divergence_guard_restores_the_snapshot_and_halves_lr(
@@ -191,3 +191,15 @@ def test_command_line_trains_and_resumes(
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     assert manifest["training"]["steps"] == 5
     assert manifest["config"]["hidden"] == 8
+
+
+def test_resume_if_present_starts_then_continues(tmp_path: Path) -> None:
+    """The workflow's one set of arguments: the first call starts, a later one continues."""
+    out = tmp_path / "model"
+    common = ["train-edm", "--data", str(SUBSET), "--out", str(out), "--threads", "1"]
+    common += ["--no-progress", "--device", "cpu", "--hidden", "8", "--blocks", "1"]
+    common += ["--batch", "8", "--resume-if-present"]
+    assert main([*common, "--max-steps", "2"]) == 0
+    assert json.loads((out / MANIFEST_FILE).read_text())["training"]["steps"] == 2
+    assert main([*common, "--max-steps", "4"]) == 0
+    assert json.loads((out / MANIFEST_FILE).read_text())["training"]["steps"] == 4

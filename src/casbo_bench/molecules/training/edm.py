@@ -61,6 +61,7 @@ from casbo_bench.molecules.checkpoint import (
     MANIFEST_FILE,
     SAMPLING_FILE,
     STATE_FILE,
+    read_training_state,
 )
 from casbo_bench.molecules.data import MoleculeDataset, atom_count_histogram, sha256_file
 from casbo_bench.molecules.diffusion import build_diffusion
@@ -529,7 +530,7 @@ def resume_trainer(
     path = Path(out_dir) / STATE_FILE
     if not path.is_file():
         raise TrainingError(f"no training state at {path}; start without --resume")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_training_state(out_dir)
     options = dict(state["config"])
     changed = {
         name: (options.get(name), value)
