@@ -31,21 +31,3 @@ rule all:
         rate_check_outputs(),
         claims_outputs(),
         molecule_outputs(),
-
-
-# The config as run: `extends:` expanded, the schema's defaults filled in. Written in
-# Snakemake's own process (nothing reaches a shell); a change of the config reruns it.
-rule resolved_config:
-    output:
-        RESOLVED_CONFIG,
-    log:
-        f"{LOGS}/resolved_config.log",
-    localrule: True
-    threads: 1
-    resources:
-        mem_mb=200,
-        runtime=5,
-    params:
-        config=lambda wildcards: config,
-    run:
-        write_resolved_config(params.config, output[0], log[0])

@@ -267,10 +267,6 @@ def job_of(wildcards):
     return JOBS[path]
 
 
-# The folders of rule run's traces (below results/<name>/): the job table's callers use these.
-RUN_FOLDERS = r"(raw|robustness/raw|rate_checks/raw|molecules/raw)/.+"
-
-
 def benchmark_jobs(benchmark, methods, folder):
     """Register ``methods`` (records) on every cell of a benchmark group; their traces."""
     return [

@@ -16,7 +16,8 @@ rule run:
     log:
         f"{LOGS}/{{job}}.log",
     wildcard_constraints:
-        job=RUN_FOLDERS,
+        # The folders the job table's callers register runs in, below results/<name>/.
+        job=r"(raw|robustness/raw|rate_checks/raw|molecules/raw)/.+",
     conda:
         "../envs/benchmark.yaml"
     threads: 1
@@ -29,3 +30,21 @@ rule run:
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
         "python -m casbo_bench run {params.arguments} --out {output.trace:q} > {log:q} 2>&1"
+
+
+# The config as run: `extends:` expanded, the schema's defaults filled in. Written in
+# Snakemake's own process (nothing reaches a shell); a change of the config reruns it.
+rule resolved_config:
+    output:
+        RESOLVED_CONFIG,
+    log:
+        f"{LOGS}/resolved_config.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=200,
+        runtime=5,
+    params:
+        config=lambda wildcards: config,
+    run:
+        write_resolved_config(params.config, output[0], log[0])
