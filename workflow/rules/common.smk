@@ -169,13 +169,14 @@ def benchmark_methods(benchmark):
     return benchmark.get("methods") or list(METHODS)
 
 
-def runs_here(label, d, K):
-    """Whether method ``label`` is run on a cell of noise size ``d`` and ``K`` injections.
+def runs_here(method, d, K):
+    """Whether the method record ``method`` runs on a cell of noise size ``d`` and ``K``
+    injections.
 
     Not where K = 1 for a method with ``on_plain`` (it equals that method there), nor above
-    its ``max_joint_dim`` searched numbers K x d.
+    its ``max_joint_dim`` searched numbers K x d (a ledger variant has neither: it runs on
+    every cell of its groups).
     """
-    method = METHODS[label]
     if "on_plain" in method and int(K) == 1:
         return False
     return int(K) * int(d) <= method.get("max_joint_dim", int(K) * int(d))
@@ -278,7 +279,7 @@ def benchmark_jobs(benchmark, methods, folder):
             benchmark["steps"],
             benchmark["scoring"],
         )
-        if method.get("variant_of") is not None or runs_here(method["label"], d, K)
+        if runs_here(method, d, K)
         for path in add_jobs(
             folder,
             method,

@@ -84,7 +84,7 @@ def _molecule_jobs():
         for label in molecule_methods()
         for task in MOLECULES["tasks"]
         for d, K in [molecule_task_size(task)]
-        if runs_here(label, d, K)
+        if runs_here(METHODS[label], d, K)
         for path in add_jobs(
             "molecules/raw",
             METHODS[label],
