@@ -1,4 +1,5 @@
-"""The registries answer without importing torch: listing plugins, reading what they declare."""
+"""The registries and the molecule task table answer without importing torch: listing plugins,
+reading what they declare, sizing a molecule task."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 _PROBE = """
 import json, sys
 from casbo_bench import optimizers, problems
+from casbo_bench.molecules import tasks
 report = {
+    "task_size": tasks.task_size(),
     "optimizers": optimizers.available_optimizers(),
     "torch_optimizers": optimizers.torch_optimizers(),
     "summaries": optimizers.describe_optimizers(),
     "problems": problems.describe_problems(),
-    "heavy": sorted(name for name in ("torch", "rdkit", "botorch", "cma") if name in sys.modules),
+    "heavy": sorted(
+        name for name in ("torch", "rdkit", "tblite", "botorch", "cma") if name in sys.modules
+    ),
 }
 print(json.dumps(report))
 """
@@ -34,6 +39,7 @@ def test_importing_the_registries_leaves_torch_out() -> None:
     )
     report = json.loads(completed.stdout)
     assert report["heavy"] == []
+    assert report["task_size"] == [63, 22]
     assert {"casbo", "turbo"} <= set(report["torch_optimizers"]) < set(report["optimizers"])
     assert all(report["summaries"][name] for name in report["optimizers"])
     assert {"sphere", "mol-qed"} <= set(report["problems"])

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from casbo_bench.molecules.atoms import MAX_ATOMS, N_FEATURES
@@ -22,29 +17,6 @@ from casbo_bench.molecules.tasks import (
     task_size,
 )
 from casbo_bench.problems.base import ProblemError
-
-SRC = Path(__file__).resolve().parents[2] / "src"
-
-_PROBE = """
-import json, sys
-import casbo_bench.molecules.tasks
-import casbo_bench.problems
-print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
-"""
-
-
-def test_the_task_table_and_the_problems_import_neither_torch_nor_rdkit() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-c", _PROBE],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PYTHONPATH": str(SRC), "PATH": ""},
-        timeout=120,
-    )
-    loaded = set(json.loads(completed.stdout))
-    assert "casbo_bench" in loaded
-    assert not {"torch", "rdkit", "tblite"} & loaded
 
 
 def test_sizes_follow_the_rule_both_ways() -> None:
