@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 # Rules run `python -m casbo_bench`: the venv's interpreter must come first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: reproduce test venv lint clean
+.PHONY: reproduce rerun-failed faults test venv lint clean
 
 venv: $(VENV)/.installed
 
@@ -25,8 +25,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# A lock left by a killed run is released first (scripts/release_stale_lock.py); a live
+# run's lock is not.
 reproduce: venv
+	$(BIN)/python scripts/release_stale_lock.py --configfile $(CONFIG)
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+
+# Runs again every seed a job recorded as failed (status column of the trace), then
+# everything downstream of it.
+rerun-failed: venv
+	CASBO_RERUN_FAILED=1 $(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+
+# The fault suite alone (tests/faults), with its count table.
+faults: venv
+	$(BIN)/python -m pytest tests/faults -q
 
 test: venv
 	$(BIN)/python -m pytest

@@ -8,6 +8,7 @@ shared, so they are made 0644 before the rename.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -43,6 +44,15 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], o
         temporary.unlink(missing_ok=True)
         raise
     return target
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The sha256 hex digest of the file at ``path``, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_text_atomically(path: str | os.PathLike[str], text: str) -> Path:

@@ -6,7 +6,13 @@ A trace is one Parquet file per job: one row per evaluation (the columns of
 config and registration hashes, and per repetition seed its derived seeds, the optimizer's
 resolved settings, ``J*`` and the frozen-law floor, so nothing downstream rebuilds a seed rule.
 
-:func:`write_trace` validates before writing and writes atomically; :func:`read_trace` and
+:func:`write_trace` validates before writing and writes atomically, then the file's sha256
+sidecar ``<trace>.sha256`` (the format of ``sha256sum``, so ``sha256sum -c`` checks it too):
+a trace whose bytes match its sidecar is the file that passed validation when it was
+written. :func:`trace_fault` says what is wrong with a trace on disk (missing, no sidecar,
+changed bytes) and :func:`quarantine_trace` moves a faulty one aside with its reason; the
+workflow does both before it builds its DAG, so no job reads a damaged trace and the job
+that wrote it runs again. :func:`read_trace` and
 :func:`read_provenance` read one file; :func:`load_traces` is how the analysis reads many:
 every file validated, and a set in which one run (method, problem, d, K, scoring, seed)
 appears twice refused, so nothing is aggregated from a failed file or counted twice. It
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from casbo_bench.errors import UserFacingError
-from casbo_bench.files import write_atomically
+from casbo_bench.files import sha256_file, write_atomically, write_text_atomically
 from casbo_bench.schemas.trace import RUN_KEYS, TraceValidationError, validate_trace
 
 PROVENANCE_KEY = "casbo_bench.provenance"
@@ -60,7 +67,76 @@ def write_trace(frame: pd.DataFrame, path: str | Path, provenance: Mapping[str, 
     metadata = dict(table.schema.metadata or {})
     metadata[PROVENANCE_KEY.encode()] = json.dumps(provenance, sort_keys=True).encode()
     table = table.replace_schema_metadata(metadata)
-    return write_atomically(path, lambda sink: pq.write_table(table, sink))
+    write_atomically(path, lambda sink: pq.write_table(table, sink))
+    write_text_atomically(sidecar_path(path), f"{sha256_file(path)}  {path.name}\n")
+    return path
+
+
+SIDECAR_SUFFIX = ".sha256"
+"""Appended to a trace's file name for its sha256 sidecar."""
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """The sha256 sidecar of trace ``path``: ``<path>.sha256``."""
+    return Path(f"{os.fspath(path)}{SIDECAR_SUFFIX}")
+
+
+def trace_fault(path: str | os.PathLike[str]) -> str | None:
+    """What is wrong with the trace at ``path`` on disk, or None when it is sound.
+
+    Sound means: the file exists, its sidecar exists, and the file's sha256 equals the one
+    the sidecar recorded when the validated trace was written. One hash per file, so a check
+    of thousands of traces before a workflow run takes about a second.
+    """
+    path, sidecar = Path(path), sidecar_path(path)
+    if not path.is_file():
+        return "the trace is missing"
+    try:
+        recorded = sidecar.read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        return f"its sha256 sidecar {sidecar.name} is missing or unreadable"
+    if not recorded or recorded[0] != sha256_file(path):
+        return f"its bytes differ from the sha256 in {sidecar.name} (changed or truncated)"
+    return None
+
+
+def mark_for_rebuild(path: str | os.PathLike[str], reason: str) -> Path:
+    """Replace the sidecar of trace ``path`` by a note saying why the trace must be rebuilt.
+
+    The note is newer than every table made from the old trace, so Snakemake, which compares
+    modification times, reruns those tables once the trace's job has written it again (that
+    job's output is missing, so it runs). The note never verifies: the trace stays faulty
+    until its job writes both again.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return write_text_atomically(
+        sidecar_path(path), f"# {stamp}: {reason}; rule run writes this trace again\n"
+    )
+
+
+def quarantine_trace(
+    path: str | os.PathLike[str], reason: str, results: str | os.PathLike[str]
+) -> Path:
+    """Move the faulty trace ``path`` to ``<results>/quarantine/`` and mark it for rebuild.
+
+    ``results`` is the run's results folder, which holds ``path``. The trace keeps its path
+    relative to ``results`` below ``quarantine/``, with a UTC time stamp appended (a second
+    fault of the same trace never overwrites the first), beside a ``.reason`` file naming the
+    original path and ``reason``; then :func:`mark_for_rebuild`.
+
+    Returns:
+        Where the trace now is.
+    """
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = Path(results) / "quarantine" / f"{path.relative_to(results)}.{stamp}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+    write_text_atomically(
+        target.with_name(f"{target.name}.reason"), f"{path}: {reason}; moved here {stamp}\n"
+    )
+    mark_for_rebuild(path, reason)
+    return target
 
 
 def _parquet_schema(path: str | Path) -> pa.Schema:
@@ -118,12 +194,21 @@ def load_traces(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
         TraceFileError: a file is missing or is not Parquet (the message names it).
         TraceValidationError: a file fails the trace schema (the message names the file and
             the failed check).
-        DuplicateRunError: a run appears in two files (the message names the run and both
-            files).
+        DuplicateRunError: a file is given twice, or a run appears in two files (the message
+            names the run and both files).
     """
     files = [Path(path) for path in paths]
     if not files:
         raise ValueError("load_traces needs at least one trace file; none were given")
+    resolved = [path.resolve() for path in files]
+    repeated = sorted(
+        {str(path) for path, real in zip(files, resolved, strict=True) if resolved.count(real) > 1}
+    )
+    if repeated:
+        raise DuplicateRunError(
+            f"trace file(s) {', '.join(repeated)} given twice; give each file once (a run "
+            f"must be aggregated once)"
+        )
     frames: list[pd.DataFrame] = []
     owner: dict[tuple[object, ...], Path] = {}
     for path in files:

@@ -1,9 +1,15 @@
-"""Tables and figures of one benchmark group, from its validated traces."""
+"""Tables and figures of one benchmark group, from its validated traces.
+
+Each rule reads the traces and lists their sha256 sidecars as inputs too: a trace that the
+check before the DAG quarantined (common.smk) leaves a newer sidecar behind, so the tables and
+figures that read it are rebuilt with it. Config text reaches the shell quoted, by :q.
+"""
 
 
 rule tables:
     input:
-        benchmark_traces,
+        traces=benchmark_traces,
+        sidecars=lambda wildcards: sidecars(benchmark_traces(wildcards)),
     output:
         [
             table_output(f"{RESULTS}/tables/{{benchmark}}/{name}.{fmt}", name, fmt)
@@ -22,15 +28,17 @@ rule tables:
         out_dir=lambda wildcards: f"{RESULTS}/tables/{wildcards.benchmark}",
         reference=config["reference"],
         alpha=config["alpha"],
-        targets=" ".join(str(target) for target in config["targets"]),
+        targets=config["targets"],
     shell:
-        "python -m casbo_bench aggregate --out-dir {params.out_dir} --reference {params.reference}"
-        " --alpha {params.alpha} --targets {params.targets} {input} > {log} 2>&1"
+        "python -m casbo_bench aggregate --out-dir {params.out_dir:q}"
+        " --reference {params.reference:q} --alpha {params.alpha:q} --targets {params.targets:q}"
+        " {input.traces:q} > {log:q} 2>&1"
 
 
 rule figures:
     input:
-        benchmark_traces,
+        traces=benchmark_traces,
+        sidecars=lambda wildcards: sidecars(benchmark_traces(wildcards)),
     output:
         report(
             directory(f"{FIGURES}/{{benchmark}}"),
@@ -52,5 +60,5 @@ rule figures:
         confidence=config["band_confidence"],
         seed=config["bootstrap_seed"],
     shell:
-        "python -m casbo_bench figures --out-dir {output} --confidence {params.confidence} "
-        "--seed {params.seed} {input} > {log} 2>&1"
+        "python -m casbo_bench figures --out-dir {output:q} --confidence {params.confidence:q}"
+        " --seed {params.seed:q} {input.traces:q} > {log:q} 2>&1"

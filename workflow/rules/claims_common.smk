@@ -78,21 +78,21 @@ def _check_claim_records(spec):
     for record in spec.records:
         if record.kind == "rate":
             if RATE is not None and record.method not in RATE_METHODS:
-                raise ValueError(
-                    f"config: claim {record.title} names rate method {record.method!r}; use "
+                refuse(
+                    f"claim {record.title} names rate method {record.method!r}; use "
                     f"one of rate_check.methods {sorted(RATE_METHODS)}"
                 )
             continue
         unknown = sorted(set(record.groups) - set(known_groups))
         if unknown:
-            raise ValueError(
-                f"config: claim {record.title} names unknown benchmark group(s) {unknown}; use "
+            refuse(
+                f"claim {record.title} names unknown benchmark group(s) {unknown}; use "
                 f"{known_groups}"
             )
         unknown = [label for label in record.labels if label not in METHODS]
         if unknown:
-            raise ValueError(
-                f"config: claim {record.title} compares unknown method(s) {unknown}; define "
+            refuse(
+                f"claim {record.title} compares unknown method(s) {unknown}; define "
                 f"them under 'methods' first"
             )
         if not any(group in groups for group in record.groups):
@@ -103,8 +103,8 @@ def _check_claim_records(spec):
             if label not in run and spec.stand_ins.get(label) not in run
         ]
         if idle:
-            raise ValueError(
-                f"config: claim {record.title} compares {idle}, which no benchmark group runs; "
+            refuse(
+                f"claim {record.title} compares {idle}, which no benchmark group runs; "
                 f"add them to a group's methods or drop them from the claim"
             )
 
@@ -115,22 +115,22 @@ def _check_claims_config():
     if CLAIMS is None:
         return None
     if "claims" not in CLAIMS:
-        raise ValueError(
-            "config: claims lacks its claim records (claims.claims); give them, or write "
+        refuse(
+            "claims lacks its claim records (claims.claims); give them, or write "
             "claims: {enabled: false} for no ledger"
         )
     if len(VARIANTS) != len(CLAIMS.get("variants", [])):
-        raise ValueError("config: two claims variants share a label; give each a unique label")
+        refuse("two claims variants share a label; give each a unique label")
     clash = sorted(set(VARIANTS) & set(METHODS))
     if clash:
-        raise ValueError(
-            f"config: claims variant label(s) {clash} are also method labels; a variant "
+        refuse(
+            f"claims variant label(s) {clash} are also method labels; a variant "
             f"needs its own label"
         )
     for label, variant in VARIANTS.items():
         if variant["variant_of"] != config["reference"]:
-            raise ValueError(
-                f"config: claims variant {label!r} is a variant of {variant['variant_of']!r}; "
+            refuse(
+                f"claims variant {label!r} is a variant of {variant['variant_of']!r}; "
                 f"the ledger re-derives the reference's verdicts, so use variant_of: "
                 f"{config['reference']}"
             )
@@ -138,14 +138,14 @@ def _check_claims_config():
     named += [name for variant in VARIANTS.values() for name in variant.get("benchmarks", [])]
     unknown = sorted(set(named) - set(BENCHMARKS))
     if unknown:
-        raise ValueError(
-            f"config: claims names unknown benchmark group(s) {unknown}; use one of "
+        refuse(
+            f"claims names unknown benchmark group(s) {unknown}; use one of "
             f"{sorted(BENCHMARKS)}"
         )
     try:
         spec = ClaimsSpec.from_mapping(claims_spec())
     except ClaimsError as error:
-        raise ValueError(f"config: claims: {error}") from None
+        refuse(f"claims: {error}")
     _check_claim_records(spec)
     return spec
 
@@ -194,6 +194,7 @@ def claims_inputs(wildcards):
         "spec": CLAIMS_SPEC,
         "traces": [path for name in BENCHMARKS for path in group_traces(name)] + MOLECULE_TRACES,
     }
+    inputs["sidecars"] = sidecars(inputs["traces"])
     if RATE is not None:
         inputs["rate_verdicts"] = f"{RATE_DIR}/verdicts.csv"
     return inputs

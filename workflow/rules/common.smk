@@ -4,19 +4,27 @@ import hashlib
 import json
 import os
 import re
-import shlex
-from itertools import product
-
 import sys
 from dataclasses import dataclass
+from itertools import product
 
 import yaml
-from snakemake.utils import validate
 
-# The workflow reads the package's torch-free registries and claim records from this
-# checkout's src/ (the same code its rules run).
+# The workflow reads the package's torch-free registries, config checks and claim records
+# from this checkout's src/ (the same code its rules run).
 sys.path.insert(0, f"{workflow.basedir}/src")
+from casbo_bench.config_checks import (
+    ConfigError,
+    check_config,
+    enabled_block,
+    read_config,
+    resolve_config,
+    validate_schema,
+)
+from casbo_bench.errors import UserFacingError
+from casbo_bench.memory import job_memory_mb
 from casbo_bench.optimizers import torch_optimizers
+from casbo_bench.traces import mark_for_rebuild, quarantine_trace, sidecar_path, trace_fault
 
 DEFAULT_CONFIG = "config/config.yaml"
 # Snakemake fills `config` from --configfile (and --config) before this file runs; the last
@@ -25,48 +33,32 @@ DEFAULT_CONFIG = "config/config.yaml"
 CONFIG_PATH = os.path.relpath((workflow.overwrite_configfiles or [DEFAULT_CONFIG])[-1])
 
 
-def _read_config(path):
-    """The YAML mapping in ``path`` (relative to the working directory), with a one-line
-    error."""
+def refuse(message):
+    """Stop before any job with one line naming the config, the field and the fix."""
+    print(f"casbo-bench: config {CONFIG_PATH}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _checked_config():
+    """``config`` as run (:func:`casbo_bench.config_checks.resolve_config`), every check of
+    :func:`casbo_bench.config_checks.check_config` passed and the schema's defaults filled.
+    Only the main Snakemake process checks: a cluster job re-reads this file with the same
+    config."""
+    default = None if workflow.overwrite_configfiles else DEFAULT_CONFIG
     try:
-        with open(path, encoding="utf-8") as stream:
-            loaded = yaml.safe_load(stream)
-    except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"config: cannot read {path}: {error}; fix or name another file")
-    if not isinstance(loaded, dict):
-        raise ValueError(f"config: {path} holds no mapping of keys; write a config there")
-    return loaded
-
-
-def _resolve_config():
-    """``config`` as run: the default config when no --configfile was given (--config entries
-    replace its own), and ``extends: <file>`` expanded one level deep: the named file's
-    top-level entries, where the extending config overrides a mapping block key by key and any
-    other entry whole."""
-    if not workflow.overwrite_configfiles:
-        overrides = dict(config)
-        config.clear()
-        config.update({**_read_config(DEFAULT_CONFIG), **overrides})
-    base_path = config.pop("extends", None)
-    if base_path is None:
-        return
-    base = _read_config(base_path)
-    if "extends" in base:
-        raise ValueError(
-            f"config: {base_path} itself extends {base['extends']}; extends is one level "
-            f"deep, so extend {base['extends']} directly"
-        )
-    merged = dict(base)
-    for key, value in config.items():
-        inherited = base.get(key)
-        both_blocks = isinstance(value, dict) and isinstance(inherited, dict)
-        merged[key] = {**inherited, **value} if both_blocks else value
+        resolved = resolve_config(dict(config), default, read_config)
+        schema = read_config(f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+        if workflow.is_main_process:
+            check_config(resolved, schema)
+        else:
+            validate_schema(resolved, schema)
+    except UserFacingError as error:
+        refuse(error)
     config.clear()
-    config.update(merged)
+    config.update(resolved)
 
 
-_resolve_config()
-validate(config, schema="../schemas/config.schema.yaml")
+_checked_config()
 
 RESULTS = f"results/{config['name']}"
 FIGURES = f"paper_figures/{config['name']}"
@@ -94,35 +86,6 @@ def gpus_for(uses_torch):
     would keep the job waiting forever on a cluster without GPUs. ``cpu`` never uses one.
     """
     return int(uses_torch and config["device"] == "cuda")
-
-
-def _check_config():
-    """Cross-field checks the JSON schema cannot express, each with its fix."""
-    if len(METHODS) != len(config["methods"]):
-        raise ValueError("config: two methods share a label; give each method a unique label")
-    if METHODS and config["reference"] not in METHODS:
-        raise ValueError(
-            f"config: reference {config['reference']!r} is not a method label; "
-            f"use one of {sorted(METHODS)}"
-        )
-    for label, method in METHODS.items():
-        twin = method.get("on_plain")
-        if twin is not None and (twin not in METHODS or "on_plain" in METHODS[twin]):
-            raise ValueError(
-                f"config: method {label!r} has on_plain: {twin!r}, which is not a method run on "
-                f"plain problems; name a label of 'methods' without on_plain"
-            )
-    for benchmark in config["benchmarks"]:
-        unknown = set(benchmark.get("methods", [])) - set(METHODS)
-        unknown |= set(benchmark["budget_caps"]) - set(METHODS)
-        if unknown:
-            raise ValueError(
-                f"config: benchmark {benchmark['name']!r} names unknown methods "
-                f"{sorted(unknown)}; define them under 'methods' first"
-            )
-
-
-_check_config()
 
 
 # A pattern no folder name matches (the wildcard of a config without benchmark groups).
@@ -155,8 +118,7 @@ def write_resolved_config(resolved, path, log):
 
 def config_block(name):
     """The config's block ``name``, or None when it is left out or says ``enabled: false``."""
-    block = config.get(name) or None
-    return block if block is not None and block.get("enabled", True) else None
+    return enabled_block(config, name)
 
 
 def seed_chunks(seeds):
@@ -182,11 +144,6 @@ def runs_here(method, d, K):
     return int(K) * int(d) <= method.get("max_joint_dim", int(K) * int(d))
 
 
-def shell_arguments(*arguments):
-    """``arguments`` as one shell word each: config text never reaches the shell unquoted."""
-    return " ".join(shlex.quote(str(argument)) for argument in arguments)
-
-
 @dataclass(frozen=True)
 class RunJob:
     """One `casbo-bench run`: a method record (label, optimizer, options) on one problem
@@ -208,9 +165,9 @@ class RunJob:
     uses_torch: bool = False
 
     def arguments(self):
-        """The run's arguments, every word quoted: the method's optimizer, label and options,
-        the seeds, budget, fresh samples, device and hashes, the problem, size and scoring,
-        then the extra flags."""
+        """The run's arguments, one list item per shell word (rule run quotes each with :q):
+        the method's optimizer, label and options, the seeds, budget, fresh samples, device
+        and hashes, the problem, size and scoring, then the extra flags."""
         options = [
             part
             for key, value in sorted(self.method.get("options", {}).items())
@@ -219,13 +176,13 @@ class RunJob:
         hashes = ["--config-hash", CONFIG_HASH]
         if RULE_HASH is not None:
             hashes += ["--rule-hash", RULE_HASH]
-        return shell_arguments(
+        return [
             *("--method", self.method["optimizer"], "--label", self.method["label"], *options),
             *("--seeds", *self.seeds, "--budget", self.budget),
             *("--fresh-samples", self.fresh_samples, "--device", config["device"], *hashes),
             *("--problem", self.problem, "--dim", self.d, "--steps", self.K),
             *("--scoring", self.scoring, *self.extra),
-        )
+        ]
 
 
 JOBS = {}
@@ -240,6 +197,9 @@ def add_jobs(folder, method, seeds, problem, d, K, scoring, **settings):
     :class:`RunJob` (budget and fresh_samples required)."""
     paths = []
     uses_torch = settings.pop("uses_torch", False) or method["optimizer"] in TORCH_OPTIMIZERS
+    # The memory model (casbo_bench.memory); check_config refused any cell above the limit.
+    need = job_memory_mb(int(d), int(K), settings["budget"], settings["fresh_samples"])
+    settings["mem_mb"] = max(settings.get("mem_mb", RunJob.mem_mb), need)
     for chunk, part in enumerate(seed_chunks(seeds)):
         path = (
             f"{RESULTS}/{folder}/{method['label']}/{problem}_d{d}_K{K}_{scoring}_s{chunk}.parquet"
@@ -255,9 +215,85 @@ def add_jobs(folder, method, seeds, problem, d, K, scoring, **settings):
             **settings,
         )
         if JOBS.setdefault(path, job) != job:
-            raise ValueError(f"config: two runs would write {path}; give them distinct labels")
+            refuse(f"two runs would write {path}; give them distinct labels")
         paths.append(path)
     return paths
+
+
+def sidecars(paths):
+    """The sha256 sidecars of trace ``paths`` (rule run writes each with its trace)."""
+    return [str(sidecar_path(path)) for path in paths]
+
+
+# Snakemake's flags after which it runs no job (so nothing may be moved).
+_NO_JOB_FLAGS = (
+    "dryrun",
+    "unlock",
+    "lint",
+    "list_rules",
+    "list_target_rules",
+    "summary",
+    "detailed_summary",
+    "report",
+    "touch",
+    "cleanup_metadata",
+    "delete_all_output",
+    "delete_temp_output",
+    "list_changes",
+    "list_input_changes",
+    "list_params_changes",
+    "list_code_changes",
+    "print_compilation",
+    "dag",
+    "rulegraph",
+    "filegraph",
+)
+
+
+def _runs_jobs():
+    """Whether this invocation runs jobs and no other Snakemake run holds this folder: the
+    main process, none of :data:`_NO_JOB_FLAGS` on its command line, no lock in
+    .snakemake/locks (a live run's, or a killed run's that `make reproduce` releases)."""
+    locks = ".snakemake/locks"
+    if not workflow.is_main_process or (os.path.isdir(locks) and any(os.scandir(locks))):
+        return False
+    from snakemake.cli import get_argument_parser
+
+    try:
+        arguments, _ = get_argument_parser().parse_known_args(sys.argv[1:])
+    except SystemExit:
+        return False
+    return not any(getattr(arguments, flag, False) for flag in _NO_JOB_FLAGS)
+
+
+def protect_traces():
+    """Check every trace of the job table before the DAG is built (casbo_bench.traces).
+
+    A damaged trace (changed bytes, no sidecar) is moved to results/<name>/quarantine/ with
+    its reason; a trace that is gone although its job ran before (its sidecar or its log is
+    still there) is noted. Either way its sidecar becomes a note newer than every table made
+    from the old trace, so Snakemake reruns the trace's job and then those tables in this
+    invocation: no job reads a damaged trace, and the rebuilt tables are the clean run's. A
+    dry run, or a folder another run has locked, only reports.
+    """
+    acting = _runs_jobs()
+    for path in JOBS:
+        fault = trace_fault(path)
+        ran_before = os.path.exists(sidecar_path(path)) or os.path.exists(
+            f"{LOGS}/{os.path.relpath(path, RESULTS)[: -len('.parquet')]}.log"
+        )
+        if fault is None or not (os.path.exists(path) or ran_before):
+            continue
+        if not acting:
+            print(
+                f"casbo-bench: {path}: {fault}; a run quarantines and rebuilds it", file=sys.stderr
+            )
+        elif os.path.exists(path):
+            moved = quarantine_trace(path, fault, RESULTS)
+            print(f"casbo-bench: {path}: {fault}; moved to {moved}, rebuilding it", file=sys.stderr)
+        else:
+            mark_for_rebuild(path, fault)
+            print(f"casbo-bench: {path}: {fault}; rebuilding it", file=sys.stderr)
 
 
 def job_of(wildcards):

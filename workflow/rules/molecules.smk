@@ -23,6 +23,7 @@ ruleorder: molecule_report > figures
 rule molecule_report:
     input:
         traces=MOLECULE_TRACES,
+        sidecars=sidecars(MOLECULE_TRACES),
         predictor=ancient(f"{MOLECULE_PREDICTOR}/predictor.pt"),
     output:
         tables=[
@@ -58,8 +59,8 @@ rule molecule_report:
     shell:
         "OMP_NUM_THREADS={threads} "
         "python -m casbo_bench molecule-report"
-        " --tables-dir {params.tables_dir} --figures-dir {output.figures}"
-        " --sdf {output.sdf} {params.arguments} {input.traces} > {log} 2>&1"
+        " --tables-dir {params.tables_dir:q} --figures-dir {output.figures:q}"
+        " --sdf {output.sdf:q} {params.arguments:q} {input.traces:q} > {log:q} 2>&1"
 
 
 rule molecule_data:
@@ -74,7 +75,7 @@ rule molecule_data:
         mem_mb=6000,
         runtime=30,
     shell:
-        "python -m casbo_bench qm9 --out {output} > {log} 2>&1"
+        "python -m casbo_bench qm9 --out {output:q} > {log:q} 2>&1"
 
 
 # Training writes declared outputs under results/<name>/models/ (never over the stored
@@ -103,7 +104,7 @@ rule train_edm:
         arguments=lambda wildcards: edm_training_arguments(),
     shell:
         "OMP_WAIT_POLICY=PASSIVE python -m casbo_bench train-edm"
-        " --data {input.data:q} --out {params.out:q} {params.arguments} --threads {threads}"
+        " --data {input.data:q} --out {params.out:q} {params.arguments:q} --threads {threads}"
         " --no-progress > {log:q} 2>&1"
 
 
@@ -128,5 +129,5 @@ rule train_property_predictor:
         arguments=lambda wildcards: predictor_training_arguments(),
     shell:
         "OMP_WAIT_POLICY=PASSIVE python -m casbo_bench train-predictor"
-        " --data {input.data:q} --out {params.out:q} {params.arguments} --threads {threads}"
+        " --data {input.data:q} --out {params.out:q} {params.arguments:q} --threads {threads}"
         " > {log:q} 2>&1"

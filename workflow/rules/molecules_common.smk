@@ -1,11 +1,9 @@
-"""Config checks and input functions of molecules.smk (included by it)."""
+"""Input functions of molecules.smk (included by it); its config is checked by casbo_bench.config_checks."""
 
-from casbo_bench.errors import UserFacingError
 from casbo_bench.molecules.tasks import (
     DEFAULT_ATOMS,
     DEFAULT_SAMPLER_STEPS,
     get_task,
-    task_names,
     task_size,
 )
 
@@ -34,39 +32,6 @@ def molecule_job_inputs(task):
     if get_task(task["name"]).kind == "predictor":
         inputs.append(f"{MOLECULE_PREDICTOR}/predictor.pt")
     return tuple(inputs)
-
-
-def _check_molecule_config():
-    """Cross-field checks of ``molecules`` the JSON schema cannot express, each with its fix."""
-    if MOLECULES is None:
-        return
-    for task in MOLECULES["tasks"]:
-        if task["name"] not in task_names():
-            raise ValueError(
-                f"config: molecules.tasks names unknown task {task['name']!r}; use one of "
-                f"{task_names()}"
-            )
-        try:
-            molecule_task_size(task)
-        except UserFacingError as error:
-            raise ValueError(f"config: molecules.tasks {task['name']}: {error}") from None
-    unknown = sorted(set(MOLECULES.get("methods", [])) - set(METHODS))
-    unknown += sorted(set(MOLECULES.get("budget_caps", {})) - set(METHODS))
-    if unknown:
-        raise ValueError(
-            f"config: molecules names unknown methods {sorted(set(unknown))}; define them "
-            f"under 'methods' first"
-        )
-    if config["reference"] not in molecule_methods():
-        raise ValueError(
-            f"config: molecules.methods leaves out the reference {config['reference']!r}; "
-            f"every method is compared against it, so list it"
-        )
-    if "molecules" in BENCHMARKS:
-        raise ValueError(
-            "config: the benchmark name 'molecules' is reserved for the molecule benchmark's "
-            "tables and figures; rename that benchmark group"
-        )
 
 
 def molecule_methods():
@@ -105,11 +70,12 @@ def _molecule_jobs():
 
 
 def molecule_report_arguments():
-    return (
-        f"--reference {config['reference']} --alpha {config['alpha']} "
-        f"--optimized-fraction {MOLECULES['optimized_fraction']} "
-        f"--predictor {MOLECULE_PREDICTOR} --device {config['device']}"
-    )
+    """The molecule-report options from config, one list item per shell word."""
+    return [
+        *("--reference", config["reference"], "--alpha", config["alpha"]),
+        *("--optimized-fraction", MOLECULES["optimized_fraction"]),
+        *("--predictor", MOLECULE_PREDICTOR, "--device", config["device"]),
+    ]
 
 
 def molecule_outputs():
@@ -137,20 +103,20 @@ def edm_training_arguments():
     """The train-edm options from config. A stopped training continues from its state file
     (``--resume-if-present``; the arguments stay the same, so no rerun is triggered)."""
     training = MOLECULES["training"]
-    return (
-        f"--hidden {training['hidden']} --blocks {training['blocks']} "
-        f"--batch {training['batch']} --hours {training['hours']} "
-        f"--device {training_device('training')} --resume-if-present"
-    )
+    return [
+        *("--hidden", training["hidden"], "--blocks", training["blocks"]),
+        *("--batch", training["batch"], "--hours", training["hours"]),
+        *("--device", training_device("training"), "--resume-if-present"),
+    ]
 
 
 def predictor_training_arguments():
     training = MOLECULES["predictor_training"]
     cap = training.get("max_minutes")
-    return f"--epochs {training['epochs']} --device {training_device('predictor_training')}" + (
-        f" --max-minutes {cap}" if cap else ""
-    )
+    return [
+        *("--epochs", training["epochs"], "--device", training_device("predictor_training")),
+        *(("--max-minutes", cap) if cap else ()),
+    ]
 
 
-_check_molecule_config()
 MOLECULE_TRACES = _molecule_jobs()

@@ -18,7 +18,8 @@ ruleorder: rate_check > figures
 
 rule rate_check:
     input:
-        RATE_TRACES,
+        traces=RATE_TRACES,
+        sidecars=sidecars(RATE_TRACES),
     output:
         verdicts=report(
             f"{RATE_DIR}/verdicts.csv",
@@ -64,4 +65,4 @@ rule rate_check:
         arguments=rate_check_arguments,
     shell:
         "python -m casbo_bench rates --out-dir {params.out_dir:q} --table-dir {params.table_dir:q}"
-        " --figure-dir {output.figures:q} {params.arguments:q} {input:q} > {log:q} 2>&1"
+        " --figure-dir {output.figures:q} {params.arguments:q} {input.traces:q} > {log:q} 2>&1"

@@ -1,51 +1,10 @@
-"""Config checks and input functions of rates.smk (included by it)."""
+"""Input functions of rates.smk (included by it); the rate check's config is checked by casbo_bench.config_checks."""
 
 import os
 
 RATE = config_block("rate_check")
 RATE_METHODS = {method["label"]: method for method in (RATE or {}).get("methods", [])}
 RATE_DIR = f"{RESULTS}/rate_checks"
-RATE_KEYS = ["steps", "scoring", "dims", "budgets", "iterations", "seeds", "methods", "checks"]
-
-
-def _check_rate_config():
-    """Cross-field checks of ``rate_check`` the JSON schema cannot express, each with its fix."""
-    if RATE is None:
-        return
-    missing = [key for key in [*RATE_KEYS, "rule"] if key not in RATE]
-    if missing:
-        raise ValueError(
-            f"config: rate_check lacks {missing}; give them, or write rate_check: {{enabled: "
-            f"false}} for no rate check"
-        )
-    if len(RATE_METHODS) != len(RATE["methods"]):
-        raise ValueError("config: two rate_check methods share a label; give each a unique label")
-    if len(RATE["budgets"]) != len(RATE["dims"]):
-        raise ValueError(
-            f"config: rate_check.budgets needs one budget per d of rate_check.dims "
-            f"({len(RATE['dims'])}); got {len(RATE['budgets'])}"
-        )
-    for method in RATE["methods"]:
-        of = method.get("variant_of")
-        if of is not None and of not in RATE_METHODS:
-            raise ValueError(
-                f"config: rate_check method {method['label']!r} is a variant of unknown "
-                f"method {of!r}; define it under rate_check.methods"
-            )
-    for check in RATE["checks"]:
-        if check["method"] not in RATE_METHODS:
-            raise ValueError(
-                f"config: rate_check.checks names unknown method {check['method']!r}; "
-                f"define it under rate_check.methods"
-            )
-    if "rate_checks" in BENCHMARKS:
-        raise ValueError(
-            "config: the benchmark name 'rate_checks' is reserved for the rate check's "
-            "figures; rename that benchmark group"
-        )
-
-
-_check_rate_config()
 
 
 def rate_checks():

@@ -2,10 +2,14 @@
 
 The benchmark groups, the ledger's CASBO variants, the rate check and the molecule benchmark
 all register their runs in ``JOBS`` (trace path -> RunJob); this one rule runs each, its
-arguments quoted word by word (config text never reaches the shell unquoted), its model
+arguments one list item per word, each quoted by :q (config text never reaches the shell
+unquoted), writing the trace and its sha256 sidecar (casbo_bench.traces), its model
 checkpoints (molecule tasks) as inputs marked ancient() so a fresh clone's newer files never
 trigger a rerun.
 """
+
+# Every job is registered by now: check their traces before Snakemake builds the DAG.
+protect_traces()
 
 
 rule run:
@@ -13,6 +17,7 @@ rule run:
         lambda wildcards: [ancient(path) for path in job_of(wildcards).inputs],
     output:
         trace=f"{RESULTS}/{{job}}.parquet",
+        sidecar=f"{RESULTS}/{{job}}.parquet.sha256",
     log:
         f"{LOGS}/{{job}}.log",
     wildcard_constraints:
@@ -29,7 +34,7 @@ rule run:
         arguments=lambda wildcards: job_of(wildcards).arguments(),
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "python -m casbo_bench run {params.arguments} --out {output.trace:q} > {log:q} 2>&1"
+        "python -m casbo_bench run {params.arguments:q} --out {output.trace:q} > {log:q} 2>&1"
 
 
 # The config as run: `extends:` expanded, the schema's defaults filled in. Written in

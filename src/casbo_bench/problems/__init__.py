@@ -61,6 +61,7 @@ __all__ = [
     "get_function",
     "haar_orthogonal",
     "make_problem",
+    "smallest_dim",
     "step_weights",
 ]
 
@@ -175,6 +176,12 @@ FAMILIES: dict[str, ProblemFamily] = {
 def available_problems() -> list[str]:
     """Names of every problem of every family, sorted."""
     return sorted(name for family in FAMILIES.values() for name in family.names())
+
+
+def smallest_dim(name: str) -> int | None:
+    """The smallest d problem ``name`` admits where its family states one (a test function's
+    ``min_dim``), else None."""
+    return get_function(name).min_dim if name in available_functions() else None
 
 
 def describe_problems() -> dict[str, str]:

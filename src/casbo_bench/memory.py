@@ -1,0 +1,36 @@
+"""The memory model of one `casbo-bench run` job, stated so a config is sized before it runs.
+
+A job holds, at its peak, the process itself and the arrays of one repetition (repetitions
+run one after the other). With D = K d the numbers searched and n the budget, in float64
+(8 bytes each):
+
+- the problem: K + 1 rotations or transition matrices of d x d: ``(K + 1) d^2``;
+- the optimizer: at most six D x D matrices (a full covariance over everything searched,
+  its factor, inverse and eigenvectors, and temporaries of the same size: CMA-ES over the
+  joint noise, xNES, CASBO's blocks are fewer): ``6 D^2``; TuRBO's candidate set of 5,000
+  points: ``5000 D``;
+- the trace: about 40 numbers per evaluation: ``40 n``; the fresh samples' noise: ``4 m D``.
+
+The process (Python with numpy, pandas, pandera and torch imported) is
+:data:`PROCESS_MB`. The model is an upper bound for every optimizer of the package; the
+workflow asks the scheduler for ``max(rule's floor, model)`` per job and refuses a config whose
+job would need more than its ``max_job_mem_mb``.
+"""
+
+from __future__ import annotations
+
+import math
+
+PROCESS_MB = 500
+"""Resident size of a job's Python process with its imports, before any array (measured:
+about 490 MB for a CMA-ES job on this project's machine)."""
+
+BYTES_PER_NUMBER = 8
+
+
+def job_memory_mb(d: int, K: int, budget: int, fresh_samples: int) -> int:
+    """Peak memory of one job in MB by the model above, rounded up."""
+    searched = K * d
+    numbers = (K + 1) * d * d + 6 * searched**2 + 5000 * searched + 40 * budget
+    numbers += 4 * fresh_samples * searched
+    return PROCESS_MB + math.ceil(numbers * BYTES_PER_NUMBER / 2**20)

@@ -1,0 +1,165 @@
+"""Damaged and lost traces: found before the DAG is built, quarantined, rebuilt.
+
+Unit cases check :mod:`casbo_bench.traces` (sidecar, fault, quarantine, duplicate files);
+workflow cases damage one trace of a finished run (tests/faults/workflow.yaml), run
+Snakemake again, and require the trace rebuilt, the damaged file in quarantine/ and every
+table equal to the clean run's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from casbo_bench.files import sha256_file
+from casbo_bench.traces import (
+    DuplicateRunError,
+    load_traces,
+    quarantine_trace,
+    sidecar_path,
+    trace_fault,
+    write_trace,
+)
+from tests.snakemake_runs import REPOSITORY, run_snakemake
+
+pytestmark = pytest.mark.fault("corrupted or deleted trace")
+
+CONFIG = REPOSITORY / "tests" / "faults" / "workflow.yaml"
+RESULTS = Path("results") / "faults"
+TRACE = RESULTS / "raw" / "plain" / "casbo" / "sphere_d2_K1_final_s1.parquet"
+
+
+def _rewrite(path: Path, change: Callable[[pd.DataFrame], None]) -> None:
+    """Rewrite the Parquet file ``path`` with ``change`` applied, provenance kept."""
+    table = pq.read_table(path)
+    frame = table.to_pandas()
+    change(frame)
+    rewritten = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(
+        table.schema.metadata
+    )
+    pq.write_table(rewritten, path)
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _nan_loss(path: Path) -> None:
+    _rewrite(path, lambda frame: frame.loc.__setitem__((3, "loss"), np.nan))
+
+
+def _negative_evaluation(path: Path) -> None:
+    _rewrite(path, lambda frame: frame.loc.__setitem__((0, "evaluation"), -1))
+
+
+def _delete(path: Path) -> None:
+    path.unlink()
+
+
+def _delete_with_sidecar(path: Path) -> None:
+    path.unlink()
+    sidecar_path(path).unlink()
+
+
+def _delete_sidecar(path: Path) -> None:
+    sidecar_path(path).unlink()
+
+
+DAMAGES = {
+    "truncated": _truncate,
+    "flipped byte": _flip_byte,
+    "NaN loss": _nan_loss,
+    "negative evaluation": _negative_evaluation,
+    "deleted": _delete,
+    "deleted with its sidecar": _delete_with_sidecar,
+    "sidecar deleted": _delete_sidecar,
+}
+
+
+def _sound_trace(tmp_path: Path) -> Path:
+    """A trace written by a one-seed run, with its sidecar."""
+    from casbo_bench.runner import Job, run_job
+
+    job = Job("random", "sphere", 2, (0,), budget=6, fresh_samples=2)
+    path = tmp_path / "results" / "x" / "raw" / "t.parquet"
+    write_trace(run_job(job), path, {"job": job.arguments()})
+    return path
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES), ids=lambda name: name.replace(" ", "-"))
+def test_a_damaged_trace_is_found(damage: str, tmp_path: Path) -> None:
+    path = _sound_trace(tmp_path)
+    assert trace_fault(path) is None
+    assert sidecar_path(path).read_text().split() == [sha256_file(path), path.name]
+    DAMAGES[damage](path)
+    assert trace_fault(path) is not None
+
+
+def test_quarantine_moves_the_trace_with_its_reason(tmp_path: Path) -> None:
+    path = _sound_trace(tmp_path)
+    results = tmp_path / "results" / "x"
+    moved = quarantine_trace(path, "its bytes differ", results)
+    assert not path.exists() and moved.is_file()
+    assert moved.parent == results / "quarantine" / "raw"
+    assert "its bytes differ" in moved.with_name(f"{moved.name}.reason").read_text()
+    assert sidecar_path(path).read_text().startswith("#")
+    assert trace_fault(path) == "the trace is missing"
+
+
+def test_aggregating_one_file_twice_is_refused(tmp_path: Path) -> None:
+    path = _sound_trace(tmp_path)
+    with pytest.raises(DuplicateRunError, match="given twice"):
+        load_traces([path, path])
+
+
+def _tables(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): path.read_text()
+        for path in sorted((folder / RESULTS / "tables").rglob("*.csv"))
+    }
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("clean")
+    (folder / "tests").symlink_to(REPOSITORY / "tests")
+    finished = run_snakemake(folder, "--configfile", str(CONFIG), timeout=900)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated", "NaN loss", "negative evaluation", "deleted", "deleted with its sidecar"],
+    ids=lambda name: name.replace(" ", "-"),
+)
+def test_the_workflow_rebuilds_a_damaged_trace(
+    damage: str, clean_run: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "run"
+    shutil.copytree(clean_run, folder, symlinks=True)
+    clean_tables = _tables(clean_run)
+    DAMAGES[damage](folder / TRACE)
+    rerun = run_snakemake(folder, "--configfile", str(CONFIG), timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"{TRACE}: " in rerun.stderr  # the one line naming the trace and its fault
+    assert trace_fault(folder / TRACE) is None
+    assert _tables(folder) == clean_tables
+    quarantined = list((folder / RESULTS / "quarantine").rglob("*.reason"))
+    assert len(quarantined) == (0 if damage.startswith("deleted") else 1)
+    again = run_snakemake(folder, "--configfile", str(CONFIG), "-n", timeout=300)
+    assert "Nothing to be done" in again.stdout + again.stderr
