@@ -34,9 +34,9 @@ def snakemake_processes_here() -> list[int]:
             cwd = (entry / "cwd").resolve()
         except OSError:
             continue
-        if cwd == here and any(
-            Path(word.decode(errors="replace")).name == "snakemake" for word in words[:2]
-        ):
+        # `snakemake ...`, `python .../snakemake ...` or `python -m snakemake ...`
+        names = [Path(word.decode(errors="replace")).name for word in words[:3]]
+        if cwd == here and "snakemake" in names:
             found.append(int(entry.name))
     return found
 

@@ -225,11 +225,10 @@ def _build_optimizer(field: str, method: Mapping[str, Any], n_blocks: int, dim: 
             f"{unknown or ['device']}; its options are {', '.join(known) or 'none'} (the "
             f"device is the config's top-level device)"
         )
-    if "device" in known:
-        options["device"] = "cpu"
+    device = {"device": "cpu"} if "device" in known else {}
     blocks = n_blocks if optimizer_class.scope == "per_step" else 1
     try:
-        return optimizer_class(SearchSpace(blocks, dim), 0, **options)
+        return optimizer_class(SearchSpace(blocks, dim), 0, **options, **device)
     except (OptimizerError, ValueError, TypeError) as error:
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(
@@ -312,6 +311,15 @@ def _check_molecules(config: Mapping[str, Any]) -> None:
             )
         except UserFacingError as error:
             raise ConfigError(f"molecules.tasks[{i}] ({task['name']}): {error}") from None
+    folder = block.get("models_dir")
+    trained = Path("results") / config["name"] / "models"
+    if folder is not None and Path(folder) != trained:
+        sampler = Path(folder) / "edm_qm9_heavy" / "sampling.pt"
+        if not sampler.is_file():
+            raise ConfigError(
+                f"molecules.models_dir: {folder} holds no edm_qm9_heavy/sampling.pt; name a "
+                f"folder of trained models, or {trained} to train them first"
+            )
     labels = {method["label"] for method in config["methods"]}
     unknown = (set(block.get("methods", [])) | set(block.get("budget_caps", {}))) - labels
     if unknown:

@@ -9,8 +9,34 @@ Run it alone with ``make faults``; CI runs it with the rest of the tests.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
+
+from tests.snakemake_runs import REPOSITORY, run_snakemake
+
+FAULT_CONFIG = REPOSITORY / "tests" / "faults" / "workflow.yaml"
+"""The small run the workflow cases damage, kill or interrupt."""
+FAULT_RESULTS = Path("results") / "faults"
+
+
+def fault_tables(folder: Path) -> dict[str, str]:
+    """Every CSV table of the fault run in ``folder``: relative path -> text."""
+    return {
+        str(path.relative_to(folder)): path.read_text()
+        for path in sorted((folder / FAULT_RESULTS / "tables").rglob("*.csv"))
+    }
+
+
+@pytest.fixture(scope="session")
+def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the finished, undamaged fault run."""
+    folder = tmp_path_factory.mktemp("clean")
+    (folder / "tests").symlink_to(REPOSITORY / "tests")
+    finished = run_snakemake(folder, "--configfile", str(FAULT_CONFIG), timeout=900)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return folder
+
 
 _injected: Counter[str] = Counter()
 _handled: Counter[str] = Counter()

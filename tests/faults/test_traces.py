@@ -27,12 +27,13 @@ from casbo_bench.traces import (
     trace_fault,
     write_trace,
 )
-from tests.snakemake_runs import REPOSITORY, run_snakemake
+from tests.faults.conftest import FAULT_CONFIG as CONFIG
+from tests.faults.conftest import FAULT_RESULTS as RESULTS
+from tests.faults.conftest import fault_tables as _tables
+from tests.snakemake_runs import run_snakemake
 
 pytestmark = pytest.mark.fault("corrupted or deleted trace")
 
-CONFIG = REPOSITORY / "tests" / "faults" / "workflow.yaml"
-RESULTS = Path("results") / "faults"
 TRACE = RESULTS / "raw" / "plain" / "casbo" / "sphere_d2_K1_final_s1.parquet"
 
 
@@ -123,22 +124,6 @@ def test_aggregating_one_file_twice_is_refused(tmp_path: Path) -> None:
     path = _sound_trace(tmp_path)
     with pytest.raises(DuplicateRunError, match="given twice"):
         load_traces([path, path])
-
-
-def _tables(folder: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(folder)): path.read_text()
-        for path in sorted((folder / RESULTS / "tables").rglob("*.csv"))
-    }
-
-
-@pytest.fixture(scope="module")
-def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("clean")
-    (folder / "tests").symlink_to(REPOSITORY / "tests")
-    finished = run_snakemake(folder, "--configfile", str(CONFIG), timeout=900)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    return folder
 
 
 @pytest.mark.slow
