@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from casbo_bench.molecules.checkpoint import (
     MANIFEST_FILE,
     PREDICTOR_FILE,
     SAMPLING_FILE,
+    SEAL,
     STATE_FILE,
     CheckpointError,
     edm_folder,
@@ -24,6 +26,7 @@ from casbo_bench.molecules.checkpoint import (
     predictor_folder,
     read_checkpoint,
     read_training_state,
+    seal_manifest,
 )
 from casbo_bench.molecules.training.config import PREDICTED_PROPERTIES
 from tests.molecules.structures import (
@@ -158,3 +161,52 @@ def test_loading_a_model_imports_no_training_code() -> None:
         timeout=300,
     )
     assert completed.stdout.strip() == "[]"
+
+
+def test_the_stored_manifests_are_sealed_and_a_relayout_keeps_the_seal(tmp_path: Path) -> None:
+    for folder in (CHECKPOINT, STORED_PREDICTOR):
+        assert SEAL in json.loads((folder / MANIFEST_FILE).read_text())
+    folder = shutil.copytree(STORED_PREDICTOR, tmp_path / "predictor")
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, sort_keys=True, indent=7))
+    assert load_predictor(folder, attempts=1).manifest == manifest
+
+
+def test_an_unsealed_manifest_is_refused_until_its_files_are_checked_and_it_is_sealed(
+    tmp_path: Path,
+) -> None:
+    folder = shutil.copytree(STORED_PREDICTOR, tmp_path / "predictor")
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    del manifest[SEAL]
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    with pytest.raises(CheckpointError, match=r"seal_manifest\.py") as error:
+        load_predictor(folder, attempts=1)
+    assert str(folder) in str(error.value)
+    weights = (folder / PREDICTOR_FILE).read_bytes()
+    # A file that does not match the unsealed manifest is never sealed over.
+    (folder / PREDICTOR_FILE).write_bytes(weights[:-1])
+    with pytest.raises(CheckpointError, match="does not match"):
+        seal_manifest(folder)
+    (folder / PREDICTOR_FILE).write_bytes(weights)
+    assert seal_manifest(folder) is True
+    assert seal_manifest(folder) is False
+    assert (folder / PREDICTOR_FILE).read_bytes() == weights
+    sealed = load_predictor(folder, attempts=1).manifest
+    assert {key: value for key, value in sealed.items() if key != SEAL} == manifest
+
+
+def test_the_seal_script_seals_a_folder(tmp_path: Path) -> None:
+    folder = shutil.copytree(STORED_PREDICTOR, tmp_path / "predictor")
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    del manifest[SEAL]
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "seal_manifest.py"), str(folder)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "PATH": ""},
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == f"{folder}: sealed"
+    assert read_checkpoint(folder, (PREDICTOR_FILE, CURVE_FILE), attempts=1)

@@ -155,6 +155,29 @@ def test_errors_name_the_fix(subset: MoleculeDataset, tmp_path: Path) -> None:
         subset.split_indices("train")
 
 
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated", "text", "object array"])
+def test_a_damaged_or_pickled_dataset_is_refused_with_one_line(damage: str, tmp_path: Path) -> None:
+    path = tmp_path / "data.npz"
+    data = bytearray(SUBSET.read_bytes())
+    if damage == "flipped byte":
+        data[len(data) // 2] ^= 0xFF  # inside a compressed array: its CRC-32 fails
+        path.write_bytes(bytes(data))
+    elif damage == "truncated":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    elif damage == "text":
+        path.write_text("positions,atom_types\n")
+    else:
+        with np.load(SUBSET) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        arrays["provenance"] = np.array([{"a": 1}], dtype=object)
+        np.savez(path, **arrays)
+    with pytest.raises(DatasetError, match="rebuild it with") as error:
+        load_dataset(path)
+    message = str(error.value)
+    assert str(path) in message and "\n" not in message
+    assert "pickle.load" not in message  # numpy's advice to unpickle is never passed on
+
+
 def test_sha256_file(tmp_path: Path) -> None:
     path = tmp_path / "bytes"
     path.write_bytes(b"casbo")

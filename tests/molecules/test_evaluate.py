@@ -73,7 +73,9 @@ def test_command_line_help_and_bad_arguments(capsys: pytest.CaptureFixture[str])
     assert "--steps" in capsys.readouterr().out
     assert main(["evaluate-edm", "--steps", "0", "--out", "unused.json"]) == 2
     (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
-    assert line.startswith("casbo-bench: error: argument --steps: must be an integer >= 1")
+    assert line.startswith(
+        "casbo-bench evaluate-edm: error: argument --steps: must be an integer >= 1"
+    )
     assert line.endswith("see 'casbo-bench evaluate-edm --help'")
     assert not Path("unused.json").exists()
 

@@ -9,8 +9,8 @@ Every user error prints one line ``casbo-bench <command>: error: ...`` on stderr
 with status 2 (:mod:`casbo_bench.cli.common`); ``--debug`` shows the traceback instead. Each
 subcommand's ``--help`` ends with examples, e.g.::
 
-    casbo-bench run --method casbo --problem sphere --dim 10 --seeds 0 1 --budget 500 --out s.pq
-    casbo-bench validate s.pq
+    casbo-bench run --method casbo --problem sphere --dim 9 --seeds 0 --budget 500 --out a.parquet
+    casbo-bench validate a.parquet
 """
 
 from __future__ import annotations
@@ -112,10 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous_level = package_logger.level
     package_logger.addHandler(handler)
     package_logger.setLevel(logging.INFO)
-    command = PROG
+    # The subcommand is named before parsing, so its argument errors carry its name too.
+    named = next((word for word in argv if not word.startswith("-")), None)
+    command = f"{PROG} {named}" if named in commands() else PROG
     try:
         arguments = build_parser().parse_args(argv)
-        command = f"{PROG} {arguments.command}"
         status: int = arguments.module.handle(arguments)
         return status
     except USER_ERRORS as error:

@@ -55,7 +55,9 @@ class TargetsAction(argparse.Action):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out-dir", required=True, type=Path, help="folder of the tables")
+    parser.add_argument(
+        "--out-dir", required=True, type=writable_folder("table"), help="folder of the tables"
+    )
     parser.add_argument("--reference", default="casbo", help="method every other is tested against")
     parser.add_argument(
         "--alpha", type=probability, help="significance level of the Holm-corrected tests"
@@ -84,7 +86,6 @@ def handle(arguments: argparse.Namespace) -> int:
         if len(set(arguments.targets)) != len(arguments.targets):
             raise UsageError(f"--targets must be distinct; got {arguments.targets}")
         settings["targets"] = tuple(arguments.targets)
-    writable_folder(arguments.out_dir, "table")
     traces = load_traces(files)
     try:
         built = tables.build_tables(traces, **settings)

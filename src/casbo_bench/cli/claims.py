@@ -35,7 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="claims_spec.json: the rule, the claim records, variants, stand-ins, config label",
     )
     parser.add_argument(
-        "--out-dir", required=True, type=Path, help="folder of claims.csv and claims.md"
+        "--out-dir",
+        required=True,
+        type=writable_folder("claims"),
+        help="folder of claims.csv and claims.md",
     )
     parser.add_argument(
         "--benchmark",
@@ -67,7 +70,6 @@ def handle(arguments: argparse.Namespace) -> int:
         if name in groups:
             raise UsageError(f"--benchmark {name} is given twice; give each group once")
         groups[name] = [Path(file) for file in files]
-    writable_folder(arguments.out_dir, "claims")
     try:
         spec = claims.read_spec(arguments.spec)
         benchmarks = {name: load_traces(files) for name, files in groups.items()}

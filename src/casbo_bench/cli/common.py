@@ -126,18 +126,70 @@ def number_list(text: str) -> list[float]:
     return values
 
 
-def writable_folder(folder: Path, what: str) -> Path:
-    """Create ``folder`` if needed and check it can be written, before any work is done."""
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be written in ``folder``, which may not exist yet (the writers create
+    it with its parents), or None when they can: its nearest existing ancestor (or itself)
+    must be a writable folder."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
     except OSError as error:
-        raise UsageError(
-            f"cannot create the {what} folder {folder}: {error.strerror or error}; "
-            f"choose a writable location"
-        ) from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"the {what} folder {folder} is not writable; choose another location")
-    return folder
+        return f"{folder} cannot be reached ({error.strerror or error})"
+    if existing is None:
+        return f"neither {folder} nor any folder above it exists"
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def writable_folder(what: str) -> Callable[[str], Path]:
+    """An argparse type: a folder the command writes its ``what`` files in.
+
+    Checked when the arguments are read, before any work, and without creating anything (the
+    writers create it): it is a folder or does not exist yet, and it can be created and
+    written. Otherwise the command ends with one line naming the argument.
+    """
+
+    def parse(text: str) -> Path:
+        folder = Path(text)
+        problem = _unwritable(folder)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(
+                f"cannot write the {what} folder {text}: {problem}; choose a writable folder"
+            )
+        return folder
+
+    parse.__name__ = f"{what} folder"
+    return parse
+
+
+def writable_file(suffix: str) -> Callable[[str], Path]:
+    """An argparse type: a file the command writes, whose name ends in ``suffix``.
+
+    Checked when the arguments are read, before any work, and without creating anything: it
+    ends in ``suffix``, is not an existing folder, and its folder can be created and written.
+    """
+
+    def parse(text: str) -> Path:
+        path = Path(text)
+        if path.suffix != suffix:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} does not end in {suffix}; name a {suffix} file"
+            )
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(
+                f"{text} is an existing folder; name a file in it, e.g. {path / ('out' + suffix)}"
+            )
+        problem = _unwritable(path.parent)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(
+                f"cannot write {text}: {problem}; choose a writable location"
+            )
+        return path
+
+    parse.__name__ = f"{suffix} file"
+    return parse
 
 
 def config_options(arguments: argparse.Namespace, config_class: type) -> dict[str, Any]:

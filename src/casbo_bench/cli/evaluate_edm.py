@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from casbo_bench.cli.common import UsageError, integer_at_least, writable_folder
+from casbo_bench.cli.common import UsageError, integer_at_least, writable_file
 from casbo_bench.names import DEVICE_NAMES
 
 NAME = "evaluate-edm"
@@ -79,8 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="run GFN2-xTB on this many valid samples and report time and mean properties",
     )
-    parser.add_argument("--out", type=Path, required=True, help="JSON file of metrics")
-    parser.add_argument("--csv", type=Path, default=None, help="CSV file, one row per sample")
+    parser.add_argument(
+        "--out", type=writable_file(".json"), required=True, help="JSON file of metrics"
+    )
+    parser.add_argument(
+        "--csv", type=writable_file(".csv"), default=None, help="CSV file, one row per sample"
+    )
     parser.add_argument(
         "--record-in-manifest",
         action="store_true",
@@ -110,9 +114,6 @@ def handle(arguments: argparse.Namespace) -> int:
     from casbo_bench.provenance import collect
 
     checkpoint = arguments.checkpoint or edm_folder(arguments.models_dir)
-    for path in (arguments.out, arguments.csv):
-        if path is not None:
-            writable_folder(path.parent, "output")
     if arguments.threads is not None:
         torch.set_num_threads(arguments.threads)
     device = resolve_device(arguments.device, NAME, UsageError)

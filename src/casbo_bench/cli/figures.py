@@ -19,7 +19,9 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out-dir", required=True, type=Path, help="folder of the figures")
+    parser.add_argument(
+        "--out-dir", required=True, type=writable_folder("figure"), help="folder of the figures"
+    )
     parser.add_argument(
         "--confidence",
         type=probability,
@@ -39,7 +41,6 @@ def handle(arguments: argparse.Namespace) -> int:
     from casbo_bench.analysis import figures
     from casbo_bench.traces import load_traces
 
-    writable_folder(arguments.out_dir, "figure")
     written = figures.make_figures(
         load_traces(arguments.files),
         arguments.out_dir,

@@ -10,6 +10,7 @@ from casbo_bench.cli.common import (
     UsageError,
     probability,
     share,
+    writable_file,
     writable_folder,
 )
 from casbo_bench.names import DEVICE_NAMES
@@ -27,9 +28,18 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tables-dir", required=True, type=Path, help="folder of the tables")
-    parser.add_argument("--figures-dir", required=True, type=Path, help="folder of the figures")
-    parser.add_argument("--sdf", required=True, type=Path, help="SDF file of the best structures")
+    parser.add_argument(
+        "--tables-dir", required=True, type=writable_folder("table"), help="folder of the tables"
+    )
+    parser.add_argument(
+        "--figures-dir",
+        required=True,
+        type=writable_folder("figure"),
+        help="folder of the figures",
+    )
+    parser.add_argument(
+        "--sdf", required=True, type=writable_file(".sdf"), help="SDF file of the best structures"
+    )
     models = parser.add_mutually_exclusive_group()
     models.add_argument(
         "--models-dir",
@@ -65,9 +75,6 @@ def handle(arguments: argparse.Namespace) -> int:
     from casbo_bench.analysis import molecules
     from casbo_bench.traces import load_traces
 
-    for folder, what in ((arguments.tables_dir, "table"), (arguments.figures_dir, "figure")):
-        writable_folder(folder, what)
-    writable_folder(arguments.sdf.parent, "SDF")
     predictor = None
     if not arguments.no_predictor:
         from casbo_bench.devices import resolve_device

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from casbo_bench.cli.common import integer_at_least, writable_folder
+from casbo_bench.cli.common import integer_at_least, writable_file
 
 NAME = "qm9"
 HELP = "Cache QM9's heavy-atom molecules from qm9pack as one npz file (or a seeded subset of one)."
@@ -20,7 +20,9 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path, help="the npz file to write")
+    parser.add_argument(
+        "--out", required=True, type=writable_file(".npz"), help="the npz file to write"
+    )
     parser.add_argument(
         "--seed", type=integer_at_least(0), default=0, help="split seed (or subset seed)"
     )
@@ -33,7 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def handle(arguments: argparse.Namespace) -> int:
     from casbo_bench.molecules.data import build_dataset, build_subset
 
-    writable_folder(arguments.out.parent, "output")
     if arguments.subset_of is not None:
         dataset = build_subset(
             arguments.subset_of, arguments.out, size=arguments.size, seed=arguments.seed

@@ -68,12 +68,19 @@ def _rate_checks(texts: Sequence[str], variants: Sequence[str], rates: Any) -> l
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--out-dir", required=True, type=Path, help="folder of verdicts.csv and gaps.csv"
+        "--out-dir",
+        required=True,
+        type=writable_folder("rate-check"),
+        help="folder of verdicts.csv and gaps.csv",
     )
     parser.add_argument(
-        "--table-dir", type=Path, help="folder of rate_checks.csv, .md and .tex (optional)"
+        "--table-dir",
+        type=writable_folder("table"),
+        help="folder of rate_checks.csv, .md and .tex (optional)",
     )
-    parser.add_argument("--figure-dir", type=Path, help="folder of the rate figures (optional)")
+    parser.add_argument(
+        "--figure-dir", type=writable_folder("figure"), help="folder of the rate figures (optional)"
+    )
     parser.add_argument(
         "--iterations",
         required=True,
@@ -174,13 +181,6 @@ def handle(arguments: argparse.Namespace) -> int:
     from casbo_bench.schemas.claims import ClaimsValidationError
     from casbo_bench.traces import read_provenance
 
-    for folder, what in (
-        (arguments.out_dir, "rate-check"),
-        (arguments.table_dir, "table"),
-        (arguments.figure_dir, "figure"),
-    ):
-        if folder is not None:
-            writable_folder(folder, what)
     try:
         rule = rates.RateRule(
             t_tolerance=arguments.t_tolerance,

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-from pathlib import Path
 from typing import Any
 
-from casbo_bench.cli.common import UsageError, integer_at_least, writable_folder
+from casbo_bench.cli.common import UsageError, integer_at_least, writable_file
 from casbo_bench.names import DEVICE_NAMES, SCORINGS
 
 NAME = "run"
@@ -143,7 +142,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the rate check's rule; for provenance: the ledger judges only traces that carry its "
         "own)",
     )
-    parser.add_argument("--out", required=True, type=Path, help="the Parquet file to write")
+    parser.add_argument(
+        "--out", required=True, type=writable_file(".parquet"), help="the Parquet file to write"
+    )
 
 
 def handle(arguments: argparse.Namespace) -> int:
@@ -164,7 +165,6 @@ def handle(arguments: argparse.Namespace) -> int:
             f"unknown problem {arguments.problem!r}; choose one of "
             f"{', '.join(problems.available_problems())}"
         )
-    writable_folder(arguments.out.parent, "output")
     try:
         job = Job(
             optimizer=arguments.method,

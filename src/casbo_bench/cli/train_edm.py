@@ -36,7 +36,9 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="cached QM9 npz")
-    parser.add_argument("--out", required=True, type=Path, help="checkpoint folder")
+    parser.add_argument(
+        "--out", required=True, type=writable_folder("checkpoint"), help="checkpoint folder"
+    )
     parser.add_argument(
         "--hours", type=positive_number, default=1.0, help="wall-time limit of this slice"
     )
@@ -101,7 +103,6 @@ def handle(arguments: argparse.Namespace) -> int:
         raise UsageError(
             f"{out / STATE_FILE} exists; continue it with --resume or choose another --out"
         )
-    writable_folder(out, "checkpoint")
     if arguments.threads is not None:
         torch.set_num_threads(arguments.threads)
     device = resolve_device(arguments.device, NAME, UsageError)

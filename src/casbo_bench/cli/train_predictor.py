@@ -34,7 +34,9 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = PredictorConfig()
     parser.add_argument("--data", required=True, type=Path, help="cached QM9 npz")
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--out", required=True, type=writable_folder("predictor"), help="output folder"
+    )
     parser.add_argument(
         "--threads", type=integer_at_least(1), default=1, help="torch CPU threads (default 1)"
     )
@@ -70,7 +72,6 @@ def handle(arguments: argparse.Namespace) -> int:
     torch.set_num_threads(arguments.threads)
     config = PredictorConfig(**config_options(arguments, PredictorConfig))
     device = resolve_device(arguments.device, NAME, UsageError)
-    writable_folder(arguments.out, "predictor")
     dataset = load_dataset(arguments.data)
     max_seconds = None if arguments.max_minutes is None else 60.0 * arguments.max_minutes
     _, record, test_mae = train_and_save(

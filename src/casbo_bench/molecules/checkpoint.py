@@ -11,10 +11,20 @@ unless a ``models_dir`` is given):
   normalization) and ``curve.csv``, written by :mod:`casbo_bench.molecules.training.predictor`.
 
 Every read goes through :func:`read_checkpoint`, which reads the manifest and the files
-consistently (a training run may be replacing them) and checks every sha256, so a tampered
-or half-written file is refused with a one-line :class:`CheckpointError`. On top of it,
-:func:`load_sampler` gives the diffusion model ready to sample and :func:`load_predictor` the
-property predictor; neither imports any training code.
+consistently (a training run may be replacing them) and checks every sha256 before a byte is
+unpickled (``torch.load(weights_only=True)``), so a tampered, truncated or half-written file is
+refused with a one-line :class:`CheckpointError` that names it and the way out. On top of it,
+:func:`load_sampler` gives the diffusion model ready to sample, :func:`load_predictor` the
+property predictor and :func:`read_training_state` the EDM training's state for a resume;
+none imports any training code.
+
+The manifest is sealed: its entry ``manifest_sha256`` is the sha256 of the rest of it as
+compact JSON with sorted keys (:func:`manifest_text`), so a changed byte anywhere in it (a
+hash, the predictor's normalization, a percentile a task's target is read from) is refused
+too, and re-indenting it is not a change. Every writer of a manifest goes through
+:func:`write_manifest`; a folder written before manifests were sealed is sealed once, after
+its files are checked against it, by ``python scripts/seal_manifest.py FOLDER``
+(:func:`seal_manifest`).
 """
 
 from __future__ import annotations
@@ -51,6 +61,12 @@ STATE_FILE = "training_state.pt"
 PREDICTOR_FILE = "predictor.pt"
 CURVE_FILE = "curve.csv"
 
+SEAL = "manifest_sha256"
+"""The manifest's own entry: the sha256 of the rest of it (:func:`manifest_text`)."""
+
+SEAL_COMMAND = "python scripts/seal_manifest.py {folder}"
+"""The one-off command that seals a manifest written before manifests were sealed."""
+
 TRAINING_COMMANDS: dict[str, str] = {
     SAMPLING_FILE: "casbo-bench train-edm --data results/data/qm9_heavy.npz --out {folder}",
     PREDICTOR_FILE: "casbo-bench train-predictor --data results/data/qm9_heavy.npz --out {folder}",
@@ -77,13 +93,85 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _unsealed_digest(manifest: Mapping[str, Any]) -> str:
+    """sha256 of ``manifest`` without its seal, as compact JSON with sorted keys."""
+    rest = {key: value for key, value in manifest.items() if key != SEAL}
+    return _sha256(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode())
+
+
+def manifest_text(manifest: Mapping[str, Any]) -> str:
+    """The text of a ``manifest.json`` holding ``manifest`` (JSON values), sealed.
+
+    The seal is computed on the values as a reader parses them back (a tuple is a list, a
+    key a string), so reading the text and re-serializing it in any layout keeps it valid.
+    """
+    parsed = json.loads(json.dumps(dict(manifest)))
+    parsed.pop(SEAL, None)
+    parsed[SEAL] = _unsealed_digest(parsed)
+    return json.dumps(parsed, indent=2) + "\n"
+
+
+def write_manifest(directory: str | os.PathLike[str], manifest: Mapping[str, Any]) -> Path:
+    """Write ``directory/manifest.json`` sealed (:func:`manifest_text`), atomically."""
+    return write_text_atomically(Path(directory) / MANIFEST_FILE, manifest_text(manifest))
+
+
+def _how_to_train(directory: Path, names: Iterable[str]) -> str:
+    """The training command of ``directory``: by the weights named, else those it holds."""
+    held = [name for name in TRAINING_COMMANDS if (directory / name).is_file()]
+    commands = [TRAINING_COMMANDS[name] for name in (*names, *held) if name in TRAINING_COMMANDS]
+    command = commands[0] if commands else TRAINING_COMMANDS[SAMPLING_FILE]
+    return command.format(folder=directory)
+
+
+def _restore_or_retrain(path: Path, directory: Path, names: Iterable[str]) -> str:
+    """The way out of a damaged file ``path`` of a model folder: the fix of an error."""
+    if path.name == STATE_FILE:
+        return f"delete {path} to start the training over, or restore it from a copy"
+    return (
+        f"restore {path} from a copy (`git checkout -- {path}` for the stored models) or "
+        f"retrain with `{_how_to_train(directory, names)}`"
+    )
+
+
+def _parse_manifest(directory: str | os.PathLike[str], data: bytes) -> dict[str, Any]:
+    """The manifest of ``directory`` from its bytes ``data``, after checking its seal.
+
+    Raises:
+        CheckpointError: ``data`` is not a JSON object with a ``files`` table, has no seal,
+            or does not match its seal.
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST_FILE
+    fix = _restore_or_retrain(path, directory, ())
+    try:
+        manifest = json.loads(data)
+    except ValueError as error:  # UnicodeDecodeError or JSONDecodeError
+        raise CheckpointError(f"{path} is not valid JSON ({error}); {fix}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise CheckpointError(f"{path} is not a model manifest (no 'files' table); {fix}")
+    fix = _restore_or_retrain(path, directory, manifest["files"])
+    if SEAL not in manifest:
+        raise CheckpointError(
+            f"{path} has no {SEAL} (it was written before manifests were sealed); check its "
+            f"files and seal it with `{SEAL_COMMAND.format(folder=directory)}`, or {fix}"
+        )
+    actual = _unsealed_digest(manifest)
+    if manifest[SEAL] != actual:
+        raise CheckpointError(
+            f"{path} has content sha256 {actual}, its {SEAL} says {manifest[SEAL]}: the "
+            f"manifest is corrupt or was edited by hand; {fix}"
+        )
+    return manifest
+
+
 @dataclass(frozen=True)
 class VerifiedCheckpoint:
     """Files of a model folder read together with the manifest that describes them.
 
     Attributes:
         directory: the model folder.
-        manifest: the parsed ``manifest.json``.
+        manifest: the parsed ``manifest.json``, its seal checked.
         contents: file name -> bytes, each matching the manifest's sha256.
     """
 
@@ -96,10 +184,9 @@ class VerifiedCheckpoint:
         return str(self.manifest["files"][name]["sha256"])
 
 
-def _how_to_train(directory: Path, names: Iterable[str]) -> str:
-    commands = [TRAINING_COMMANDS[name] for name in names if name in TRAINING_COMMANDS]
-    command = commands[0] if commands else TRAINING_COMMANDS[SAMPLING_FILE]
-    return command.format(folder=directory)
+def _listed_sha256(manifest: Mapping[str, Any], name: str) -> str | None:
+    entry = manifest["files"].get(name)
+    return entry.get("sha256") if isinstance(entry, dict) else None
 
 
 def read_checkpoint(
@@ -112,8 +199,10 @@ def read_checkpoint(
 
     A training run may replace the files at any time (each by an atomic rename; the manifest
     last). One attempt reads the manifest, then the files, then the manifest again; it is
-    accepted when both manifest reads agree and every file's sha256 matches. Otherwise (a
-    rewrite in progress) the read is repeated after ``wait_seconds``.
+    accepted when both manifest reads agree, the manifest matches its seal and every file's
+    sha256 matches the manifest. A file that does not match may be a rewrite in progress, so
+    the read is repeated after ``wait_seconds``; a manifest that does not parse or match its
+    seal is refused at once (it is only ever replaced whole).
 
     Args:
         directory: the model folder (with ``manifest.json``).
@@ -122,8 +211,9 @@ def read_checkpoint(
         wait_seconds: pause between attempts.
 
     Raises:
-        CheckpointError: a file or the manifest is missing, or the hashes still disagree after
-            ``attempts`` reads (a corrupt or hand-edited checkpoint).
+        CheckpointError: a file or the manifest is missing, the manifest is damaged, or a
+            file's sha256 still disagrees after ``attempts`` reads (a corrupt, truncated or
+            hand-edited file); the message names the file and the way out.
     """
     directory = Path(directory)
     manifest_path = directory / MANIFEST_FILE
@@ -136,6 +226,7 @@ def read_checkpoint(
             f"`{_how_to_train(directory, names)}`"
         )
     mismatch = ""
+    wrong: list[str] = []
     for attempt in range(attempts):
         if attempt:
             time.sleep(wait_seconds)
@@ -151,26 +242,68 @@ def read_checkpoint(
         if before != after:
             mismatch = "the manifest changed while the files were read"
             continue
-        manifest = json.loads(before)
-        listed = manifest.get("files", {})
-        unlisted = [name for name in names if name not in listed]
+        manifest = _parse_manifest(directory, before)
+        unlisted = [name for name in names if _listed_sha256(manifest, name) is None]
         if unlisted:
-            raise CheckpointError(f"{manifest_path} lists no sha256 for {unlisted}")
-        wrong = [
-            (name, _sha256(data), listed[name]["sha256"])
-            for name, data in contents.items()
-            if _sha256(data) != listed[name]["sha256"]
-        ]
+            raise CheckpointError(
+                f"{manifest_path} lists no sha256 for {unlisted}; "
+                f"{_restore_or_retrain(directory / unlisted[0], directory, names)}"
+            )
+        digests = {name: _sha256(data) for name, data in contents.items()}
+        wrong = [name for name in names if digests[name] != _listed_sha256(manifest, name)]
         if not wrong:
             return VerifiedCheckpoint(directory=directory, manifest=manifest, contents=contents)
         mismatch = "; ".join(
-            f"{name} has sha256 {actual}, the manifest says {expected}"
-            for name, actual, expected in wrong
+            f"{directory / name} has sha256 {digests[name]} ({len(contents[name])} bytes), "
+            f"the manifest says {_listed_sha256(manifest, name)} "
+            f"({manifest['files'][name].get('bytes')} bytes)"
+            for name in wrong
         )
+    fixes = [_restore_or_retrain(directory / name, directory, names) for name in wrong]
     raise CheckpointError(
-        f"{directory}: {mismatch} (after {attempts} reads); the checkpoint is corrupt or "
-        "still being rewritten: wait for the training slice to checkpoint, or retrain"
+        f"{mismatch} (read {attempts} times): the checkpoint is corrupt or still being "
+        f"rewritten; wait for a training slice to checkpoint, or {'; or '.join(fixes) or 'retrain'}"
     )
+
+
+def seal_manifest(directory: str | os.PathLike[str]) -> bool:
+    """Seal the manifest of a folder written before manifests were sealed (a one-off).
+
+    Only a manifest whose every listed file is present and matches its sha256 and size is
+    sealed; the files themselves are not touched.
+
+    Returns:
+        True when the manifest was sealed, False when it already carried a valid seal.
+
+    Raises:
+        CheckpointError: the manifest is missing, does not parse, carries a seal that does
+            not match, or a listed file is missing or does not match it.
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        raise CheckpointError(f"there is no {path}; name a model folder")
+    data = path.read_bytes()
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict) or SEAL in manifest:
+        _parse_manifest(directory, data)  # raises for a damaged manifest or seal
+        return False
+    if not isinstance(manifest.get("files"), dict):
+        raise CheckpointError(f"{path} is not a model manifest (no 'files' table)")
+    for name, entry in manifest["files"].items():
+        file = directory / name
+        content = file.read_bytes() if file.is_file() else b""
+        listed = (entry.get("sha256"), entry.get("bytes")) if isinstance(entry, dict) else None
+        if not file.is_file() or listed != (_sha256(content), len(content)):
+            raise CheckpointError(
+                f"{file} is missing or does not match {path}; only a manifest whose files "
+                f"all match it is sealed: restore the file, or retrain"
+            )
+    write_manifest(directory, manifest)
+    return True
 
 
 def record_quality(
@@ -183,11 +316,12 @@ def record_quality(
     slice writes a fresh manifest, which drops the entry together with the old weights.
 
     Raises:
-        CheckpointError: the checkpoint changed since it was measured.
+        CheckpointError: the manifest is damaged, or the checkpoint changed since it was
+            measured.
     """
     path = Path(directory) / MANIFEST_FILE
-    manifest = json.loads(path.read_text())
-    listed = manifest.get("files", {}).get(SAMPLING_FILE, {}).get("sha256")
+    manifest = _parse_manifest(directory, path.read_bytes())
+    listed = _listed_sha256(manifest, SAMPLING_FILE)
     if listed != sampling_sha256:
         raise CheckpointError(
             f"{path} now lists sha256 {listed} for {SAMPLING_FILE}, not the measured "
@@ -195,7 +329,7 @@ def record_quality(
             f"and measure again"
         )
     manifest["quality"] = quality
-    write_text_atomically(path, json.dumps(manifest, indent=2) + "\n")
+    write_manifest(directory, manifest)
 
 
 # --- the diffusion model -------------------------------------------------------------------
@@ -242,27 +376,34 @@ def sampler_from_bytes(data: bytes, device: torch.device | str = "cpu") -> Pretr
     )
 
 
-def read_training_state(directory: str | os.PathLike[str]) -> dict[str, Any]:
+def read_training_state(directory: str | os.PathLike[str], attempts: int = 5) -> dict[str, Any]:
     """The training state of an EDM folder (``training_state.pt``), verified against the
     manifest's sha256 like every other file read here, for a training run to resume.
 
+    ``attempts`` reads are made while a training run may be rewriting the folder
+    (:func:`read_checkpoint`).
+
     Raises:
-        CheckpointError: the state or the manifest is missing, or the state does not match.
+        CheckpointError: the state or the manifest is missing or damaged, or the state does
+            not match the manifest (the fix: delete the state to start over, or restore it).
     """
-    checkpoint = read_checkpoint(directory, (STATE_FILE,))
+    checkpoint = read_checkpoint(directory, (STATE_FILE,), attempts=attempts)
     state: dict[str, Any] = _torch_state(checkpoint.contents[STATE_FILE])
     return state
 
 
 def load_sampler(
-    directory: str | os.PathLike[str], device: torch.device | str = "cpu"
+    directory: str | os.PathLike[str], device: torch.device | str = "cpu", attempts: int = 5
 ) -> tuple[PretrainedModel, VerifiedCheckpoint]:
     """The sampling model of an EDM folder, from bytes verified against its manifest.
 
+    ``attempts`` as in :func:`read_checkpoint`.
+
     Raises:
-        CheckpointError: the folder is missing, or ``sampling.pt`` does not match the manifest.
+        CheckpointError: the folder is missing, its manifest is damaged, or ``sampling.pt``
+            does not match the manifest.
     """
-    checkpoint = read_checkpoint(directory, (SAMPLING_FILE,))
+    checkpoint = read_checkpoint(directory, (SAMPLING_FILE,), attempts=attempts)
     return sampler_from_bytes(checkpoint.contents[SAMPLING_FILE], device), checkpoint
 
 

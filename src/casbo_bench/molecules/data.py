@@ -38,6 +38,8 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,26 +322,58 @@ def build_dataset(out_path: str | os.PathLike[str], seed: int = 0) -> MoleculeDa
     return dataset
 
 
+_ARRAYS = (
+    "positions",
+    "atom_types",
+    "properties",
+    "property_names",
+    "smiles",
+    "qm9_index",
+    "split",
+    "provenance",
+)
+"""The arrays of a cached dataset file (:func:`save_dataset`)."""
+
+
 def load_dataset(path: str | os.PathLike[str]) -> MoleculeDataset:
-    """Load a dataset written by :func:`build_dataset` or :func:`build_subset`."""
+    """Load a dataset written by :func:`build_dataset` or :func:`build_subset`.
+
+    Nothing in the file is unpickled (``allow_pickle=False``), and every array is checked
+    against the CRC-32 the npz (a zip) stores for it, so a damaged file is refused.
+
+    Raises:
+        DatasetError: the file is missing, damaged, or not a casbo-bench QM9 file.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"no dataset at {path}; build it with `casbo-bench qm9 --out {path}`")
-    with np.load(path, allow_pickle=False) as archive:
-        required = {"positions", "atom_types", "properties", "property_names", "smiles"}
-        missing = required - set(archive.files)
-        if missing:
-            raise DatasetError(f"{path} is not a casbo-bench QM9 file: it lacks {sorted(missing)}")
-        dataset = MoleculeDataset(
-            positions=archive["positions"],
-            atom_types=archive["atom_types"],
-            properties=archive["properties"],
-            property_names=tuple(str(name) for name in archive["property_names"]),
-            smiles=archive["smiles"],
-            qm9_index=archive["qm9_index"],
-            split=archive["split"],
-            provenance=json.loads(str(archive["provenance"])),
-        )
+    rebuild = f"rebuild it with `casbo-bench qm9 --out {path}` (or `--subset-of` for a subset)"
+    # np.load reads anything but a zip as a pickle, and its refusal would advise unpickling.
+    if not zipfile.is_zipfile(path):
+        raise DatasetError(f"{path} is not a casbo-bench QM9 file (not an npz archive); {rebuild}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = set(_ARRAYS) - set(archive.files)
+            if missing:
+                raise DatasetError(
+                    f"{path} is not a casbo-bench QM9 file: it lacks {sorted(missing)}; "
+                    f"build one with `casbo-bench qm9 --out {path}`"
+                )
+            arrays = {name: archive[name] for name in _ARRAYS}
+    except DatasetError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise DatasetError(f"{path} cannot be read ({error}); {rebuild}") from None
+    dataset = MoleculeDataset(
+        positions=arrays["positions"],
+        atom_types=arrays["atom_types"],
+        properties=arrays["properties"],
+        property_names=tuple(str(name) for name in arrays["property_names"]),
+        smiles=arrays["smiles"],
+        qm9_index=arrays["qm9_index"],
+        split=arrays["split"],
+        provenance=json.loads(str(arrays["provenance"])),
+    )
     n = len(dataset)
     if dataset.positions.shape != (n, MAX_ATOMS, 3) or dataset.atom_types.shape != (n, MAX_ATOMS):
         raise DatasetError(

@@ -183,8 +183,10 @@ def evaluate(
         xtb_samples: run GFN2-xTB on this many valid samples (:func:`xtb_summary`).
         provenance: the run's provenance record (:func:`casbo_bench.provenance.collect`).
     """
-    # A split the data file lacks is refused here, before minutes of sampling.
+    # A split the data file lacks, or a damaged checkpoint, is refused here, before minutes
+    # of work.
     real = dataset.subset(reference_split) if reference_split is not None else None
+    loaded = load_sampler(checkpoint, device) if n_samples else None
     start = time.perf_counter()
     reference = training_smiles(dataset, "generative")
     logger.info("%s training SMILES in %.0f s", f"{len(reference):,}", time.perf_counter() - start)
@@ -194,8 +196,8 @@ def evaluate(
         "provenance": provenance or {},
     }
     rebuilt: list[RebuiltMolecule] = []
-    if n_samples:
-        model, verified = load_sampler(checkpoint, device)
+    if loaded is not None:
+        model, verified = loaded
         start = time.perf_counter()
         samples = sample_unguided(model, n_samples, seed, n_steps, batch_size)
         sampling_seconds = time.perf_counter() - start

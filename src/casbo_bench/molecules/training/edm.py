@@ -23,8 +23,9 @@ written to a temporary file, then renamed):
 - ``sampling.pt``: the EMA weights in float16, the config and the atom-count histogram: all a
   sampler needs;
 - ``curve.csv``: step, molecules seen, wall seconds, train loss, EMA validation loss, lr;
-- ``manifest.json``: sha256 and size of the checkpoint files, config, data provenance,
-  training time and hardware per slice.
+- ``manifest.json`` (last, sealed): sha256 and size of the three files above, config, data
+  provenance, training time and hardware per slice. ``--resume`` loads the state only after
+  its sha256 matches (:func:`~casbo_bench.molecules.checkpoint.read_training_state`).
 """
 
 from __future__ import annotations
@@ -54,14 +55,14 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from casbo_bench.files import write_atomically, write_text_atomically
+from casbo_bench.files import write_atomically
 from casbo_bench.molecules.atoms import MAX_ATOMS, N_FEATURES
 from casbo_bench.molecules.checkpoint import (
     CURVE_FILE,
-    MANIFEST_FILE,
     SAMPLING_FILE,
     STATE_FILE,
     read_training_state,
+    write_manifest,
 )
 from casbo_bench.molecules.data import MoleculeDataset, atom_count_histogram, sha256_file
 from casbo_bench.molecules.diffusion import build_diffusion
@@ -377,9 +378,7 @@ class Trainer:
         write_atomically(self.out_dir / STATE_FILE, lambda stream: torch.save(state, stream))
         write_atomically(self.out_dir / SAMPLING_FILE, lambda stream: torch.save(sampling, stream))
         write_atomically(self.out_dir / CURVE_FILE, self._write_curve)
-        write_text_atomically(
-            self.out_dir / MANIFEST_FILE, json.dumps(self.manifest(), indent=2) + "\n"
-        )
+        write_manifest(self.out_dir, self.manifest())
 
     def _write_curve(self, stream: BinaryIO) -> None:
         text = io.StringIO()

@@ -20,7 +20,7 @@ written to a temporary file and renamed:
 - ``predictor.pt``: the float32 weights of the best epoch, the config and the target
   normalization (about 0.7 MB);
 - ``curve.csv``: per epoch the training loss, the validation MAE per property and the lr;
-- ``manifest.json``: sha256 of both files, the config, the data file's sha256 and
+- ``manifest.json`` (last, sealed): sha256 of both files, the config, the data file's sha256 and
   provenance, training time, device and hardware, the test MAE per property beside EDM's
   all-atom classifiers' (Hoogeboom et al. 2022, Table 3: alpha 0.10 bohr^3, gap 64 meV, mu
   0.043 D; not comparable like for like), and the property split's percentiles (the
@@ -33,7 +33,6 @@ import copy
 import csv
 import dataclasses
 import io
-import json
 import logging
 import math
 import os
@@ -49,8 +48,8 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from casbo_bench.files import write_atomically, write_text_atomically
-from casbo_bench.molecules.checkpoint import CURVE_FILE, MANIFEST_FILE, PREDICTOR_FILE
+from casbo_bench.files import write_atomically
+from casbo_bench.molecules.checkpoint import CURVE_FILE, PREDICTOR_FILE, write_manifest
 from casbo_bench.molecules.data import PROPERTY_UNITS, MoleculeDataset, sha256_file
 from casbo_bench.molecules.property_model import PropertyPredictor
 from casbo_bench.molecules.training.config import PREDICTED_PROPERTIES, PredictorConfig
@@ -360,7 +359,7 @@ def save_predictor(
         ),
         "property_split_percentiles": property_percentiles(dataset, config.properties),
     }
-    write_text_atomically(out / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out, manifest)
     return out
 
 
