@@ -33,7 +33,6 @@ and the committed test subset (1,000 molecules drawn with a fixed seed) with::
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -49,7 +48,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from casbo_bench.errors import UserFacingError
-from casbo_bench.files import write_atomically
+from casbo_bench.files import sha256_file, write_atomically
 from casbo_bench.molecules.atoms import ATOM_SYMBOLS, ATOMIC_NUMBERS, MAX_ATOMS
 
 SPLIT_NAMES: tuple[str, ...] = ("generative", "property", "validation", "test")
@@ -177,15 +176,6 @@ def qm9pack_data_dir() -> Path:
     if missing:
         raise DatasetError(f"qm9pack's data folder {folder} lacks {missing}; reinstall qm9pack")
     return folder
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def split_assignment(n_molecules: int, seed: int) -> NDArray[np.int8]:

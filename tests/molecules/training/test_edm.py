@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from casbo_bench.cli import main
+from casbo_bench.files import sha256_file
 from casbo_bench.molecules.checkpoint import (
     CURVE_FILE,
     MANIFEST_FILE,
@@ -21,7 +22,7 @@ from casbo_bench.molecules.checkpoint import (
     CheckpointError,
     load_sampler,
 )
-from casbo_bench.molecules.data import MoleculeDataset, load_dataset, sha256_file
+from casbo_bench.molecules.data import MoleculeDataset, load_dataset
 from casbo_bench.molecules.diffusion import N_FEATURES, FixedSizeSampler
 from casbo_bench.molecules.training.config import TrainingConfig, TrainingError
 from casbo_bench.molecules.training.edm import CURVE_COLUMNS, Trainer, resume_trainer

@@ -55,7 +55,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from casbo_bench.files import write_atomically
+from casbo_bench.files import sha256_file, write_atomically
 from casbo_bench.molecules.atoms import MAX_ATOMS, N_FEATURES
 from casbo_bench.molecules.checkpoint import (
     CURVE_FILE,
@@ -64,7 +64,7 @@ from casbo_bench.molecules.checkpoint import (
     read_training_state,
     write_manifest,
 )
-from casbo_bench.molecules.data import MoleculeDataset, atom_count_histogram, sha256_file
+from casbo_bench.molecules.data import MoleculeDataset, atom_count_histogram
 from casbo_bench.molecules.diffusion import build_diffusion
 from casbo_bench.molecules.training.config import RESUMABLE_OPTIONS, TrainingConfig, TrainingError
 from casbo_bench.provenance import hardware_description

@@ -48,9 +48,9 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from casbo_bench.files import write_atomically
+from casbo_bench.files import sha256_file, write_atomically
 from casbo_bench.molecules.checkpoint import CURVE_FILE, PREDICTOR_FILE, write_manifest
-from casbo_bench.molecules.data import PROPERTY_UNITS, MoleculeDataset, sha256_file
+from casbo_bench.molecules.data import PROPERTY_UNITS, MoleculeDataset
 from casbo_bench.molecules.property_model import PropertyPredictor
 from casbo_bench.molecules.training.config import PREDICTED_PROPERTIES, PredictorConfig
 from casbo_bench.provenance import hardware_description
