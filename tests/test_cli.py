@@ -97,6 +97,11 @@ def test_run_writes_a_valid_trace_with_provenance(
         ),
         ([*RUN, "--seeds", "0", "--option", "device=cpu"], "give the device"),
         ([*RUN, "--seeds", "0", "--models-dir", "models"], "sphere reads no stored models"),
+        ([*RUN, "--seeds", "0", "--on-failure", "skip"], "argument --on-failure: invalid choice"),
+        (
+            [*RUN, "--seeds", "0", "--failure-penalty", "inf"],
+            "argument --failure-penalty: must be a finite number",
+        ),
         (
             [*MOLECULE_RUN, "--models-dir", "no/such/folder"],
             "cannot load the molecule sampler",
@@ -154,23 +159,34 @@ def nan_problem(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("nan_problem")
-def test_non_finite_loss_is_one_line_naming_the_job(
+def test_a_failed_evaluation_under_stop_is_one_line_naming_the_job(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "trace.parquet"
     arguments = [*RUN, "--problem", "nan-problem", "--seeds", "7", "--out", str(out)]
-    assert main(arguments) == 2
+    assert main([*arguments, "--on-failure", "stop"]) == 2
     line = _error_line(capsys)
-    assert "random on nan-problem (d=2, K=1, final), seed 7" in line
-    assert "non-finite loss" in line
+    assert "random on nan-problem (d=2, K=1, final), seed 7: evaluation" in line
+    assert "failed (loss is nan); set on_failure: penalty" in line
     assert not out.exists()
+
+
+@pytest.mark.usefixtures("nan_problem")
+def test_a_failed_evaluation_under_penalty_is_recorded(tmp_path: Path) -> None:
+    out = tmp_path / "trace.parquet"
+    arguments = [*RUN, "--problem", "nan-problem", "--seeds", "7", "--out", str(out)]
+    assert main([*arguments, "--failure-penalty", "50"]) == 0
+    trace = read_trace(out)
+    assert trace["failed"].any() and not trace["failed"].all()
+    assert set(trace.loc[trace["failed"], "error"]) == {"loss is nan"}
+    assert read_provenance(out)["arguments"]["failure_penalty"] == 50.0
 
 
 @pytest.mark.usefixtures("nan_problem")
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     arguments = [*RUN, "--problem", "nan-problem", "--seeds", "7", "--debug"]
-    with pytest.raises(ArithmeticError, match="non-finite"):
-        main([*arguments, "--out", str(tmp_path / "trace.parquet")])
+    with pytest.raises(RuntimeError, match="loss is nan"):
+        main([*arguments, "--on-failure", "stop", "--out", str(tmp_path / "trace.parquet")])
     with pytest.raises(UsageError, match="--dim"):
         main(["--debug", *RUN, "--seeds", "0", "--dim", "0", "--out", "x.parquet"])
 

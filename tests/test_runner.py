@@ -22,13 +22,13 @@ from casbo_bench import optimizers, problems, provenance
 from casbo_bench.optimizers.base import (
     FloatArray,
     GaussianLaw,
-    NonFiniteLossError,
     Optimizer,
     OptimizerError,
     SearchSpace,
 )
 from casbo_bench.problems.base import Problem
 from casbo_bench.runner import (
+    EvaluationFailedError,
     Job,
     JobError,
     LatentScope,
@@ -410,12 +410,13 @@ def test_options_reach_the_optimizer() -> None:
 
 
 @pytest.mark.usefixtures("toys")
-def test_non_finite_loss_names_the_job() -> None:
-    with pytest.raises(NonFiniteLossError) as raised:
-        run_job(_job(problem="toy-nan", seeds=(4,), budget=20, label="walk"))
+def test_a_failed_evaluation_under_stop_names_the_job() -> None:
+    with pytest.raises(EvaluationFailedError) as raised:
+        run_job(_job(problem="toy-nan", seeds=(4,), budget=20, label="walk", on_failure="stop"))
     message = str(raised.value)
-    for part in ("walk", "toy-nan", "d=3", "K=2", "final", "seed 4", "non-finite"):
+    for part in ("walk", "toy-nan", "d=3", "K=2", "final", "seed 4", "evaluation 11", "nan"):
         assert part in message
+    assert message.endswith("set on_failure: penalty (--on-failure penalty) to record it and go on")
 
 
 @pytest.mark.parametrize(
@@ -432,6 +433,9 @@ def test_non_finite_loss_names_the_job() -> None:
         ({"device": "tpu"}, "device must be one of auto, cpu, cuda"),
         ({"label": ""}, "label must be a non-empty string"),
         ({"options": {"device": "cuda"}}, "give the device"),
+        ({"on_failure": "ignore"}, "on_failure must be one of penalty, stop; got 'ignore'"),
+        ({"failure_penalty": float("nan")}, "failure_penalty must be a finite number"),
+        ({"failure_penalty": "high"}, "failure_penalty must be a finite number"),
     ],
 )
 def test_impossible_jobs_are_refused(changes: dict[str, Any], expected: str) -> None:

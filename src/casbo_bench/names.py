@@ -1,6 +1,6 @@
 """The words config, command line and code share, defined once (nothing heavy imported).
 
->>> "cumulative" in SCORINGS and "auto" in DEVICE_NAMES
+>>> "cumulative" in SCORINGS and "auto" in DEVICE_NAMES and "stop" in FAILURE_POLICIES
 True
 """
 
@@ -15,3 +15,14 @@ SCORINGS: tuple[str, ...] = get_args(Scoring)
 DEVICE_NAMES: tuple[str, ...] = ("auto", "cpu", "cuda")
 """Where torch code runs: ``auto`` (CUDA when torch sees one, else CPU), ``cpu``, ``cuda``
 (resolved by :func:`casbo_bench.devices.resolve_device`)."""
+
+OnFailure = Literal["penalty", "stop"]
+FAILURE_POLICIES: tuple[str, ...] = get_args(OnFailure)
+"""What a failed evaluation (NaN, infinity or an exception from the black box) does:
+``penalty`` records it and tells the optimizer a penalty in its place, ``stop`` ends the job
+with an error (:mod:`casbo_bench.runner`)."""
+
+DEFAULT_FAILURE_PENALTY = 1.0e6
+"""The loss told for a failed evaluation before any evaluation of the repetition succeeded
+(afterwards the penalty is the worst finite loss so far; :func:`casbo_bench.runner.penalized`).
+workflow/schemas/config.schema.yaml states the same default for ``failure_penalty``."""

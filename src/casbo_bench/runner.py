@@ -18,34 +18,44 @@ candidates (``n x B x d``) and block losses (``n x B``). A :class:`Scope` transl
 
 Nothing here assumes a test function: any :class:`~casbo_bench.problems.base.Problem`
 works, and the exact expected loss is recorded only where the problem has one.
+
+Failures. A rollout whose loss is NaN or infinite, or whose evaluation raises, is a *failed
+evaluation* (:func:`evaluate`): it counts against the budget, its trace row has ``failed``
+true, the reason in ``error`` and a NaN ``loss``, and it never enters best-so-far or the
+fresh-sample measure. Under the job's ``on_failure="penalty"`` the optimizer is told a
+penalty in its place (:func:`penalized`, the one penalty rule); under ``"stop"`` the job ends
+with :class:`EvaluationFailedError`. A repetition that fails itself (its optimizer raises,
+or none of its evaluations succeeds) keeps the rows it finished with ``status`` failed, and
+the job goes on with its next seed (:func:`run_repetition`).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from casbo_bench import optimizers, problems
-from casbo_bench.errors import UserFacingError
-from casbo_bench.names import DEVICE_NAMES, SCORINGS
+from casbo_bench.errors import UserFacingError, describe_error
+from casbo_bench.names import DEFAULT_FAILURE_PENALTY, DEVICE_NAMES, FAILURE_POLICIES, SCORINGS
 from casbo_bench.optimizers.base import (
     FloatArray,
     GaussianLaw,
-    NonFiniteLossError,
     Optimizer,
     OptimizerError,
     SearchSpace,
 )
 from casbo_bench.problems.base import Problem, ProblemError, RolloutDetails
-from casbo_bench.schemas.trace import DETAIL_PREFIX, TRACE_COLUMNS
+from casbo_bench.schemas.trace import COMPLETE, DETAIL_PREFIX, FAILED, TRACE_COLUMNS
 from casbo_bench.seeding import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -53,6 +63,19 @@ logger = logging.getLogger(__name__)
 
 class JobError(UserFacingError, ValueError):
     """A job was asked for with an impossible size, budget, seed list or option."""
+
+
+class EvaluationFailedError(UserFacingError, RuntimeError):
+    """An evaluation failed under ``on_failure="stop"``; the message names the run, the
+    evaluation and its reason."""
+
+
+class JobFailedError(UserFacingError, RuntimeError):
+    """Every repetition of a job failed before its first evaluation, so there is no trace."""
+
+
+STOP_FIX = "set on_failure: penalty (--on-failure penalty) to record it and go on"
+"""The fix named by :class:`EvaluationFailedError`."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,11 @@ class Job:
             takes a ``device`` argument, and to problems that run a model (molecule tasks).
         models_dir: the folder of the stored models, for problems that read them (molecule
             tasks; None: their default, ``models`` in the current folder).
+        on_failure: what a failed evaluation does: ``"penalty"`` records it and tells the
+            optimizer a penalty (:func:`penalized`), ``"stop"`` ends the job with
+            :class:`EvaluationFailedError`.
+        failure_penalty: the loss told for a failed evaluation before any evaluation of the
+            repetition succeeded (afterwards the worst finite loss so far is told).
     """
 
     optimizer: str
@@ -92,6 +120,8 @@ class Job:
     record_expected_loss: bool = False
     device: str = "cpu"
     models_dir: str | None = None
+    on_failure: str = "penalty"
+    failure_penalty: float = DEFAULT_FAILURE_PENALTY
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(self.seeds))
@@ -120,6 +150,18 @@ class Job:
                 "give the device with the job's device argument (--device), not as "
                 "an optimizer option"
             )
+        if self.on_failure not in FAILURE_POLICIES:
+            raise JobError(
+                f"on_failure must be one of {', '.join(FAILURE_POLICIES)}; got {self.on_failure!r}"
+            )
+        penalty = self.failure_penalty
+        if (
+            isinstance(penalty, bool)
+            or not isinstance(penalty, int | float | np.integer | np.floating)
+            or not math.isfinite(penalty)
+        ):
+            raise JobError(f"failure_penalty must be a finite number; got {penalty!r}")
+        object.__setattr__(self, "failure_penalty", float(penalty))
 
     @property
     def method(self) -> str:
@@ -142,7 +184,13 @@ class Job:
             "record_expected_loss": bool(self.record_expected_loss),
             "device": self.device,
             "models_dir": self.models_dir,
+            "on_failure": self.on_failure,
+            "failure_penalty": self.failure_penalty,
         }
+
+    def describe(self) -> str:
+        """``"<method> on <problem> (d=<d>, K=<K>, <scoring>)"``: how messages name the job."""
+        return f"{self.method} on {self.problem} (d={self.dim}, K={self.n_steps}, {self.scoring})"
 
 
 @dataclass(frozen=True)
@@ -350,27 +398,6 @@ def _optimizer_options(optimizer_class: type[Optimizer], job: Job) -> dict[str, 
     return options
 
 
-@dataclass
-class _Record:
-    """Per-evaluation columns of one repetition, filled batch by batch."""
-
-    iteration: list[FloatArray] = field(default_factory=list)
-    loss: list[FloatArray] = field(default_factory=list)
-    wall_time: list[FloatArray] = field(default_factory=list)
-    expected_loss: list[FloatArray] = field(default_factory=list)
-    safeguard_events: list[FloatArray] = field(default_factory=list)
-    details: list[RolloutDetails] = field(default_factory=list)
-
-    def detail_columns(self) -> dict[str, Any]:
-        """The problem's rollout details as trace columns ``detail_<name>``, one per row."""
-        if not self.details or not self.details[0]:
-            return {}
-        return {
-            f"{DETAIL_PREFIX}{name}": np.concatenate([batch[name] for batch in self.details])
-            for name in self.details[0]
-        }
-
-
 def _check_details(
     problem: Problem, details: RolloutDetails, n: int, first: RolloutDetails | None
 ) -> None:
@@ -386,6 +413,232 @@ def _check_details(
         raise ProblemError(
             f"problem {problem.name!r} returned rollout details {sorted(details)} after "
             f"{sorted(first)}; return the same keys on every call"
+        )
+
+
+def _is_failure(error: Exception) -> bool:
+    """Whether ``error``, raised while the black box evaluated, is a failed evaluation.
+
+    Every exception is, except a MemoryError (the machine's limit, not the candidate's) and
+    the package's own user errors (:class:`UserFacingError`: a broken problem contract or a
+    configuration mistake, which every further evaluation would repeat). KeyboardInterrupt
+    and SystemExit are no ``Exception`` and are never caught.
+    """
+    return not isinstance(error, MemoryError | UserFacingError)
+
+
+def _fails_repetition(error: Exception) -> bool:
+    """Whether ``error``, raised while a repetition spends its budget or measures its fresh
+    samples, fails that repetition alone: a failure (:func:`_is_failure`) or the optimizer's
+    own error (:class:`OptimizerError`)."""
+    return isinstance(error, OptimizerError) or _is_failure(error)
+
+
+@dataclass(frozen=True)
+class Evaluations:
+    """The outcome of a batch of ``n`` rollouts (:func:`evaluate`).
+
+    Attributes:
+        step_losses: the ``n x K`` step losses; a failed rollout's row holds what the
+            problem returned (not finite), or NaN where its evaluation raised.
+        errors: ``n`` one-line reasons, ``""`` where the rollout succeeded: ``"loss is
+            nan"``, ``"loss is -inf"``, or the exception as ``"ValueError: ..."``.
+        details: the problem's rollout details (``n`` entries each), None in the entries of
+            rollouts that raised; None when every rollout raised (no keys are known).
+    """
+
+    step_losses: FloatArray
+    errors: tuple[str, ...]
+    details: RolloutDetails | None
+
+    @property
+    def failed(self) -> NDArray[np.bool_]:
+        """``n`` booleans: which rollouts failed."""
+        return np.array([bool(error) for error in self.errors], dtype=bool)
+
+    @property
+    def losses(self) -> FloatArray:
+        """The ``n`` rollout losses ``sum_k s_k``, NaN where the rollout failed."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.where(self.failed, np.nan, self.step_losses.sum(axis=1))
+
+
+def evaluate(problem: Problem, noise: FloatArray) -> Evaluations:
+    """Evaluate ``n x K x d`` noises; a NaN, infinite or raising rollout is a failed evaluation.
+
+    When the batch raises, its rollouts are evaluated again one at a time (a problem is
+    deterministic given its noise), so only the rollouts that fail are lost.
+
+    Raises:
+        ProblemError: step losses or details of the wrong shape (the problem's contract).
+        Exception: any exception that is no failure (:func:`_is_failure`), as raised.
+    """
+    n = noise.shape[0]
+    try:
+        losses, details = problem.rollout_details(noise)
+    except Exception as error:
+        if not _is_failure(error):
+            raise
+        if n == 1:
+            failed = np.full((1, problem.n_steps), np.nan)
+            return Evaluations(failed, (describe_error(error),), None)
+        return _one_at_a_time(problem, [evaluate(problem, noise[i : i + 1]) for i in range(n)])
+    step_losses = np.asarray(losses, dtype=np.float64)
+    if step_losses.shape != (n, problem.n_steps):
+        raise ProblemError(
+            f"problem {problem.name!r} returned step losses of shape {step_losses.shape}; "
+            f"expected ({n}, {problem.n_steps})"
+        )
+    _check_details(problem, details, n, None)
+    with np.errstate(over="ignore", invalid="ignore"):
+        totals = step_losses.sum(axis=1)
+    errors = tuple("" if np.isfinite(total) else f"loss is {total}" for total in totals)
+    return Evaluations(step_losses, errors, details)
+
+
+def _one_at_a_time(problem: Problem, singles: Sequence[Evaluations]) -> Evaluations:
+    """One batch's evaluations from those of its rollouts evaluated one by one."""
+    known = [single.details for single in singles if single.details is not None]
+    for other in known[1:]:
+        _check_details(problem, other, 1, known[0])
+    details: RolloutDetails | None = None
+    if known:
+        details = {}
+        for name in known[0]:
+            column = np.empty(len(singles), dtype=object)
+            for index, single in enumerate(singles):
+                column[index] = None if single.details is None else single.details[name][0]
+            details[name] = column
+    return Evaluations(
+        np.concatenate([single.step_losses for single in singles]),
+        tuple(error for single in singles for error in single.errors),
+        details,
+    )
+
+
+def penalized(
+    step_losses: FloatArray,
+    failed: NDArray[np.bool_],
+    worst: FloatArray | None,
+    fallback: float,
+) -> tuple[FloatArray, FloatArray | None]:
+    """The step losses told to the optimizer for a batch, and the worst rollout so far.
+
+    The penalty rule. A failed rollout is told as the worst rollout of the repetition that
+    succeeded so far, the current batch included: with ``s_r`` the ``K`` step losses of
+    rollout ``r`` and ``r* = argmax_r sum_k s_{r,k}`` over the successful rollouts, it is
+    told ``s_{r*}``, so its rollout loss is the worst finite loss ``L_max = sum_k s_{r*,k}``.
+    A latent method, told rollout losses, sees ``L_max``; a per-step method sees the step
+    losses of a real rollout (zero in the steps its scoring ignores). Before any rollout
+    succeeded, each of the K steps is told ``fallback / K``, a rollout loss of ``fallback``
+    (the job's ``failure_penalty``). A successful rollout is told its own step losses.
+
+    Args:
+        step_losses: the batch's ``n x K`` step losses (any values in the failed rows).
+        failed: ``n`` booleans, the failed rollouts.
+        worst: the ``K`` step losses of the worst successful rollout of the earlier batches
+            (the first of equals), or None when none succeeded.
+        fallback: the penalty before any success.
+
+    Returns:
+        ``(told, worst)``: the ``n x K`` step losses to tell, and the ``K`` step losses of
+        the worst successful rollout so far, this batch included (None while none).
+    """
+    succeeded = step_losses[~failed]
+    if len(succeeded):
+        candidate = succeeded[int(np.argmax(succeeded.sum(axis=1)))]
+        if worst is None or candidate.sum() > worst.sum():
+            worst = candidate
+    n_steps = step_losses.shape[1]
+    filler = np.full(n_steps, fallback / n_steps) if worst is None else worst
+    return np.where(failed[:, None], filler, step_losses), worst
+
+
+def _refuse_failure(evaluations: Evaluations, name: str, first: int) -> None:
+    """Under ``on_failure="stop"``: raise :class:`EvaluationFailedError` for the first failed
+    rollout of ``evaluations``, called ``name.format(first + its index)``."""
+    failed = np.flatnonzero(evaluations.failed)
+    if failed.size:
+        index = int(failed[0])
+        raise EvaluationFailedError(
+            f"{name.format(first + index)} failed ({evaluations.errors[index]}); {STOP_FIX}"
+        )
+
+
+def _joined(parts: Sequence[NDArray[Any]], dtype: Any) -> NDArray[Any]:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+
+@dataclass
+class _Record:
+    """Per-evaluation columns of one repetition, filled batch by batch."""
+
+    iteration: list[NDArray[np.int64]] = field(default_factory=list)
+    loss: list[FloatArray] = field(default_factory=list)
+    failed: list[NDArray[np.bool_]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    wall_time: list[FloatArray] = field(default_factory=list)
+    expected_loss: list[FloatArray] = field(default_factory=list)
+    safeguard_events: list[NDArray[np.int64]] = field(default_factory=list)
+    details: list[RolloutDetails | None] = field(default_factory=list)
+
+    @property
+    def spent(self) -> int:
+        """Evaluations recorded so far."""
+        return len(self.errors)
+
+    @property
+    def first_details(self) -> RolloutDetails | None:
+        """The details of the first batch that returned any (their keys are the columns)."""
+        return next((details for details in self.details if details is not None), None)
+
+    def add(
+        self, evaluations: Evaluations, elapsed: float, expected: float, safeguard_events: int
+    ) -> None:
+        """Record one evaluated batch as iteration ``len(self.loss)``."""
+        n = len(evaluations.errors)
+        self.iteration.append(np.full(n, len(self.loss), dtype=np.int64))
+        self.loss.append(evaluations.losses)
+        self.failed.append(evaluations.failed)
+        self.errors += evaluations.errors
+        self.wall_time.append(np.full(n, elapsed))
+        self.expected_loss.append(np.full(n, expected))
+        self.safeguard_events.append(np.full(n, safeguard_events, dtype=np.int64))
+        self.details.append(evaluations.details)
+
+    def detail_columns(self) -> dict[str, Any]:
+        """The problem's rollout details as trace columns ``detail_<name>``, one per row
+        (None in the rows of rollouts that raised)."""
+        first = self.first_details
+        if not first:
+            return {}
+        return {
+            f"{DETAIL_PREFIX}{name}": np.concatenate(
+                [
+                    np.full(len(losses), None, dtype=object) if batch is None else batch[name]
+                    for batch, losses in zip(self.details, self.loss, strict=True)
+                ]
+            )
+            for name in first
+        }
+
+    def frame(self) -> pd.DataFrame:
+        """The recorded rows (:func:`optimize`'s columns); none before the first batch."""
+        loss = _joined(self.loss, np.float64)
+        failed = _joined(self.failed, bool)
+        return pd.DataFrame(
+            {
+                "iteration": _joined(self.iteration, np.int64),
+                "evaluation": np.arange(1, loss.size + 1, dtype=np.int64),
+                "loss": loss,
+                "best_so_far": np.minimum.accumulate(np.where(failed, np.inf, loss)),
+                "wall_time": _joined(self.wall_time, np.float64),
+                "expected_loss": _joined(self.expected_loss, np.float64),
+                "safeguard_events": _joined(self.safeguard_events, np.int64),
+                "failed": failed,
+                "error": pd.Series(self.errors, dtype="str"),
+                **self.detail_columns(),
+            }
         )
 
 
@@ -432,11 +685,14 @@ def optimize(
     *,
     record_expected_loss: bool = False,
     start: float | None = None,
+    on_failure: str = "penalty",
+    failure_penalty: float = DEFAULT_FAILURE_PENALTY,
 ) -> pd.DataFrame:
     """Spend ``budget`` evaluations of ``problem`` on ``optimizer`` through ``scope``.
 
     The last batch is cut to the evaluations left; :meth:`Optimizer.tell` records such a
-    prefix without learning from it.
+    prefix without learning from it. A failed evaluation (:func:`evaluate`) counts against
+    the budget; the optimizer is told :func:`penalized` losses in its place.
 
     Args:
         problem: the black box.
@@ -446,129 +702,237 @@ def optimize(
         record_expected_loss: also record J(theta) of the law that proposed each batch.
         start: ``time.perf_counter()`` at the start of the repetition (default: now).
             ``wall_time`` counts from it, less the time spent computing J(theta).
+        on_failure: ``"penalty"`` or ``"stop"`` (:class:`Job`).
+        failure_penalty: the penalty before the first successful evaluation.
 
     Returns:
-        A frame of ``budget`` rows with columns iteration, evaluation, loss, best_so_far,
-        wall_time, expected_loss, safeguard_events, and ``detail_<name>`` for each rollout
-        detail of the problem (:meth:`Problem.rollout_details`).
+        A frame of ``budget`` rows with columns iteration, evaluation, loss (NaN where the
+        evaluation failed), best_so_far (over the evaluations that did not fail; inf before
+        the first), wall_time, expected_loss, safeguard_events, failed, error, and
+        ``detail_<name>`` for each rollout detail of the problem
+        (:meth:`Problem.rollout_details`).
+
+    Raises:
+        EvaluationFailedError: an evaluation failed and ``on_failure`` is ``"stop"``.
     """
-    start = time.perf_counter() if start is None else start
     record = _Record()
-    spent = 0
-    iteration = 0
+    _spend(
+        record,
+        problem,
+        optimizer,
+        scope,
+        budget,
+        record_expected_loss=record_expected_loss,
+        start=time.perf_counter() if start is None else start,
+        on_failure=on_failure,
+        failure_penalty=failure_penalty,
+    )
+    return record.frame()
+
+
+def _spend(
+    record: _Record,
+    problem: Problem,
+    optimizer: Optimizer,
+    scope: Scope,
+    budget: int,
+    *,
+    record_expected_loss: bool,
+    start: float,
+    on_failure: str,
+    failure_penalty: float,
+) -> None:
+    """:func:`optimize` into ``record``, which keeps every evaluated batch when it raises."""
     measuring = 0.0  # time spent on J(theta), which is the benchmark's cost, not the method's
     elapsed = 0.0
-    while spent < budget:
+    worst: FloatArray | None = None
+    while record.spent < budget:
         candidates = optimizer.ask()
         if candidates.shape[0] == 0:
             raise OptimizerError(f"{optimizer.name} asked for an empty batch")
         before = time.perf_counter()
         expected = _expected_loss(problem, optimizer, scope, record_expected_loss)
         measuring += time.perf_counter() - before
-        candidates = candidates[: budget - spent]
-        n = candidates.shape[0]
-        losses, details = problem.rollout_details(scope.noise(candidates))
-        step_losses = np.asarray(losses, dtype=np.float64)
-        if step_losses.shape != (n, problem.n_steps):
-            raise ProblemError(
-                f"problem {problem.name!r} returned step losses of shape {step_losses.shape}; "
-                f"expected ({n}, {problem.n_steps})"
-            )
-        _check_details(problem, details, n, record.details[0] if record.details else None)
-        optimizer.tell(candidates, scope.feedback(step_losses))
-        # Subtracting the measured intervals could step back by a rounding error.
-        elapsed = max(time.perf_counter() - start - measuring, elapsed)
-        record.iteration.append(np.full(n, iteration))
-        record.loss.append(step_losses.sum(axis=1))
-        record.wall_time.append(np.full(n, elapsed))
-        record.expected_loss.append(np.full(n, expected))
-        record.safeguard_events.append(np.full(n, optimizer.safeguard_events))
-        record.details.append(details)
-        spent += n
-        iteration += 1
-    loss = np.concatenate(record.loss)
-    return pd.DataFrame(
-        {
-            "iteration": np.concatenate(record.iteration).astype(np.int64),
-            "evaluation": np.arange(1, budget + 1, dtype=np.int64),
-            "loss": loss,
-            "best_so_far": np.minimum.accumulate(loss),
-            "wall_time": np.concatenate(record.wall_time),
-            "expected_loss": np.concatenate(record.expected_loss),
-            "safeguard_events": np.concatenate(record.safeguard_events).astype(np.int64),
-            **record.detail_columns(),
-        }
-    )
+        candidates = candidates[: budget - record.spent]
+        evaluations = evaluate(problem, scope.noise(candidates))
+        if evaluations.details is not None:
+            _check_details(problem, evaluations.details, len(candidates), record.first_details)
+        if on_failure == "stop":
+            _refuse_failure(evaluations, "evaluation {}", record.spent + 1)
+        told, worst = penalized(evaluations.step_losses, evaluations.failed, worst, failure_penalty)
+        try:
+            optimizer.tell(candidates, scope.feedback(told))
+        finally:
+            # Subtracting the measured intervals could step back by a rounding error.
+            elapsed = max(time.perf_counter() - start - measuring, elapsed)
+            record.add(evaluations, elapsed, expected, optimizer.safeguard_events)
+
+
+@dataclass(frozen=True)
+class FreshSamples:
+    """The fresh-sample measure of a tuned sampler (:func:`measure_fresh`).
+
+    Attributes:
+        loss: the mean rollout loss of the fresh rollouts that succeeded; NaN when none did.
+        failed: how many fresh rollouts failed (left out of the mean).
+    """
+
+    loss: float
+    failed: int
+
+
+def measure_fresh(
+    problem: Problem,
+    optimizer: Optimizer,
+    scope: Scope,
+    n: int,
+    rng: np.random.Generator,
+    on_failure: str = "penalty",
+) -> FreshSamples:
+    """The mean rollout loss of ``n`` fresh samples of the tuned sampler.
+
+    Per-step scope: ``optimizer.sample_final(n, rng)``. Latent scope: the initial latent
+    from ``sample_final``, the later noises fresh N(0, I) from ``rng``. A fresh rollout that
+    fails (:func:`evaluate`) is left out of the mean and counted.
+
+    Raises:
+        EvaluationFailedError: a fresh rollout failed and ``on_failure`` is ``"stop"``.
+    """
+    evaluations = evaluate(problem, scope.fresh_noise(optimizer, n, rng))
+    if on_failure == "stop":
+        _refuse_failure(evaluations, f"fresh rollout {{}} of {n}", 1)
+    failed = evaluations.failed
+    losses = evaluations.losses[~failed]
+    return FreshSamples(float(np.mean(losses)) if losses.size else math.nan, int(failed.sum()))
 
 
 def fresh_sample_loss(
     problem: Problem, optimizer: Optimizer, scope: Scope, n: int, rng: np.random.Generator
 ) -> float:
-    """Mean rollout loss of ``n`` fresh samples of the tuned sampler.
+    """The loss of :func:`measure_fresh` alone."""
+    return measure_fresh(problem, optimizer, scope, n, rng).loss
 
-    Per-step scope: ``optimizer.sample_final(n, rng)``. Latent scope: the initial latent
-    from ``sample_final``, the later noises fresh N(0, I) from ``rng``.
-    """
-    losses = problem.loss(scope.fresh_noise(optimizer, n, rng))
-    if not np.isfinite(losses).all():
-        raise NonFiniteLossError(
-            f"{optimizer.name}: a fresh rollout of the tuned sampler returned a non-finite "
-            f"loss; the problem must return finite losses"
-        )
-    return float(np.mean(losses))
+
+def _build(job: Job, seeds: RepetitionSeeds) -> tuple[Problem, Optimizer, Scope, float]:
+    """The problem instance, the optimizer, its scope and ``time.perf_counter()`` when the
+    optimizer started (its construction is the method's cost)."""
+    problem = problems.make_problem(
+        job.problem,
+        job.dim,
+        job.n_steps,
+        job.scoring,
+        seed=seeds.instance,
+        **_problem_options(job),
+    )
+    optimizer_class = optimizers.get_optimizer(job.optimizer)
+    scope = make_scope(
+        optimizer_class.scope, job.n_steps, job.dim, seeds.crn, problem.initial_scale
+    )
+    start = time.perf_counter()
+    optimizer = optimizers.make_optimizer(
+        job.optimizer,
+        scope.space,
+        seed=seeds.optimizer,
+        **_optimizer_options(optimizer_class, job),
+    )
+    return problem, optimizer, scope, start
 
 
 def run_repetition(job: Job, seed: int, records: dict[str, Any] | None = None) -> pd.DataFrame:
-    """The trace of repetition ``seed`` of ``job``: ``job.budget`` rows, trace columns.
+    """The trace rows of repetition ``seed`` of ``job``.
+
+    A complete repetition has ``job.budget`` rows with ``status`` complete. A repetition
+    that fails keeps the rows it finished, with ``status`` failed and a NaN fresh-sample
+    loss, possibly none; the failure is logged and recorded, and the caller goes on. It
+    fails when something other than a user error (:class:`UserFacingError`) or a
+    MemoryError is raised while its problem and optimizer are built, when its optimizer
+    raises (:class:`OptimizerError` included) or anything unexpected happens while it
+    runs, and when none of its evaluations succeeds (no fresh samples are drawn then).
 
     When ``records`` is given, ``records[str(seed)]`` receives what the trace's provenance
     keeps of the repetition: its four derived seeds, the optimizer's resolved settings
-    (:meth:`Optimizer.resolved_settings`, after the run, so pycma's seeds are in), the
-    problem's ``optimal_loss`` J* and, for a method with a fixed covariance whose expected
-    loss is recorded, ``frozen_law_floor`` (:func:`frozen_law_floor`); None where unknown.
+    (:meth:`Optimizer.resolved_settings`, after the run, so pycma's seeds are in; None when
+    no optimizer was built), the problem's ``optimal_loss`` J* and, for a method with a
+    fixed covariance whose expected loss is recorded, ``frozen_law_floor``
+    (:func:`frozen_law_floor`), None where unknown; ``status`` (complete or failed),
+    ``error`` (the one-line reason of a failed repetition, else None),
+    ``failed_evaluations`` and ``failed_fresh_samples`` (the counts of failed rollouts).
+
+    Raises:
+        EvaluationFailedError: an evaluation failed under ``on_failure="stop"``; the message
+            names the method, problem, d, K, scoring and seed.
+        UserFacingError: a configuration mistake while building the problem or the
+            optimizer (an unknown option, an impossible size), or a broken problem contract
+            (:class:`ProblemError`).
     """
+    steps, entry = _repetition(job, seed, provenance=records is not None)
+    if records is not None:
+        records[str(seed)] = entry
+    return steps
+
+
+def _repetition(job: Job, seed: int, provenance: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`run_repetition`'s rows and its record (without the optimizer's settings and
+    the frozen-law floor unless ``provenance``)."""
     seeds = RepetitionSeeds.derive(job, seed)
-    context = (
-        f"{job.method} on {job.problem} (d={job.dim}, K={job.n_steps}, {job.scoring}), seed {seed}"
-    )
+    context = f"{job.describe()}, seed {seed}"
+    entry: dict[str, Any] = {"seeds": asdict(seeds), "settings": None}
+    entry.update(optimal_loss=None, frozen_law_floor=None)
+    record = _Record()
+    fresh = FreshSamples(math.nan, 0)
+    failure: str | None = None
     try:
-        problem = problems.make_problem(
-            job.problem,
-            job.dim,
-            job.n_steps,
-            job.scoring,
-            seed=seeds.instance,
-            **_problem_options(job),
-        )
-        optimizer_class = optimizers.get_optimizer(job.optimizer)
-        scope = make_scope(
-            optimizer_class.scope, job.n_steps, job.dim, seeds.crn, problem.initial_scale
-        )
-        start = time.perf_counter()
-        optimizer = optimizers.make_optimizer(
-            job.optimizer,
-            scope.space,
-            seed=seeds.optimizer,
-            **_optimizer_options(optimizer_class, job),
-        )
-        floor = None
-        if records is not None and optimizer.fixed_covariance and job.record_expected_loss:
-            law = optimizer.gaussian_law()
-            if law is not None and problem.has_expected_loss:
-                floor = frozen_law_floor(problem, law, scope)
-        steps = optimize(
-            problem,
-            optimizer,
-            scope,
-            job.budget,
-            record_expected_loss=job.record_expected_loss,
-            start=start,
-        )
-        fresh = fresh_sample_loss(
-            problem, optimizer, scope, job.fresh_samples, np.random.default_rng(seeds.fresh)
-        )
-    except NonFiniteLossError as error:
-        raise NonFiniteLossError(f"{context}: {error}") from error
+        problem, optimizer, scope, start = _build(job, seeds)
+    except Exception as error:
+        if not _is_failure(error):
+            raise
+        failure = describe_error(error)
+    else:
+        if np.isfinite(problem.optimal_loss):
+            entry["optimal_loss"] = problem.optimal_loss
+        try:
+            if provenance and optimizer.fixed_covariance and job.record_expected_loss:
+                law = optimizer.gaussian_law()
+                if law is not None and problem.has_expected_loss:
+                    entry["frozen_law_floor"] = frozen_law_floor(problem, law, scope)
+            _spend(
+                record,
+                problem,
+                optimizer,
+                scope,
+                job.budget,
+                record_expected_loss=job.record_expected_loss,
+                start=start,
+                on_failure=job.on_failure,
+                failure_penalty=job.failure_penalty,
+            )
+            if all(record.errors):
+                failure = f"none of its {record.spent} evaluations succeeded ({record.errors[0]})"
+            else:
+                fresh = measure_fresh(
+                    problem,
+                    optimizer,
+                    scope,
+                    job.fresh_samples,
+                    np.random.default_rng(seeds.fresh),
+                    job.on_failure,
+                )
+        except EvaluationFailedError as error:
+            raise EvaluationFailedError(f"{context}: {error}") from error
+        except Exception as error:
+            if not _fails_repetition(error):
+                raise
+            failure = describe_error(error)
+        if provenance:
+            entry["settings"] = optimizer.resolved_settings()
+    steps = record.frame()
+    entry.update(
+        status=COMPLETE if failure is None else FAILED,
+        error=failure,
+        failed_evaluations=int(steps["failed"].sum()),
+        failed_fresh_samples=fresh.failed,
+    )
+    _report(context, steps, failure, fresh)
     run: dict[str, Any] = {
         "method": job.method,
         "optimizer": job.optimizer,
@@ -579,23 +943,41 @@ def run_repetition(job: Job, seed: int, records: dict[str, Any] | None = None) -
         "seed": seed,
         "budget": job.budget,
     }
-    frame = steps.assign(**run, fresh_sample_loss=fresh)
-    if records is not None:
-        records[str(seed)] = {
-            "seeds": asdict(seeds),
-            "settings": optimizer.resolved_settings(),
-            "optimal_loss": problem.optimal_loss if np.isfinite(problem.optimal_loss) else None,
-            "frozen_law_floor": floor,
-        }
-    logger.info(
-        "%s: best-so-far %.6g after %d evaluations, fresh-sample %.6g, %.2f s",
-        context,
-        frame["best_so_far"].iloc[-1],
-        job.budget,
-        fresh,
-        frame["wall_time"].iloc[-1],
-    )
-    return frame
+    return steps.assign(**run, fresh_sample_loss=fresh.loss, status=entry["status"]), entry
+
+
+def _report(context: str, steps: pd.DataFrame, failure: str | None, fresh: FreshSamples) -> None:
+    """Log a repetition's outcome: one line, and one more when rollouts failed."""
+    if failure is not None:
+        kept = "its rows are kept with status failed" if len(steps) else "it has no rows"
+        logger.warning(
+            "%s: the repetition failed after %d evaluation(s): %s; %s and the job goes on",
+            context,
+            len(steps),
+            failure,
+            kept,
+        )
+    else:
+        logger.info(
+            "%s: best-so-far %.6g after %d evaluations, fresh-sample %.6g, %.2f s",
+            context,
+            steps["best_so_far"].iloc[-1],
+            len(steps),
+            fresh.loss,
+            steps["wall_time"].iloc[-1],
+        )
+    failed = steps["failed"].to_numpy()
+    if failed.any() or fresh.failed:
+        first = int(np.argmax(failed))
+        example = f" (first: evaluation {first + 1}, {steps['error'].iloc[first]})"
+        logger.warning(
+            "%s: %d failed evaluation(s)%s and %d failed fresh rollout(s), left out of "
+            "best-so-far and the fresh-sample loss",
+            context,
+            int(failed.sum()),
+            example if failed.any() else "",
+            fresh.failed,
+        )
 
 
 def _as_trace(frame: pd.DataFrame) -> pd.DataFrame:
@@ -607,14 +989,28 @@ def _as_trace(frame: pd.DataFrame) -> pd.DataFrame:
 def run_job(job: Job, records: dict[str, Any] | None = None) -> pd.DataFrame:
     """Run every repetition seed of ``job``; the trace, one row per evaluation.
 
-    ``records``, when given, receives one entry per seed (:func:`run_repetition`).
+    A repetition that fails keeps its rows (``status`` failed) and the job goes on with the
+    next seed (:func:`run_repetition`). ``records``, when given, receives one entry per seed.
 
     Raises:
         OptimizerError: unknown optimizer (the message lists the valid names) or option.
         ProblemError: unknown problem (the message lists the valid names) or size.
-        NonFiniteLossError: the black box returned NaN or infinity; the message names the
-            method, problem, d, K, scoring and seed.
+        EvaluationFailedError: an evaluation failed under ``on_failure="stop"``; the
+            message names the method, problem, d, K, scoring, seed and evaluation.
+        JobFailedError: every repetition failed before its first evaluation.
     """
-    return _as_trace(
-        pd.concat([run_repetition(job, seed, records) for seed in job.seeds], ignore_index=True)
-    )
+    frames: list[pd.DataFrame] = []
+    reasons: list[str] = []
+    for seed in job.seeds:
+        steps, entry = _repetition(job, seed, provenance=records is not None)
+        if records is not None:
+            records[str(seed)] = entry
+        frames.append(steps)
+        reasons.append(f"seed {seed}: {entry['error']}")
+    kept = [steps for steps in frames if len(steps)]
+    if not kept:
+        raise JobFailedError(
+            f"every seed of {job.describe()} failed before its first evaluation ({reasons[0]}); "
+            f"fix that error (the log names each seed's) and run the job again"
+        )
+    return _as_trace(pd.concat(kept, ignore_index=True))

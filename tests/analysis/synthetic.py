@@ -57,6 +57,9 @@ def synthetic_run(
             "expected_loss": np.nan,
             "fresh_sample_loss": best[-1] * 1.5,
             "safeguard_events": 0,
+            "failed": False,
+            "error": "",
+            "status": "complete",
         }
     )
     return frame.astype(TRACE_COLUMNS)

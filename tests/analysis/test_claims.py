@@ -91,6 +91,9 @@ def hand_runs(
                     "expected_loss": np.nan,
                     "fresh_sample_loss": np.nan,
                     "safeguard_events": 0,
+                    "failed": False,
+                    "error": "",
+                    "status": "complete",
                 }
             ).astype(TRACE_COLUMNS)
         )
@@ -284,6 +287,22 @@ def test_too_few_seeds_or_a_missing_run_make_a_cell_inconclusive() -> None:
     own = cells(ledger)
     assert (own["verdict"] == INCONCLUSIVE).all()  # 11 paired seeds would do, but one is lost
     assert own["reason"].str.contains("a run is missing: seed\\(s\\) \\[4\\]").all()
+
+
+def test_a_failed_run_makes_a_cell_inconclusive_like_a_missing_one() -> None:
+    full = traces_of({"casbo": "casbo", "cmaes": "cmaes"})
+    broken = (full["method"] == "cmaes") & (full["seed"] == 4)
+    failed = validate_trace(
+        full[~broken | (full["evaluation"] <= 7)].assign(
+            status=lambda frame: np.where(
+                frame["seed"].eq(4) & frame["method"].eq("cmaes"), "failed", "complete"
+            )
+        ),
+        source="test",
+    )
+    own = cells(build_ledger(spec_of(comparison("casbo", ["cmaes"])), {"plain": failed}))
+    assert (own["verdict"] == INCONCLUSIVE).all()
+    assert own["reason"].str.contains("a run is missing: seed\\(s\\) \\[4\\] lack a complete").all()
 
 
 def test_inconclusive_cells_keep_a_claim_from_being_reproduced() -> None:

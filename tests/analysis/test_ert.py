@@ -33,6 +33,9 @@ def hand_run(seed: int, losses: list[float], budget: int) -> pd.DataFrame:
             "expected_loss": np.nan,
             "fresh_sample_loss": np.nan,
             "safeguard_events": 0,
+            "failed": False,
+            "error": "",
+            "status": "complete",
         }
     ).astype(TRACE_COLUMNS)
 

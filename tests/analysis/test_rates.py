@@ -145,6 +145,9 @@ def trace_with_objective(
             "expected_loss": np.repeat(values, batch),
             "fresh_sample_loss": 1.0,
             "safeguard_events": 0,
+            "failed": False,
+            "error": "",
+            "status": "complete",
         }
     )
     return validate_trace(frame.astype(TRACE_COLUMNS), source="test")
@@ -228,6 +231,14 @@ def test_average_gap_counts_a_truncated_last_batch_as_an_iteration() -> None:
     trace = validate_trace(trace.iloc[:-2].assign(budget=7), source="test")  # 3 + 3 + 1
     gaps = average_gaps(trace, [1, 3])
     np.testing.assert_allclose(gaps["gap"], [3.0, 2.0])
+
+
+def test_average_gaps_leave_out_failed_runs() -> None:
+    complete = trace_with_objective([3.0, 2.0, 1.0])
+    failed = trace_with_objective([5.0], seed=1).assign(status="failed")
+    gaps = average_gaps(pd.concat([complete, failed], ignore_index=True), [1, 3])
+    assert gaps["seed"].tolist() == [0, 0]
+    assert average_gaps(failed, [1, 3]).empty
 
 
 def test_average_gaps_refuse_runs_without_the_exact_objective() -> None:

@@ -38,6 +38,9 @@ def small_traces() -> pd.DataFrame:
                         "expected_loss": np.nan,
                         "fresh_sample_loss": np.nan if method == "cmaes" else loss.min(),
                         "safeguard_events": 0,
+                        "failed": False,
+                        "error": "",
+                        "status": "complete",
                     }
                 )
             )
@@ -84,6 +87,13 @@ def _set_where_unrecorded(column: str, value: object) -> Callable[[pd.DataFrame]
 BAD_FRAMES: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame], str]] = [
     ("final_loss", _set("best_q25", 1e9), "best_q25 <= best_median <= best_q75"),
     ("final_loss", _set("n_seeds", 0), "n_seeds"),
+    (
+        "final_loss",
+        _set("best_median", np.nan),
+        "best-so-far statistics must be given exactly when n_seeds >= 1",
+    ),
+    ("final_loss", _set("failed_runs", -1), "column 'failed_runs' must be >= 0"),
+    ("final_loss", _set("failed_evaluations", -2), "column 'failed_evaluations' must be >= 0"),
     ("final_loss", _set("scoring", "best"), "scoring"),
     ("final_loss", _set("best_sd", np.nan), "best_sd must be given exactly when n_seeds >= 2"),
     (

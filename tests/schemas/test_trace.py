@@ -42,6 +42,9 @@ def _run(seed: int, method: str = "casbo", budget: int = 10, batch: int = 4) -> 
             "expected_loss": np.nan,
             "fresh_sample_loss": 0.5 + seed,
             "safeguard_events": np.minimum(iteration, 2).astype(np.int64),
+            "failed": False,
+            "error": "",
+            "status": "complete",
         }
     )
 
@@ -78,6 +81,19 @@ def test_object_string_columns_pass(trace: pd.DataFrame) -> None:
     validate_trace(trace.astype(dict.fromkeys(text, object)), source=SOURCE)
 
 
+def test_failed_evaluations_and_a_failed_run_pass(trace: pd.DataFrame) -> None:
+    """A failed evaluation: NaN loss, its error, left out of best-so-far (inf before the first
+    success); a failed run may stop before its budget."""
+    first = trace.index[:10]
+    trace.loc[first[[0, 1, 5]], ["loss", "failed", "error"]] = [np.nan, True, "loss is nan"]
+    found = trace.loc[first, "loss"].where(~trace.loc[first, "failed"], np.inf)
+    trace.loc[first, "best_so_far"] = np.minimum.accumulate(found.to_numpy())
+    assert np.isposinf(trace.loc[first[:2], "best_so_far"]).all()
+    stopped = trace.drop(index=trace.index[15:20])
+    stopped.loc[stopped.index[10:15], "status"] = "failed"
+    validate_trace(stopped, source=SOURCE)
+
+
 def test_ties_in_best_so_far_pass(trace: pd.DataFrame) -> None:
     trace.loc[trace.index[:10], "loss"] = 1.0
     trace.loc[trace.index[:10], "best_so_far"] = 1.0
@@ -109,7 +125,10 @@ BAD_FRAMES: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], str]] = {
         lambda frame: frame.astype({"loss": str}),
         "column 'loss' has dtype",
     ),
-    "nan loss": (_set("loss", 3, np.nan), "column 'loss' has missing values (NaN)"),
+    "nan loss": (
+        _set("loss", 3, np.nan),
+        "column 'loss' must be NaN exactly on the failed evaluations",
+    ),
     "infinite loss": (_set("loss", 3, np.inf), "column 'loss' must be finite"),
     "best_so_far not the running minimum": (
         _set("best_so_far", 5, -1.0),
@@ -146,6 +165,30 @@ BAD_FRAMES: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], str]] = {
         "fresh_sample_loss must be the same on every row of a run",
     ),
     "no rows": (lambda frame: frame.iloc[:0], "a trace must have at least one row"),
+    "failed evaluation with a loss": (
+        _set("failed", 3, True),
+        "column 'loss' must be NaN exactly on the failed evaluations",
+    ),
+    "failed evaluation without an error": (
+        lambda frame: _set("failed", 3, True)(_set("loss", 3, np.nan)(frame)),
+        "column 'error' must be non-empty exactly on the failed evaluations",
+    ),
+    "error on a successful evaluation": (
+        _set("error", 3, "loss is nan"),
+        "column 'error' must be non-empty exactly on the failed evaluations",
+    ),
+    "unknown status": (
+        _set("status", 0, "done"),
+        "column 'status' must be one of complete, failed",
+    ),
+    "status varies within a run": (
+        _set("status", 4, "failed"),
+        "status must be the same on every row of a run",
+    ),
+    "complete run short of its budget": (
+        lambda frame: frame.drop(index=9),
+        "a complete run (status complete) must have exactly budget evaluations",
+    ),
 }
 
 

@@ -180,6 +180,7 @@ class RunJob:
             *("--method", self.method["optimizer"], "--label", self.method["label"], *options),
             *("--seeds", *self.seeds, "--budget", self.budget),
             *("--fresh-samples", self.fresh_samples, "--device", config["device"], *hashes),
+            *("--on-failure", config["on_failure"], "--failure-penalty", config["failure_penalty"]),
             *("--problem", self.problem, "--dim", self.d, "--steps", self.K),
             *("--scoring", self.scoring, *self.extra),
         ]

@@ -20,8 +20,9 @@ repetition seed, paired by seed (the same seed is the same instance). With the d
   ``r = (W+ - W-) / (W+ + W-)`` (W+: rank sum of the seeds where the method is lower;
   r = 1: lower on every seed, r = -1: higher on every seed).
 
-A cell is *inconclusive* when a run is missing (a seed that one side ran has no paired run
-of the other reaching E evaluations) or fewer than ``min_seeds`` seeds are paired (with n
+A cell is *inconclusive* when a run is missing (a seed that one side ran has no paired
+complete run of the other reaching E evaluations; a failed run, trace ``status`` failed,
+counts as missing) or fewer than ``min_seeds`` seeds are paired (with n
 seeds the exact two-sided test cannot go below 2/2^n); *reproduced* when
 ``p_holm < alpha`` and ``r >= min_effect`` (the method better); *contradicted* when
 ``p_holm < alpha`` and ``r <= -min_effect`` (the baseline better); *not-significant*
@@ -111,7 +112,7 @@ from casbo_bench.schemas.claims import (
     secondary_labels,
     validate_claims,
 )
-from casbo_bench.schemas.trace import SETTING_KEYS
+from casbo_bench.schemas.trace import SETTING_KEYS, complete_runs
 
 __all__ = [
     "CONTRADICTED",
@@ -284,8 +285,10 @@ def _cells(
 
 
 def _values_at(runs: pd.DataFrame, evaluations: int) -> pd.Series:
-    """Best-so-far per seed at ``evaluations`` (runs that stopped earlier are left out)."""
-    at = runs[runs["evaluation"] == evaluations]
+    """Best-so-far per seed at ``evaluations`` of the complete runs (failed runs, and runs
+    that stopped earlier, are left out: their seeds are missing)."""
+    complete = complete_runs(runs)
+    at = complete[complete["evaluation"] == evaluations]
     return pd.Series(
         at["best_so_far"].to_numpy(dtype=np.float64), index=at["seed"].to_numpy(dtype=np.int64)
     ).sort_index()
@@ -301,8 +304,8 @@ def _paired_test(cell: _Cell, evaluations: int, rule: ClaimsRule) -> _Test:
     missing = sorted(int(seed) for seed in ran - set(seeds))
     if missing:
         test.untestable = (
-            f"a run is missing: seed(s) {missing} lack a {cell.method} or {cell.baseline} run "
-            f"reaching {evaluations} evaluations; rerun them"
+            f"a run is missing: seed(s) {missing} lack a complete {cell.method} or "
+            f"{cell.baseline} run reaching {evaluations} evaluations; rerun them"
         )
         return test
     if test.n_seeds < rule.min_seeds:

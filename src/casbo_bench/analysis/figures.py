@@ -9,6 +9,10 @@
 - ``win_matrix``: the fraction of (problem, d, K, scoring, seed) cells in which the row
   method's final best-so-far is lower than the column method's, ties counting 1/2.
 
+Only complete runs are drawn (a failed run is left out like a missing seed), and a curve
+starts at the first grid point where every run of its method has a successful evaluation
+(best-so-far is infinite before).
+
 Every method keeps one colour in every figure (:data:`METHOD_COLOURS`; methods not listed
 there take the spare colours in sorted order). Figures are sized for a paper (3.4 in for a
 single column, 7 in across two) with fonts of 7 pt and more, and written as PDF and PNG
@@ -40,7 +44,7 @@ from numpy.typing import NDArray
 
 from casbo_bench.analysis.stats import bootstrap_median_band, win_fraction_matrix
 from casbo_bench.analysis.tables import final_by_run
-from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS, SETTING_KEYS
+from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS, SETTING_KEYS, complete_runs
 from casbo_bench.seeding import derive_rng
 
 FloatArray = NDArray[np.float64]
@@ -129,6 +133,13 @@ def convergence_curves(traces: pd.DataFrame, grid: IntArray) -> FloatArray:
     )
 
 
+def found_curves(curves: FloatArray, grid: IntArray) -> tuple[FloatArray, IntArray]:
+    """``curves`` (``n_runs x m``) and ``grid`` cut to the grid points where every run has
+    found a finite best-so-far (before its first successful evaluation it is infinite)."""
+    found = np.isfinite(curves).all(axis=0)
+    return curves[:, found], grid[found]
+
+
 def _set_loss_scale(ax: Axes, values: FloatArray) -> None:
     """Log scale for positive losses; symlog, or linear over < 2 decades, otherwise."""
     finite = values[np.isfinite(values)]
@@ -182,7 +193,7 @@ def _draw_panel(
         own = traces[traces["method"] == method]
         spent = own.groupby(list(RUN_KEYS))["evaluation"].max().min()
         grid = evaluation_grid(int(spent))
-        curves = convergence_curves(own, grid)
+        curves, grid = found_curves(convergence_curves(own, grid), grid)
         cell = own.iloc[0][list(CELL_KEYS)].tolist()
         low, high = bootstrap_median_band(curves, derive_rng("band", seed, *cell), confidence)
         median = np.median(curves, axis=0)
@@ -280,7 +291,8 @@ def make_figures(
     """Write every convergence figure and the win matrix as PDF and PNG.
 
     Args:
-        traces: validated traces (:func:`casbo_bench.traces.load_traces`).
+        traces: validated traces (:func:`casbo_bench.traces.load_traces`); failed runs are
+            left out.
         out_dir: the folder to write to (created if missing).
         seed: the seed of the bootstrap bands (each band's generator is derived from it and
             the cell, so the same traces give the same figures).
@@ -290,8 +302,9 @@ def make_figures(
         The written paths: per (problem, K, scoring), ``convergence_*.pdf`` and ``.png``;
         then ``win_matrix.pdf`` and ``.png`` when there are at least two methods.
     """
+    traces = complete_runs(traces)
     if traces.empty:
-        raise ValueError("there are no traces to plot")
+        raise ValueError("there are no traces of complete runs to plot")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     palette = method_palette(traces["method"].unique())

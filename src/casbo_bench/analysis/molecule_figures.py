@@ -24,6 +24,7 @@ from casbo_bench.analysis.figures import (
     PAPER_STYLE,
     SINGLE_COLUMN_IN,
     convergence_curves,
+    found_curves,
     method_palette,
 )
 from casbo_bench.molecules.atoms import ATOMIC_NUMBERS
@@ -43,7 +44,8 @@ def score_figure(traces: pd.DataFrame, task: str) -> Figure:
             runs = own[own["method"] == method]
             spent = int(runs.groupby(list(RUN_KEYS))["evaluation"].max().min())
             grid = np.arange(1, spent + 1)
-            scores = -convergence_curves(runs, grid)
+            curves, grid = found_curves(convergence_curves(runs, grid), grid)
+            scores = -curves
             low, median, high = np.quantile(scores, [0.25, 0.5, 0.75], axis=0)
             ax.fill_between(grid, low, high, color=colour, alpha=0.2, linewidth=0)
             ax.plot(grid, median, color=colour, label=method)

@@ -26,6 +26,10 @@ Outputs:
     ``best_valid``, ``best_connected``: the fraction of runs whose best molecule is valid,
     and in one piece. A higher score bought with broken molecules is visible here.
 
+  Only complete runs are reported (a failed run is left out like a missing seed), and a
+  failed evaluation, which produced no molecule, counts as no optimized molecule and is
+  never a run's best.
+
 - ``molecule_best.{csv,md}``, one row per run: the best molecule's score, SMILES, validity
   and stability, the property predictor's alpha, gap and mu beside GFN2-xTB's dipole and
   gap of the same structure (an independent check of every predictor result).
@@ -68,7 +72,7 @@ from casbo_bench.schemas.molecules import (
     SCORE_COLUMNS,
     validate_molecule_table,
 )
-from casbo_bench.schemas.trace import DETAIL_PREFIX, RUN_KEYS
+from casbo_bench.schemas.trace import DETAIL_PREFIX, RUN_KEYS, complete_runs
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +115,7 @@ def check_molecule_traces(traces: pd.DataFrame) -> None:
             f"the traces lack {missing}: they are not molecule-task traces (casbo-bench run "
             f"--problem mol-...)"
         )
-    if traces[_detail("score")].isna().any():
+    if traces.loc[~traces["failed"], _detail("score")].isna().any():
         raise ReportError("some rows have no molecule score: mix of molecule and other traces")
 
 
@@ -121,8 +125,15 @@ def _score(loss: Any) -> float:
 
 
 def _runs(traces: pd.DataFrame) -> Any:
-    ordered = traces.sort_values([*RUN_KEYS, "evaluation"], kind="stable")
+    """The complete runs of ``traces``, grouped by run, evaluations in order."""
+    ordered = complete_runs(traces).sort_values([*RUN_KEYS, "evaluation"], kind="stable")
     return ordered.groupby(list(RUN_KEYS), sort=True)
+
+
+def _best_row(run: pd.DataFrame) -> pd.Series:
+    """The run's evaluation of lowest loss among those that did not fail (the first of
+    equals)."""
+    return run.iloc[int(np.argmin(np.where(run["failed"], np.inf, run["loss"])))]
 
 
 def run_summaries(traces: pd.DataFrame, optimized_fraction: float) -> pd.DataFrame:
@@ -136,12 +147,12 @@ def run_summaries(traces: pd.DataFrame, optimized_fraction: float) -> pd.DataFra
     rows = []
     for keys, run in _runs(traces):
         budget = int(run["budget"].iloc[0])
-        best_index = int(np.argmin(run["loss"].to_numpy()))
         tail = run.iloc[-max(1, round(optimized_fraction * len(run))) :]
+        tail = tail[~tail["failed"]]
         valid = tail[_detail("valid")].to_numpy(dtype=bool)
         connected = valid & (tail[_detail("fragments")].to_numpy() == 1)
         smiles = tail[_detail("smiles")].to_numpy(dtype=object)[valid]
-        best = run.iloc[best_index]
+        best = _best_row(run)
         rows.append(
             {
                 **dict(zip(RUN_KEYS, keys, strict=True)),
@@ -179,6 +190,7 @@ def score_table(
         ReportError: ``reference`` ran on none of the tasks.
     """
     check_molecule_traces(traces)
+    traces = complete_runs(traces)
     runs = run_summaries(traces, optimized)
     if reference not in set(runs["method"]):
         raise ReportError(
@@ -261,7 +273,7 @@ def best_molecules(traces: pd.DataFrame) -> pd.DataFrame:
     """One row per run: its best evaluation's molecule (details and the xyz text)."""
     rows = []
     for keys, run in _runs(traces):
-        best = run.iloc[int(np.argmin(run["loss"].to_numpy()))]
+        best = _best_row(run)
         rows.append(
             {
                 **dict(zip(RUN_KEYS, keys, strict=True)),
@@ -398,6 +410,7 @@ def make_report(
     optimized: float = 0.25,
 ) -> list[Path]:
     """Every output of the module docstring; returns the files written."""
+    traces = complete_runs(traces)
     scores = score_table(traces, reference, alpha, optimized)
     best = best_molecules(traces)
     rebuilt = rebuild_best(best)

@@ -134,7 +134,12 @@ from casbo_bench.schemas.claims import (
     validate_local_slopes,
     validate_verdicts,
 )
-from casbo_bench.schemas.trace import RUN_KEYS, TraceValidationError, validate_trace
+from casbo_bench.schemas.trace import (
+    RUN_KEYS,
+    TraceValidationError,
+    complete_runs,
+    validate_trace,
+)
 from casbo_bench.seeding import derive_rng
 
 FloatArray = NDArray[np.float64]
@@ -145,7 +150,13 @@ Run = tuple[str, str, int, int, str, int]
 CHECK_KEYS: tuple[str, ...] = ("method", "problem", "K", "scoring")
 """The columns that name one rate check: one method on one problem family and setting."""
 
-TRACE_GAP_COLUMNS: tuple[str, ...] = (*RUN_KEYS, "iteration", "evaluation", "expected_loss")
+TRACE_GAP_COLUMNS: tuple[str, ...] = (
+    *RUN_KEYS,
+    "iteration",
+    "evaluation",
+    "expected_loss",
+    "status",
+)
 """The trace columns the gaps are computed from: all that is read of a trace file."""
 
 DEFAULT_EXPECTATION: dict[str, str] = {
@@ -409,16 +420,18 @@ def average_gaps(
 
     Args:
         traces: validated traces (at least the columns :data:`TRACE_GAP_COLUMNS`) whose runs
-            recorded ``expected_loss`` for at least ``max(iterations)`` iterations.
+            recorded ``expected_loss`` for at least ``max(iterations)`` iterations. Failed
+            runs (``status`` failed) are left out, like missing seeds; a failed evaluation
+            of a complete run leaves its batch's ``expected_loss``, the law's, as it is.
         iterations: the T grid (iteration counts; e.g. 3, 10, 30, 100, 300).
         references: ``J*`` and the frozen-law floor of every run, by its run keys
             (:func:`references_from_provenance`); None: :data:`LEGACY_REFERENCE` for all.
 
     Returns:
-        One row per run and T (columns :data:`casbo_bench.schemas.claims.GAP_COLUMNS`):
-        the run keys, ``T``, ``gap`` (``R_T``), ``current_gap`` (``J(theta_T) - J*``),
-        ``optimal_loss`` and ``floor`` (the frozen-law floor minus J*, NaN where none);
-        validated.
+        One row per complete run and T (columns
+        :data:`casbo_bench.schemas.claims.GAP_COLUMNS`): the run keys, ``T``, ``gap``
+        (``R_T``), ``current_gap`` (``J(theta_T) - J*``), ``optimal_loss`` and ``floor``
+        (the frozen-law floor minus J*, NaN where none); validated.
 
     Raises:
         RateCheckError: a run did not record ``expected_loss``, has fewer than
@@ -430,8 +443,10 @@ def average_gaps(
     horizon = grid[-1]
     if traces.empty:
         raise RateCheckError("there are no traces to measure rates on")
-    firsts = traces.sort_values([*RUN_KEYS, "evaluation"], kind="stable").drop_duplicates(
-        [*RUN_KEYS, "iteration"]
+    firsts = (
+        complete_runs(traces)
+        .sort_values([*RUN_KEYS, "evaluation"], kind="stable")
+        .drop_duplicates([*RUN_KEYS, "iteration"])
     )
     rows: list[pd.DataFrame] = []
     for keys, frame in firsts.groupby(list(RUN_KEYS), sort=True):
@@ -490,6 +505,8 @@ def average_gaps(
                 }
             )
         )
+    if not rows:  # every run failed
+        return validate_gaps(pd.DataFrame(columns=list(GAP_COLUMNS)).astype(GAP_COLUMNS))
     gaps = pd.concat(rows, ignore_index=True).astype(GAP_COLUMNS)
     return validate_gaps(gaps[list(GAP_COLUMNS)])
 

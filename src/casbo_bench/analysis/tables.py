@@ -6,6 +6,11 @@ into frames; :func:`write_tables` validates every frame against its schema
 Markdown (for people) and LaTeX (booktabs, for the paper), numbers in scientific notation
 with three significant digits in the last two.
 
+Only complete runs enter a statistic or a test: a run whose repetition failed (trace
+``status`` failed) is left out like a missing seed (:func:`casbo_bench.schemas.trace.
+complete_runs`), and the final-loss table counts the failed runs and the failed evaluations
+of each cell.
+
 Two measures of a run are reported (docs/method.md, section 4):
 
 - best-so-far at the budget: the lowest loss of any sample evaluated within the budget, the
@@ -34,7 +39,7 @@ from casbo_bench.documents import latex_table, markdown_document
 from casbo_bench.errors import UserFacingError
 from casbo_bench.files import write_all_or_nothing
 from casbo_bench.schemas.tables import validate_table
-from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS, SETTING_KEYS
+from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS, SETTING_KEYS, complete_runs
 from casbo_bench.seeding import derive_rng
 
 TABLE_HEADINGS: dict[str, str] = {
@@ -52,7 +57,12 @@ TABLE_TITLES: dict[str, str] = {
         "problems: the best sample evaluated within the budget); best_ci_*: 95% bootstrap "
         "interval of its median. fresh_*: fresh-sample loss (the mean loss of new samples "
         "drawn after the budget from the tuned sampler), over the n_fresh seeds that "
-        "recorded it. q25 and q75 bound the interquartile range; sd is over seeds."
+        "recorded it. q25 and q75 bound the interquartile range; sd is over seeds. n_seeds "
+        "counts the complete runs, the only ones summarized; failed_runs counts the runs "
+        "whose repetition failed (left out like missing seeds), failed_evaluations the "
+        "evaluations of all the cell's runs whose black box returned NaN or infinity or "
+        "raised (never in best-so-far). min_evaluations is the fewest evaluations of any "
+        "run of the cell (a failed run may stop before the budget)."
     ),
     "significance": (
         "Each method against the reference on best-so-far loss at the budget, per problem x "
@@ -113,15 +123,14 @@ def final_by_run(traces: pd.DataFrame) -> pd.DataFrame:
     Returns:
         A frame with the :data:`RUN_KEYS` columns and ``budget``, ``evaluations`` (the last
         evaluation index: the budget for a complete run), ``best_so_far`` (the best loss at
-        that point), ``fresh_sample_loss`` and ``safeguard_events``; sorted by run.
+        that point), ``fresh_sample_loss``, ``safeguard_events``, ``status`` and
+        ``failed_evaluations`` (the run's failed evaluations); sorted by run.
     """
     if traces.empty:
         raise ValueError("there are no traces to summarize")
-    last = (
-        traces.sort_values([*RUN_KEYS, "evaluation"], kind="stable")
-        .groupby(list(RUN_KEYS), sort=True)
-        .tail(1)
-    )
+    ordered = traces.sort_values([*RUN_KEYS, "evaluation"], kind="stable")
+    runs = ordered.groupby(list(RUN_KEYS), sort=True)
+    last = runs.tail(1)
     columns = [
         *RUN_KEYS,
         "budget",
@@ -129,8 +138,14 @@ def final_by_run(traces: pd.DataFrame) -> pd.DataFrame:
         "best_so_far",
         "fresh_sample_loss",
         "safeguard_events",
+        "status",
     ]
-    return last[columns].rename(columns={"evaluation": "evaluations"}).reset_index(drop=True)
+    return (
+        last[columns]
+        .rename(columns={"evaluation": "evaluations"})
+        .assign(failed_evaluations=runs["failed"].sum().to_numpy(dtype=np.int64))
+        .reset_index(drop=True)
+    )
 
 
 def _describe_setting(setting: Sequence[object]) -> str:
@@ -177,7 +192,8 @@ def final_loss_table(
     """Summaries over seeds of each cell's best-so-far at the budget and fresh-sample loss.
 
     Args:
-        finals: one row per run (:func:`final_by_run`).
+        finals: one row per run (:func:`final_by_run`), failed runs included: they are
+            counted (``failed_runs``, with their ``failed_evaluations``), never summarized.
         seed: the seed of the bootstrap; each cell's resamples come from a generator derived
             from it and the cell's name, so adding a method changes no other row.
         confidence: the level of the bootstrap interval of the median.
@@ -198,26 +214,56 @@ def final_loss_table(
                 f"the runs of {dict(zip(CELL_KEYS, cell, strict=True))} have different budgets "
                 f"{sorted(budgets.tolist())}; a cell must share one budget"
             )
-        best = runs["best_so_far"]
-        fresh = runs["fresh_sample_loss"].dropna()
-        interval = bootstrap_median_ci(
-            best.to_numpy(), derive_rng("bootstrap", seed, *cell), confidence, n_resamples
-        )
+        complete = complete_runs(runs)
+        best = complete["best_so_far"]
+        fresh = complete["fresh_sample_loss"].dropna()
+        low, high = np.nan, np.nan
+        if len(best):
+            interval = bootstrap_median_ci(
+                best.to_numpy(), derive_rng("bootstrap", seed, *cell), confidence, n_resamples
+            )
+            low, high = interval.low, interval.high
         rows.append(
             {
                 **dict(zip(CELL_KEYS, cell, strict=True)),
-                "n_seeds": len(runs),
+                "n_seeds": len(complete),
                 "budget": int(budgets[0]),
                 "min_evaluations": int(runs["evaluations"].min()),
                 **_summary(best, "best"),
-                "best_ci_low": interval.low,
-                "best_ci_high": interval.high,
+                "best_ci_low": low,
+                "best_ci_high": high,
                 "n_fresh": len(fresh),
                 **_summary(fresh, "fresh"),
+                "failed_runs": len(runs) - len(complete),
+                "failed_evaluations": int(runs["failed_evaluations"].sum()),
             }
         )
-    counts = ("d", "K", "n_seeds", "budget", "min_evaluations", "n_fresh")
+    counts = (
+        "d",
+        "K",
+        "n_seeds",
+        "budget",
+        "min_evaluations",
+        "n_fresh",
+        "failed_runs",
+        "failed_evaluations",
+    )
     return pd.DataFrame(rows).astype(dict.fromkeys(counts, "int64"))
+
+
+def _tested_runs(
+    own: pd.DataFrame, reference: pd.DataFrame, measure: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs of a method and of the reference that a test on ``measure`` compares: the
+    complete runs with a value. When both ran the same seeds, a seed whose run failed on
+    either side is left out of both, so the test stays paired on complete runs."""
+    if set(own["seed"]) == set(reference["seed"]):
+        both = set(complete_runs(own)["seed"]) & set(complete_runs(reference)["seed"])
+        own, reference = own[own["seed"].isin(both)], reference[reference["seed"].isin(both)]
+    return (
+        complete_runs(own).dropna(subset=[measure]),
+        complete_runs(reference).dropna(subset=[measure]),
+    )
 
 
 def significance_table(
@@ -228,20 +274,21 @@ def significance_table(
     Args:
         finals: one row per run (:func:`final_by_run`).
         reference: the method every other method is compared with.
-        measure: ``"best_so_far"`` or ``"fresh_sample_loss"``; runs without a value are left
-            out, and a comparison with no values on either side is not made.
+        measure: ``"best_so_far"`` or ``"fresh_sample_loss"``; failed runs and runs without
+            a value are left out (:func:`_tested_runs`), and a comparison with no values on
+            either side is not made.
         alpha: the family-wise error rate of the verdicts.
 
     Returns:
         The ``significance`` table: one row per setting and method other than the reference.
     """
     rows: list[dict[str, object]] = []
-    usable = finals.dropna(subset=[measure])
-    for setting, runs in usable.groupby(list(SETTING_KEYS), sort=True):
-        ref = runs[runs["method"] == reference]
-        if ref.empty:
-            continue
-        for method, own in runs[runs["method"] != reference].groupby("method", sort=True):
+    for setting, runs in finals.groupby(list(SETTING_KEYS), sort=True):
+        reference_runs = runs[runs["method"] == reference]
+        for method, method_runs in runs[runs["method"] != reference].groupby("method", sort=True):
+            own, ref = _tested_runs(method_runs, reference_runs, measure)
+            if own.empty or ref.empty:
+                continue
             comparison = compare_to_reference(own[measure], own["seed"], ref[measure], ref["seed"])
             rows.append(
                 {
@@ -290,7 +337,8 @@ def build_tables(
 
     Returns:
         ``{"final_loss", "significance", "significance_fresh", "ert"}`` -> frame, each
-        satisfying its schema in :mod:`casbo_bench.schemas.tables`.
+        satisfying its schema in :mod:`casbo_bench.schemas.tables`. Only complete runs
+        enter the tests and the ERT; the final-loss table counts the failed ones.
 
     Raises:
         MissingReferenceError: the reference method is absent, or has no runs in a setting
@@ -302,7 +350,7 @@ def build_tables(
         "final_loss": final_loss_table(finals, seed=seed),
         "significance": significance_table(finals, reference, "best_so_far", alpha),
         "significance_fresh": significance_table(finals, reference, "fresh_sample_loss", alpha),
-        "ert": expected_running_time(traces, targets),
+        "ert": expected_running_time(complete_runs(traces), targets),
     }
     return {name: _reading_order(frame, reference) for name, frame in tables.items()}
 

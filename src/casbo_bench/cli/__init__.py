@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from casbo_bench import __version__
-from casbo_bench.cli.common import EXIT_USER_ERROR, PROG, Parser, UsageError, one_line
-from casbo_bench.errors import UserFacingError
+from casbo_bench.cli.common import EXIT_USER_ERROR, PROG, Parser, UsageError
+from casbo_bench.errors import UserFacingError, one_line
 
 COMMAND_MODULES: tuple[str, ...] = (
     "run",

@@ -1,7 +1,7 @@
 """What every ``casbo-bench`` subcommand shares: the error contract and argument types.
 
 The error contract: a mistake of the user's (an argument, a config, a data file, a black box
-that returns NaN) ends the command with exactly one line on stderr,
+that fails under ``--on-failure stop``) ends the command with exactly one line on stderr,
 ``casbo-bench <command>: error: <what is wrong>; <how to fix it>``, and exit status 2;
 ``--debug`` shows the traceback instead. A command raises :class:`UsageError` for its own
 checks; the package's own errors (:class:`casbo_bench.errors.UserFacingError`) are reported
@@ -47,12 +47,6 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see '{self.prog} --help'")
 
 
-def one_line(error: BaseException) -> str:
-    """``error``'s message on one line (the error contract's second half)."""
-    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-    return text or type(error).__name__
-
-
 def integer_at_least(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -88,6 +82,7 @@ probability = bounded_number(lambda p: 0 < p < 1, "strictly between 0 and 1")
 share = bounded_number(lambda p: 0 < p <= 1, "in (0, 1]")
 positive_number = bounded_number(lambda x: x > 0 and math.isfinite(x), "a positive finite number")
 non_negative_number = bounded_number(lambda x: x >= 0 and math.isfinite(x), "a finite number >= 0")
+finite_number = bounded_number(math.isfinite, "a finite number")
 
 
 def iteration_grid(text: str) -> list[int]:

@@ -7,8 +7,8 @@ import logging
 import re
 from typing import Any
 
-from casbo_bench.cli.common import UsageError, integer_at_least, writable_file
-from casbo_bench.names import DEVICE_NAMES, SCORINGS
+from casbo_bench.cli.common import UsageError, finite_number, integer_at_least, writable_file
+from casbo_bench.names import DEFAULT_FAILURE_PENALTY, DEVICE_NAMES, FAILURE_POLICIES, SCORINGS
 
 NAME = "run"
 HELP = "Run one optimizer on one problem for a batch of seeds; write one Parquet trace."
@@ -19,7 +19,7 @@ EXAMPLES = (
     "--problem sphere --dim 8 --steps 5 --scoring cumulative --seeds 0 --budget 400 "
     "--record-expected-loss --out decay.parquet",
     "casbo-bench run --method cmaes --problem rastrigin --dim 4 --steps 5 --seeds 0 1 "
-    "--budget 400 --fresh-samples 128 --device cpu --out rastrigin.parquet",
+    "--budget 400 --fresh-samples 128 --device cpu --on-failure stop --out rastrigin.parquet",
     "casbo-bench list   # the optimizers and problems --method and --problem accept",
 )
 
@@ -135,6 +135,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder of the stored models the molecule tasks read (default: models in the "
         "current folder)",
     )
+    parser.add_argument(
+        "--on-failure",
+        choices=FAILURE_POLICIES,
+        default="penalty",
+        help="what an evaluation whose loss is NaN or infinite, or that raises, does: "
+        "penalty records it as failed and tells the optimizer a penalty (the worst finite "
+        "loss so far), stop ends the job with an error (default: penalty)",
+    )
+    parser.add_argument(
+        "--failure-penalty",
+        type=finite_number,
+        default=DEFAULT_FAILURE_PENALTY,
+        metavar="X",
+        help="the loss told for a failed evaluation before any evaluation of the seed "
+        f"succeeded (default: {DEFAULT_FAILURE_PENALTY:g})",
+    )
     parser.add_argument("--config-hash", help="hash of the workflow config (for provenance)")
     parser.add_argument(
         "--rule-hash",
@@ -180,6 +196,8 @@ def handle(arguments: argparse.Namespace) -> int:
             record_expected_loss=arguments.record_expected_loss,
             device=arguments.device,
             models_dir=arguments.models_dir,
+            on_failure=arguments.on_failure,
+            failure_penalty=arguments.failure_penalty,
         )
     except JobError as error:
         raise UsageError(str(error)) from None

@@ -4,7 +4,8 @@ The benchmark analysis (``analysis.tables.build_tables``) returns these tables; 
 to one schema in :data:`TABLE_SCHEMAS`:
 
 - ``final_loss``: one row per cell (method x problem x d x K x scoring): the best-so-far
-  loss at the budget (``best_*``) and the fresh-sample loss (``fresh_*``) over seeds.
+  loss at the budget (``best_*``) and the fresh-sample loss (``fresh_*``) over the complete
+  runs' seeds, and the counts of failed runs and failed evaluations.
 - ``significance`` and ``significance_fresh``: one row per method other than the reference
   and setting (problem x d x K x scoring): the test against the reference on best-so-far,
   resp. fresh-sample, losses, Holm-adjusted over the rows of the table.
@@ -78,11 +79,14 @@ def _rows(
 
 
 def _at_most(low: str, high: str, why: str = "") -> pa.Check:
-    """``low <= high`` on every row (``why``, when given, is added to the error)."""
+    """``low <= high`` on every row where either is given (``why``, when given, is added to
+    the error)."""
     reason = f" ({why})" if why else ""
-    return _rows(
-        [low, high], lambda frame: frame[low] <= frame[high], f"{low} <= {high} must hold{reason}"
-    )
+
+    def rule(frame: pd.DataFrame) -> pd.Series:
+        return (frame[low] <= frame[high]) | frame[[low, high]].isna().all(axis=1)
+
+    return _rows([low, high], rule, f"{low} <= {high} must hold{reason}")
 
 
 def _unique(keys: Sequence[str]) -> pa.Check:
@@ -108,31 +112,46 @@ def _sd_defined_iff_two(count: str, sd: str) -> pa.Check:
     return _rows([count, sd], rule, f"{sd} must be given exactly when {count} >= 2")
 
 
-def _fresh_present_iff_counted(frame: pd.DataFrame) -> pd.Series:
-    present = frame[["fresh_median", "fresh_q25", "fresh_q75", "fresh_mean"]].notna()
-    counted = frame["n_fresh"] >= 1
-    return (counted & present.all(axis=1)) | (~counted & ~present.any(axis=1))
+def _present_iff_counted(
+    count: str, prefix: str, measure: str, extra: Sequence[str] = ()
+) -> pa.Check:
+    """``<prefix>_median``, ``_q25``, ``_q75``, ``_mean`` (and ``extra``), the statistics of
+    ``measure``, are given exactly when ``count >= 1``."""
+    columns = [f"{prefix}_{name}" for name in ("median", "q25", "q75", "mean")] + list(extra)
+
+    def rule(frame: pd.DataFrame) -> pd.Series:
+        present = frame[columns].notna()
+        counted = frame[count] >= 1
+        return (counted & present.all(axis=1)) | (~counted & ~present.any(axis=1))
+
+    return _rows(
+        [count, *columns],
+        rule,
+        f"{measure} statistics must be given exactly when {count} >= 1",
+    )
 
 
 FINAL_LOSS_SCHEMA = pa.DataFrameSchema(
     columns={
         **_key_columns(CELL_KEYS),
-        "n_seeds": _count(1),
+        "n_seeds": _count(0),
         "budget": _count(1),
         "min_evaluations": _count(1),
-        "best_median": _real(_finite),
-        "best_q25": _real(_finite),
-        "best_q75": _real(_finite),
-        "best_mean": _real(_finite),
+        "best_median": _real(_finite, nullable=True),
+        "best_q25": _real(_finite, nullable=True),
+        "best_q75": _real(_finite, nullable=True),
+        "best_mean": _real(_finite, nullable=True),
         "best_sd": _real(_non_negative, nullable=True),
-        "best_ci_low": _real(_finite),
-        "best_ci_high": _real(_finite),
+        "best_ci_low": _real(_finite, nullable=True),
+        "best_ci_high": _real(_finite, nullable=True),
         "n_fresh": _count(0),
         "fresh_median": _real(nullable=True),
         "fresh_q25": _real(nullable=True),
         "fresh_q75": _real(nullable=True),
         "fresh_mean": _real(nullable=True),
         "fresh_sd": _real(_non_negative, nullable=True),
+        "failed_runs": _count(0),
+        "failed_evaluations": _count(0),
     },
     checks=[
         _ordered("best_q25", "best_median", "best_q75"),
@@ -143,16 +162,19 @@ FINAL_LOSS_SCHEMA = pa.DataFrameSchema(
         _at_most("n_fresh", "n_seeds"),
         _sd_defined_iff_two("n_seeds", "best_sd"),
         _sd_defined_iff_two("n_fresh", "fresh_sd"),
+        _present_iff_counted("n_seeds", "best", "best-so-far", ["best_ci_low", "best_ci_high"]),
+        _present_iff_counted("n_fresh", "fresh", "fresh-sample"),
         _rows(
-            ["n_fresh", "fresh_median", "fresh_q25", "fresh_q75", "fresh_mean"],
-            _fresh_present_iff_counted,
-            "fresh-sample statistics must be given exactly when n_fresh >= 1",
+            ["n_seeds", "failed_runs"],
+            lambda frame: frame["n_seeds"] + frame["failed_runs"] >= 1,
+            "a cell must have a run: n_seeds + failed_runs >= 1",
         ),
     ],
     strict=True,
     name="final_loss",
 )
-"""Final loss per cell: best-so-far at the budget and fresh-sample loss over seeds."""
+"""Final loss per cell: best-so-far at the budget and fresh-sample loss over the seeds of its
+complete runs; its failed runs and failed evaluations counted."""
 
 
 def _pairs_match_test(frame: pd.DataFrame) -> pd.Series:

@@ -2,17 +2,23 @@
 
 A *run* is one method on one problem instance at one repetition seed, identified by
 :data:`RUN_KEYS` (method, problem, d, K, scoring, seed). Within a run the evaluations are
-1, ..., n without gaps or duplicates, ``best_so_far`` is the running minimum of ``loss``,
-and ``wall_time`` and ``safeguard_events`` never decrease. The columns and their meaning
-are listed in ``docs/architecture.md``; :data:`TRACE_COLUMNS` holds their dtypes. A problem
-may add optional, nullable side-information columns named ``detail_<name>``
-(:data:`DETAIL_PREFIX`).
+1, ..., n without gaps or duplicates, and ``wall_time`` and ``safeguard_events`` never
+decrease. A *failed evaluation* (the black box returned NaN or infinity, or raised) has
+``failed`` true, its one-line reason in ``error`` and a NaN ``loss``; every other evaluation
+has a finite loss and an empty ``error``. ``best_so_far`` is the running minimum of the
+losses of the evaluations that did not fail (``inf`` before the first of them). A run's
+``status`` is :data:`COMPLETE` (it spent its whole budget: exactly ``budget`` rows) or
+:data:`FAILED` (the repetition itself failed; it keeps the rows it finished, so it may end
+before its budget, and the analysis leaves it out like a missing seed:
+:func:`complete_runs`). The columns and their meaning are listed in
+``docs/architecture.md``; :data:`TRACE_COLUMNS` holds their dtypes. A problem may add
+optional, nullable side-information columns named ``detail_<name>`` (:data:`DETAIL_PREFIX`).
 
 :func:`validate_trace` checks a frame lazily (every failure at once) and raises
 :class:`TraceValidationError` with one readable line per failed check, naming the source::
 
     trace results/raw/sphere.parquet failed validation (2 check(s)):
-      - column 'loss' must be finite: 1 row(s) fail (rows 17; values inf)
+      - column 'loss' must be finite (NaN only on a failed evaluation): 1 row(s) fail ...
       - best_so_far must equal the running minimum of loss within each run: 1 row(s) fail ...
 """
 
@@ -46,8 +52,21 @@ TRACE_COLUMNS: dict[str, str] = {
     "expected_loss": "float64",
     "fresh_sample_loss": "float64",
     "safeguard_events": "int64",
+    "failed": "bool",
+    "error": "str",
+    "status": "str",
 }
 """Column name -> dtype of a trace, in the order the runner writes them."""
+
+COMPLETE = "complete"
+"""The ``status`` of a run that spent its whole budget (its failed evaluations included)."""
+
+FAILED = "failed"
+"""The ``status`` of a run whose repetition failed (the optimizer raised, or no evaluation
+succeeded): the runner keeps its rows and records the error in the trace's provenance."""
+
+RUN_STATUSES: tuple[str, ...] = (COMPLETE, FAILED)
+"""The values of the ``status`` column."""
 
 DETAIL_PREFIX = "detail_"
 """Prefix of the optional per-evaluation side-information columns a problem may add (e.g. a
@@ -62,7 +81,7 @@ CELL_KEYS: tuple[str, ...] = ("method", *SETTING_KEYS)
 RUN_KEYS: tuple[str, ...] = (*CELL_KEYS, "seed")
 """The columns that identify one run (one method, instance and repetition seed)."""
 
-_NUMERIC_KINDS = {"int64": "iu", "float64": "f"}
+_NUMERIC_KINDS = {"int64": "iu", "float64": "f", "bool": "b"}
 
 RunRule = Callable[[pd.DataFrame, DataFrameGroupBy], pd.Series]
 """``rule(sorted_trace, groups_by_run) -> passes``: a boolean Series on the sorted trace."""
@@ -73,7 +92,8 @@ class TraceValidationError(UserFacingError, ValueError):
 
 
 def _usable(frame: pd.DataFrame, columns: Sequence[str]) -> bool:
-    """Whether ``columns`` are present, and those that hold values have a numeric dtype.
+    """Whether ``columns`` are present, and those that hold values have a numeric (or
+    boolean) dtype.
 
     A frame-level check needs its columns intact; when one is missing or mistyped, that
     failure is reported by the column check already, so the frame-level check passes
@@ -119,7 +139,25 @@ def _evaluations_contiguous(ordered: pd.DataFrame, groups: DataFrameGroupBy) -> 
 
 def _best_is_running_minimum(ordered: pd.DataFrame, groups: DataFrameGroupBy) -> pd.Series:
     # Exact equality: a running minimum selects one of the losses, it never rounds.
-    return ordered["best_so_far"] == groups["loss"].cummin()
+    found = ordered["loss"].where(~ordered["failed"], np.inf)
+    return ordered["best_so_far"] == found.groupby(groups.ngroup()).cummin()
+
+
+def _complete_runs_spend_the_budget(ordered: pd.DataFrame, groups: DataFrameGroupBy) -> pd.Series:
+    spent = groups["evaluation"].transform("size")
+    return (ordered["status"] != COMPLETE) | (spent == ordered["budget"])
+
+
+def _loss_missing_iff_failed(frame: pd.DataFrame) -> pd.Series:
+    if not _usable(frame, ["loss", "failed"]):
+        return pd.Series(True, index=frame.index)
+    return frame["loss"].isna() == frame["failed"]
+
+
+def _error_iff_failed(frame: pd.DataFrame) -> pd.Series:
+    if not _usable(frame, ["error", "failed"]):
+        return pd.Series(True, index=frame.index)
+    return (frame["error"].astype(str).str.len() > 0) == frame["failed"]
 
 
 def _non_decreasing(column: str) -> RunRule:
@@ -150,6 +188,16 @@ def _finite(values: pd.Series) -> pd.Series:
     return pd.Series(np.isfinite(values.to_numpy(dtype=np.float64)), index=values.index)
 
 
+def complete_runs(traces: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the complete runs (``status`` :data:`COMPLETE`) of ``traces``, a trace or
+    any frame with a ``status`` column (one row per run, say).
+
+    The one rule of the analysis for failed runs: a run whose repetition failed is left out
+    of every statistic and verdict, as a missing seed is; tables count it separately.
+    """
+    return traces[traces["status"] == COMPLETE]
+
+
 NON_EMPTY = pa.Check.str_length(min_value=1, error="must be a non-empty string")
 
 KEY_COLUMNS: dict[str, pa.Column] = {
@@ -172,12 +220,22 @@ TRACE_SCHEMA = pa.DataFrameSchema(
         "budget": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
         "iteration": pa.Column("int64", pa.Check.ge(0, error="must be >= 0")),
         "evaluation": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
-        "loss": pa.Column("float64", pa.Check(_finite, error="must be finite")),
+        "loss": pa.Column(
+            "float64",
+            pa.Check(_finite, error="must be finite (NaN only on a failed evaluation)"),
+            nullable=True,
+        ),
         "best_so_far": pa.Column("float64"),
         "wall_time": pa.Column("float64", pa.Check.ge(0, error="must be >= 0")),
         "expected_loss": pa.Column("float64", nullable=True),
         "fresh_sample_loss": pa.Column("float64", nullable=True),
         "safeguard_events": pa.Column("int64", pa.Check.ge(0, error="must be >= 0")),
+        "failed": pa.Column("bool"),
+        "error": pa.Column(str),
+        "status": pa.Column(
+            str,
+            pa.Check.isin(list(RUN_STATUSES), error=f"must be one of {', '.join(RUN_STATUSES)}"),
+        ),
         f"^{DETAIL_PREFIX}.+$": pa.Column(nullable=True, required=False, regex=True),
     },
     checks=[
@@ -193,10 +251,25 @@ TRACE_SCHEMA = pa.DataFrameSchema(
             [],
             "the evaluations of a run must be 1..n without gaps",
         ),
+        pa.Check(
+            _loss_missing_iff_failed,
+            error="column 'loss' must be NaN exactly on the failed evaluations (failed true)",
+        ),
+        pa.Check(
+            _error_iff_failed,
+            error="column 'error' must be non-empty exactly on the failed evaluations "
+            "(failed true)",
+        ),
         _run_check(
             _best_is_running_minimum,
-            ["loss", "best_so_far"],
+            ["loss", "best_so_far", "failed"],
+            # The failed evaluations' NaN losses are skipped, and inf stands before the first.
             "best_so_far must equal the running minimum of loss within each run",
+        ),
+        _run_check(
+            _complete_runs_spend_the_budget,
+            ["budget", "status"],
+            "a complete run (status complete) must have exactly budget evaluations",
         ),
         _run_check(
             _non_decreasing("iteration"),
@@ -222,6 +295,11 @@ TRACE_SCHEMA = pa.DataFrameSchema(
             _constant("fresh_sample_loss"),
             ["fresh_sample_loss"],
             "fresh_sample_loss must be the same on every row of a run",
+        ),
+        _run_check(
+            _constant("status"),
+            ["status"],
+            "status must be the same on every row of a run",
         ),
     ],
     strict=True,
