@@ -22,9 +22,13 @@ ENVIRONMENT = {
 
 
 def run_snakemake(
-    workdir: Path, *arguments: str, timeout: float | None = None
+    workdir: Path,
+    *arguments: str,
+    timeout: float | None = None,
+    environment: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``snakemake --cores 2 ARGUMENTS`` on the repository's Snakefile, run in ``workdir``."""
+    """``snakemake --cores 2 ARGUMENTS`` on the repository's Snakefile, run in ``workdir``,
+    with ``environment`` added to the test's."""
     return subprocess.run(
         [
             sys.executable,
@@ -41,6 +45,6 @@ def run_snakemake(
         capture_output=True,
         text=True,
         check=False,
-        env=ENVIRONMENT,
+        env={**ENVIRONMENT, **(environment or {})},
         timeout=timeout,
     )

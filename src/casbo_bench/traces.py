@@ -139,6 +139,20 @@ def quarantine_trace(
     return target
 
 
+def failed_seeds(path: str | os.PathLike[str]) -> dict[int, str]:
+    """Repetition seed -> its error, for every seed of trace ``path`` whose run failed.
+
+    Read from the provenance (``repetitions[seed]``), which records a seed that failed
+    before its first evaluation too (it has no rows).
+    """
+    repetitions = read_provenance(path).get("repetitions", {})
+    return {
+        int(seed): str(record.get("error") or "failed")
+        for seed, record in repetitions.items()
+        if record.get("status") == "failed"
+    }
+
+
 def _parquet_schema(path: str | Path) -> pa.Schema:
     if not Path(path).is_file():
         raise TraceFileError(f"trace file {path} does not exist; run the job that writes it")

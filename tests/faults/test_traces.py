@@ -8,6 +8,7 @@ table equal to the clean run's.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,11 @@ import pytest
 from casbo_bench.files import sha256_file
 from casbo_bench.traces import (
     DuplicateRunError,
+    failed_seeds,
     load_traces,
     quarantine_trace,
+    read_provenance,
+    read_trace,
     sidecar_path,
     trace_fault,
     write_trace,
@@ -148,3 +152,29 @@ def test_the_workflow_rebuilds_a_damaged_trace(
     assert len(quarantined) == (0 if damage.startswith("deleted") else 1)
     again = run_snakemake(folder, "--configfile", str(CONFIG), "-n", timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.fault("failing black box")
+def test_rerun_failed_runs_a_failed_seed_again(clean_run: Path, tmp_path: Path) -> None:
+    """A trace whose seed 1 is recorded as failed (as a crashed xTB would leave it) is run
+    again under CASBO_RERUN_FAILED=1 (`make rerun-failed`), and only then."""
+    folder = tmp_path / "run"
+    shutil.copytree(clean_run, folder, symlinks=True)
+    trace = folder / TRACE
+    provenance = read_provenance(trace)
+    provenance["repetitions"]["1"].update(status="failed", error="RuntimeError: xtb crashed")
+    written = trace.stat()
+    write_trace(read_trace(trace), trace, provenance)
+    for path in (trace, sidecar_path(trace)):  # as if the job had written it so, before the tables
+        os.utime(path, ns=(written.st_atime_ns, written.st_mtime_ns))
+    assert failed_seeds(trace) == {1: "RuntimeError: xtb crashed"}
+    untouched = run_snakemake(folder, "--configfile", str(CONFIG), "-n", timeout=300)
+    assert "Nothing to be done" in untouched.stdout + untouched.stderr
+    rerun = run_snakemake(
+        folder, "--configfile", str(CONFIG), timeout=900, environment={"CASBO_RERUN_FAILED": "1"}
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "xtb crashed" in rerun.stderr
+    assert failed_seeds(trace) == {}
+    assert _tables(folder) == _tables(clean_run)

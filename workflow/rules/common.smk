@@ -24,7 +24,13 @@ from casbo_bench.config_checks import (
 from casbo_bench.errors import UserFacingError
 from casbo_bench.memory import job_memory_mb
 from casbo_bench.optimizers import torch_optimizers
-from casbo_bench.traces import mark_for_rebuild, quarantine_trace, sidecar_path, trace_fault
+from casbo_bench.traces import (
+    failed_seeds,
+    mark_for_rebuild,
+    quarantine_trace,
+    sidecar_path,
+    trace_fault,
+)
 
 DEFAULT_CONFIG = "config/config.yaml"
 # Snakemake fills `config` from --configfile (and --config) before this file runs; the last
@@ -267,6 +273,12 @@ def _runs_jobs():
     return not any(getattr(arguments, flag, False) for flag in _NO_JOB_FLAGS)
 
 
+MAX_REPORTED_FAULTS = 10
+"""Faulty traces named one line each; the rest are counted in one line."""
+RERUN_FAILED = "CASBO_RERUN_FAILED"
+"""Set to 1 (`make rerun-failed`): traces with a failed seed are quarantined and run again."""
+
+
 def protect_traces():
     """Check every trace of the job table before the DAG is built (casbo_bench.traces).
 
@@ -275,26 +287,37 @@ def protect_traces():
     still there) is noted. Either way its sidecar becomes a note newer than every table made
     from the old trace, so Snakemake reruns the trace's job and then those tables in this
     invocation: no job reads a damaged trace, and the rebuilt tables are the clean run's. A
-    dry run, or a folder another run has locked, only reports.
+    dry run, or a folder another run has locked, only reports. With CASBO_RERUN_FAILED=1, a
+    trace with a failed seed (its provenance says so) is quarantined and run again too.
     """
     acting = _runs_jobs()
+    rerun_failed = os.environ.get(RERUN_FAILED) == "1"
+    found = 0
     for path in JOBS:
         fault = trace_fault(path)
+        if fault is None and rerun_failed and failed_seeds(path):
+            seeds = ", ".join(f"{seed} ({error})" for seed, error in failed_seeds(path).items())
+            fault = f"seed(s) {seeds} failed, and {RERUN_FAILED}=1 asks to run them again"
         ran_before = os.path.exists(sidecar_path(path)) or os.path.exists(
             f"{LOGS}/{os.path.relpath(path, RESULTS)[: -len('.parquet')]}.log"
         )
         if fault is None or not (os.path.exists(path) or ran_before):
             continue
+        found += 1
         if not acting:
-            print(
-                f"casbo-bench: {path}: {fault}; a run quarantines and rebuilds it", file=sys.stderr
-            )
+            action = "a run (not a dry run, no other run active) quarantines and rebuilds it"
         elif os.path.exists(path):
-            moved = quarantine_trace(path, fault, RESULTS)
-            print(f"casbo-bench: {path}: {fault}; moved to {moved}, rebuilding it", file=sys.stderr)
+            action = f"moved to {quarantine_trace(path, fault, RESULTS)}, rebuilding it"
         else:
             mark_for_rebuild(path, fault)
-            print(f"casbo-bench: {path}: {fault}; rebuilding it", file=sys.stderr)
+            action = "rebuilding it"
+        if found <= MAX_REPORTED_FAULTS:
+            print(f"casbo-bench: {path}: {fault}; {action}", file=sys.stderr)
+    if found > MAX_REPORTED_FAULTS:
+        print(
+            f"casbo-bench: and {found - MAX_REPORTED_FAULTS} more traces like these",
+            file=sys.stderr,
+        )
 
 
 def job_of(wildcards):
