@@ -184,3 +184,14 @@ def test_molecule_tables_skip_failed_evaluations_and_runs(molecule_trace: pd.Dat
     assert len(molecules) == 5 and molecules["best_score"].notna().all()
     table = score_table(trace, reference="casbo").set_index("method")
     assert table.loc["random", "n_seeds"] == 2 and table.loc["casbo", "n_seeds"] == 3
+
+
+def test_two_runs_still_at_infinity_tie_in_the_paired_differences() -> None:
+    """Before either run's first successful evaluation both best-so-far values are +inf (the
+    ledger's secondary budgets can fall there): a tie, not NaN; one infinite side is the
+    largest difference."""
+    from casbo_bench.analysis.stats import paired_differences
+
+    inf = float("inf")
+    assert paired_differences([inf, 1.0, inf], [inf, 2.0, 3.0]).tolist() == [0.0, -1.0, inf]
+    assert paired_differences([1.0], [inf]).tolist() == [-inf]

@@ -87,7 +87,7 @@ import pandas as pd
 from scipy import stats
 
 from casbo_bench.analysis.rates import read_typed_csv
-from casbo_bench.analysis.stats import holm_adjust, min_attainable_wilcoxon
+from casbo_bench.analysis.stats import holm_adjust, min_attainable_wilcoxon, paired_differences
 from casbo_bench.documents import markdown_table
 from casbo_bench.files import write_all_or_nothing
 from casbo_bench.registration import (
@@ -315,7 +315,7 @@ def _paired_test(cell: _Cell, evaluations: int, rule: ClaimsRule) -> _Test:
             f"two-sided test cannot go below p = 2/2^n = {floor:.3g})"
         )
         return test
-    differences = mine.loc[seeds].to_numpy() - theirs.loc[seeds].to_numpy()
+    differences = paired_differences(mine.loc[seeds].to_numpy(), theirs.loc[seeds].to_numpy())
     if np.count_nonzero(differences) == 0:
         test.p_value = 1.0
     else:

@@ -212,6 +212,23 @@ def _as_seeded(values: ArrayLike, seeds: ArrayLike, what: str) -> pd.Series:
     return series.sort_index()
 
 
+def paired_differences(values: ArrayLike, reference: ArrayLike) -> FloatArray:
+    """``values - reference`` per seed, with two equal infinities a tie (0), not NaN.
+
+    A best-so-far is +inf until a run's first successful evaluation (failed evaluations
+    never count), so at an early budget both runs of a seed may still be at +inf: neither
+    is ahead. One infinite side gives +-inf, which the rank tests order as the largest
+    difference.
+
+    >>> paired_differences([np.inf, 1.0, np.inf], [np.inf, 2.0, 3.0]).tolist()
+    [0.0, -1.0, inf]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    tied = np.isinf(values) & (values == reference)
+    return np.where(tied, 0.0, values - np.where(tied, 0.0, reference))
+
+
 def compare_to_reference(
     values: ArrayLike,
     seeds: ArrayLike,
@@ -239,7 +256,7 @@ def compare_to_reference(
     method = _as_seeded(values, seeds, "method")
     reference = _as_seeded(reference_values, reference_seeds, "reference")
     if method.index.equals(reference.index):
-        differences = method.to_numpy() - reference.to_numpy()
+        differences = paired_differences(method.to_numpy(), reference.to_numpy())
         nonzero = int(np.count_nonzero(differences))
         if nonzero == 0:
             statistic, p_value = 0.0, 1.0
