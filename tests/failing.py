@@ -20,6 +20,7 @@ import pytest
 from casbo_bench import optimizers, problems
 from casbo_bench.optimizers.base import FloatArray, GaussianLaw, Optimizer, SearchSpace
 from casbo_bench.problems.base import Problem, RolloutDetails
+from casbo_bench.runner import Job
 from casbo_bench.seeding import derive_seed
 
 NON_FINITE = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}
@@ -231,3 +232,18 @@ def register(
     monkeypatch.setattr(
         optimizers, "available_optimizers", lambda: [*real_optimizers(), *TEST_OPTIMIZERS]
     )
+
+
+def failing_job(**changes: Any) -> Job:
+    """A job of the recording walk on the failing quadratic (d = 3, K = 2), one seed, 12
+    evaluations and 8 fresh samples unless ``changes`` says otherwise."""
+    settings: dict[str, Any] = {
+        "optimizer": "recording-walk",
+        "problem": "failing-quadratic",
+        "dim": 3,
+        "n_steps": 2,
+        "seeds": (0,),
+        "budget": 12,
+        "fresh_samples": 8,
+    }
+    return Job(**{**settings, **changes})

@@ -34,24 +34,22 @@ from casbo_bench.runner import (
 from casbo_bench.schemas.trace import validate_trace
 from casbo_bench.traces import read_provenance, read_trace
 
-from .failing import EVERY, FailingQuadratic, Fault, RecordingLatentWalk, RecordingWalk, register
+from .failing import (
+    EVERY,
+    FailingQuadratic,
+    Fault,
+    RecordingLatentWalk,
+    RecordingWalk,
+    failing_job,
+    register,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NAN = np.nan
 STOP_FIX = "set on_failure: penalty (--on-failure penalty) to record it and go on"
 
 
-def _job(**changes: Any) -> Job:
-    settings: dict[str, Any] = {
-        "optimizer": "recording-walk",
-        "problem": "failing-quadratic",
-        "dim": 3,
-        "n_steps": 2,
-        "seeds": (0,),
-        "budget": 12,
-        "fresh_samples": 8,
-    }
-    return Job(**{**settings, **changes})
+_job = failing_job
 
 
 def _run(

@@ -25,7 +25,7 @@ from casbo_bench.cli import main
 from casbo_bench.runner import EvaluationFailedError, Job, run_job
 from casbo_bench.traces import read_provenance, read_trace, write_trace
 
-from ..failing import EVERY, TEST_OPTIMIZERS, Fault, register
+from ..failing import EVERY, TEST_OPTIMIZERS, Fault, failing_job, register
 
 pytestmark = pytest.mark.fault("failing black box")
 
@@ -120,16 +120,7 @@ RECORDED: dict[str, Case] = {
 
 
 def _job(**changes: Any) -> Job:
-    settings: dict[str, Any] = {
-        "optimizer": "recording-walk",
-        "problem": "failing-quadratic",
-        "dim": 3,
-        "n_steps": 2,
-        "seeds": BOTH,
-        "budget": BUDGET,
-        "fresh_samples": FRESH,
-    }
-    return Job(**{**settings, **changes})
+    return failing_job(**{"seeds": BOTH, "budget": BUDGET, "fresh_samples": FRESH, **changes})
 
 
 @pytest.mark.parametrize("name", list(RECORDED))
