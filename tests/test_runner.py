@@ -48,6 +48,7 @@ from casbo_bench.traces import (
     TraceFileError,
     read_provenance,
     read_trace,
+    trace_fault,
     write_trace,
 )
 
@@ -453,6 +454,10 @@ def test_job_arguments_are_plain_data() -> None:
 # --- trace files -------------------------------------------------------------------
 
 
+WRITTEN = ["trace.parquet", "trace.parquet.sha256"]
+"""What write_trace leaves in an empty folder: the trace and its sha256 sidecar."""
+
+
 @pytest.fixture
 def trace(toys: None) -> pd.DataFrame:
     return run_job(_job(seeds=(0, 1)))
@@ -463,7 +468,8 @@ def test_write_trace_round_trip_with_provenance(trace: pd.DataFrame, tmp_path: P
     path = write_trace(trace, tmp_path / "trace.parquet", record)
     pd.testing.assert_frame_equal(read_trace(path), trace)
     assert read_provenance(path) == record
-    assert os.listdir(tmp_path) == ["trace.parquet"]
+    assert sorted(os.listdir(tmp_path)) == WRITTEN
+    assert trace_fault(path) is None
 
 
 def test_invalid_trace_is_not_written(trace: pd.DataFrame, tmp_path: Path) -> None:
@@ -474,7 +480,8 @@ def test_invalid_trace_is_not_written(trace: pd.DataFrame, tmp_path: Path) -> No
     with pytest.raises(TraceValidationError, match=str(path)):
         write_trace(broken, path, {"run": 2})
     assert path.read_bytes() == before
-    assert os.listdir(tmp_path) == ["trace.parquet"]
+    assert sorted(os.listdir(tmp_path)) == WRITTEN
+    assert trace_fault(path) is None
 
 
 def test_interrupted_write_leaves_no_partial_file(
@@ -492,10 +499,11 @@ def test_interrupted_write_leaves_no_partial_file(
     with pytest.raises(KeyboardInterrupt):
         write_trace(trace, path, {"run": 2})
     assert path.read_bytes() == before
-    assert os.listdir(tmp_path) == ["trace.parquet"]
+    assert sorted(os.listdir(tmp_path)) == WRITTEN
+    assert trace_fault(path) is None
     with pytest.raises(KeyboardInterrupt):
         write_trace(trace, tmp_path / "new.parquet", {"run": 3})
-    assert os.listdir(tmp_path) == ["trace.parquet"]
+    assert sorted(os.listdir(tmp_path)) == WRITTEN
 
 
 def test_unwritable_folder_raises_os_error(trace: pd.DataFrame, tmp_path: Path) -> None:

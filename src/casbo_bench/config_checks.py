@@ -83,8 +83,10 @@ def resolve_config(
     merged = dict(base)
     for key, value in config.items():
         inherited = base.get(key)
-        both_blocks = isinstance(value, dict) and isinstance(inherited, dict)
-        merged[key] = {**inherited, **value} if both_blocks else value
+        if isinstance(value, dict) and isinstance(inherited, dict):
+            merged[key] = {**inherited, **value}
+        else:
+            merged[key] = value
     return merged
 
 

@@ -153,7 +153,7 @@ def failed_seeds(path: str | os.PathLike[str]) -> dict[int, str]:
     }
 
 
-def _parquet_schema(path: str | Path) -> pa.Schema:
+def _parquet_schema(path: str | os.PathLike[str]) -> pa.Schema:
     if not Path(path).is_file():
         raise TraceFileError(f"trace file {path} does not exist; run the job that writes it")
     try:
@@ -164,7 +164,7 @@ def _parquet_schema(path: str | Path) -> pa.Schema:
         ) from None
 
 
-def read_provenance(path: str | Path) -> dict[str, Any]:
+def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The provenance dict stored in trace file ``path``.
 
     Raises:

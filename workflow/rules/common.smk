@@ -171,7 +171,7 @@ class RunJob:
     uses_torch: bool = False
 
     def arguments(self):
-        """The run's arguments, one list item per shell word (rule run quotes each with :q):
+        """The run's arguments, one list item per shell word (each quoted by the run rule);
         the method's optimizer, label and options, the seeds, budget, fresh samples, device
         and hashes, the problem, size and scoring, then the extra flags."""
         options = [

@@ -84,6 +84,7 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 from casbo_bench.analysis.rates import read_typed_csv
@@ -166,7 +167,7 @@ def check_registration(provenance: Mapping[str, Mapping[str, Any]], rule_hash: s
             )
 
 
-def rank_biserial(differences: Sequence[float]) -> float:
+def rank_biserial(differences: ArrayLike) -> float:
     """Matched-pairs rank-biserial correlation of ``differences`` (positive: favourable).
 
     ``r = (W+ - W-) / (W+ + W-)`` with W+ and W- the rank sums of ``|difference|`` over the
