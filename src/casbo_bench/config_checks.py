@@ -231,7 +231,7 @@ def _build_optimizer(field: str, method: Mapping[str, Any], n_blocks: int, dim: 
     blocks = n_blocks if optimizer_class.scope == "per_step" else 1
     try:
         return optimizer_class(SearchSpace(blocks, dim), 0, **options, **device)
-    except (OptimizerError, ValueError, TypeError) as error:
+    except (OptimizerError, ValueError, TypeError, MemoryError) as error:
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(
             f"{field}.options: {method['optimizer']} refuses {json.dumps(options)}: {text}; "

@@ -12,14 +12,17 @@ run one after the other). With D = K d the numbers searched and n the budget, in
 - the trace: about 40 numbers per evaluation: ``40 n``; the fresh samples' noise: ``4 m D``.
 
 The process (Python with numpy, pandas, pandera and torch imported) is
-:data:`PROCESS_MB`. The model is an upper bound for every optimizer of the package; the
-workflow asks the scheduler for ``max(rule's floor, model)`` per job and refuses a config whose
-job would need more than its ``max_job_mem_mb``.
+:data:`PROCESS_MB`. The model bounds every optimizer of the package at its default settings
+(options such as a larger population are not modelled). The workflow asks the scheduler for
+``max(rule's floor, model)`` per job and refuses a config whose job would need more than its
+``max_job_mem_mb``; ``casbo-bench run`` refuses a job that would need more than the
+machine has.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 PROCESS_MB = 500
 """Resident size of a job's Python process with its imports, before any array (measured:
@@ -34,3 +37,11 @@ def job_memory_mb(d: int, K: int, budget: int, fresh_samples: int) -> int:
     numbers = (K + 1) * d * d + 6 * searched**2 + 5000 * searched + 40 * budget
     numbers += 4 * fresh_samples * searched
     return PROCESS_MB + math.ceil(numbers * BYTES_PER_NUMBER / 2**20)
+
+
+def machine_memory_mb() -> int:
+    """The physical memory of this machine in MB (where the OS reports it; else no limit)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20)
+    except (ValueError, OSError, AttributeError):
+        return 2**62

@@ -419,12 +419,16 @@ def _check_details(
 def _is_failure(error: Exception) -> bool:
     """Whether ``error``, raised while the black box evaluated, is a failed evaluation.
 
-    Every exception is, except a MemoryError (the machine's limit, not the candidate's) and
+    Every exception is, except a MemoryError or a device's OutOfMemoryError (the machine's
+    limit, not the candidate's) and
     the package's own user errors (:class:`UserFacingError`: a broken problem contract or a
     configuration mistake, which every further evaluation would repeat). KeyboardInterrupt
     and SystemExit are no ``Exception`` and are never caught.
     """
-    return not isinstance(error, MemoryError | UserFacingError)
+    if isinstance(error, MemoryError | UserFacingError):
+        return False
+    # A device out of memory is the machine's limit too (torch's error is no MemoryError).
+    return type(error).__name__ != "OutOfMemoryError"
 
 
 def _fails_repetition(error: Exception) -> bool:
@@ -522,33 +526,33 @@ def penalized(
     worst: FloatArray | None,
     fallback: float,
 ) -> tuple[FloatArray, FloatArray | None]:
-    """The step losses told to the optimizer for a batch, and the worst rollout so far.
+    """The step losses told to the optimizer for a batch, and the worst step losses so far.
 
-    The penalty rule. A failed rollout is told as the worst rollout of the repetition that
-    succeeded so far, the current batch included: with ``s_r`` the ``K`` step losses of
-    rollout ``r`` and ``r* = argmax_r sum_k s_{r,k}`` over the successful rollouts, it is
-    told ``s_{r*}``, so its rollout loss is the worst finite loss ``L_max = sum_k s_{r*,k}``.
-    A latent method, told rollout losses, sees ``L_max``; a per-step method sees the step
-    losses of a real rollout (zero in the steps its scoring ignores). Before any rollout
-    succeeded, each of the K steps is told ``fallback / K``, a rollout loss of ``fallback``
-    (the job's ``failure_penalty``). A successful rollout is told its own step losses.
+    The penalty rule. A failed rollout is told, in each of the K steps, the worst (largest)
+    step loss that a successful rollout of the repetition reached there so far, the current
+    batch included: with ``s_{r,k}`` the step losses of the successful rollouts ``r``, it is
+    told ``w_k = max_r s_{r,k}``. So in no block does a failed rollout look better than a
+    successful one (a per-step method ranks each block on its own), and its rollout loss
+    ``sum_k w_k`` is at least the worst finite loss ``max_r sum_k s_{r,k}``, equal to it for
+    K = 1 and wherever one rollout is the worst in every step. Before any rollout succeeded,
+    each of the K steps is told ``fallback / K``, a rollout loss of ``fallback`` (the job's
+    ``failure_penalty``). A successful rollout is told its own step losses.
 
     Args:
         step_losses: the batch's ``n x K`` step losses (any values in the failed rows).
         failed: ``n`` booleans, the failed rollouts.
-        worst: the ``K`` step losses of the worst successful rollout of the earlier batches
-            (the first of equals), or None when none succeeded.
+        worst: ``w``, the ``K`` worst step losses of the earlier batches' successful
+            rollouts, or None when none succeeded.
         fallback: the penalty before any success.
 
     Returns:
-        ``(told, worst)``: the ``n x K`` step losses to tell, and the ``K`` step losses of
-        the worst successful rollout so far, this batch included (None while none).
+        ``(told, worst)``: the ``n x K`` step losses to tell, and ``w`` over the successful
+        rollouts so far, this batch included (None while none).
     """
     succeeded = step_losses[~failed]
     if len(succeeded):
-        candidate = succeeded[int(np.argmax(succeeded.sum(axis=1)))]
-        if worst is None or candidate.sum() > worst.sum():
-            worst = candidate
+        batch_worst = succeeded.max(axis=0)
+        worst = batch_worst if worst is None else np.maximum(worst, batch_worst)
     n_steps = step_losses.shape[1]
     filler = np.full(n_steps, fallback / n_steps) if worst is None else worst
     return np.where(failed[:, None], filler, step_losses), worst
@@ -887,6 +891,7 @@ def _repetition(job: Job, seed: int, provenance: bool) -> tuple[pd.DataFrame, di
         if not _is_failure(error):
             raise
         failure = describe_error(error)
+        logger.info("%s: building the repetition failed", job.describe(), exc_info=True)
     else:
         if np.isfinite(problem.optimal_loss):
             entry["optimal_loss"] = problem.optimal_loss
@@ -923,6 +928,8 @@ def _repetition(job: Job, seed: int, provenance: bool) -> tuple[pd.DataFrame, di
             if not _fails_repetition(error):
                 raise
             failure = describe_error(error)
+            # The traceback goes to the job's log: an optimizer's error may be a bug.
+            logger.info("%s: the repetition's error, with its traceback", context, exc_info=True)
         if provenance:
             entry["settings"] = optimizer.resolved_settings()
     steps = record.frame()

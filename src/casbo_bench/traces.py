@@ -22,6 +22,7 @@ writes from a partial set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -35,7 +36,13 @@ import pyarrow.parquet as pq
 
 from casbo_bench.errors import UserFacingError
 from casbo_bench.files import sha256_file, write_atomically, write_text_atomically
-from casbo_bench.schemas.trace import RUN_KEYS, TraceValidationError, validate_trace
+from casbo_bench.schemas.trace import (
+    FAILED,
+    RUN_KEYS,
+    TRACE_COLUMNS,
+    TraceValidationError,
+    validate_trace,
+)
 
 PROVENANCE_KEY = "casbo_bench.provenance"
 """The Parquet metadata key of a trace's provenance JSON."""
@@ -84,9 +91,10 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
 def trace_fault(path: str | os.PathLike[str]) -> str | None:
     """What is wrong with the trace at ``path`` on disk, or None when it is sound.
 
-    Sound means: the file exists, its sidecar exists, and the file's sha256 equals the one
-    the sidecar recorded when the validated trace was written. One hash per file, so a check
-    of thousands of traces before a workflow run takes about a second.
+    Sound means: the file exists, its sidecar exists, the file's sha256 equals the one the
+    sidecar recorded when the validated trace was written, and its Parquet schema has every
+    column of today's trace schema (a file written by older code is rebuilt). One hash and
+    one footer read per file.
     """
     path, sidecar = Path(path), sidecar_path(path)
     if not path.is_file():
@@ -97,6 +105,10 @@ def trace_fault(path: str | os.PathLike[str]) -> str | None:
         return f"its sha256 sidecar {sidecar.name} is missing or unreadable"
     if not recorded or recorded[0] != sha256_file(path):
         return f"its bytes differ from the sha256 in {sidecar.name} (changed or truncated)"
+    # Sound bytes written under another trace schema (older code) lack today's columns.
+    missing = sorted(set(TRACE_COLUMNS) - set(pq.read_schema(path).names))
+    if missing:
+        return f"it lacks the trace columns {missing} (written by older code)"
     return None
 
 
@@ -120,18 +132,20 @@ def quarantine_trace(
     """Move the faulty trace ``path`` to ``<results>/quarantine/`` and mark it for rebuild.
 
     ``results`` is the run's results folder, which holds ``path``. The trace keeps its path
-    relative to ``results`` below ``quarantine/``, with a UTC time stamp appended (a second
-    fault of the same trace never overwrites the first), beside a ``.reason`` file naming the
-    original path and ``reason``; then :func:`mark_for_rebuild`.
+    relative to ``results`` below ``quarantine/``, with a UTC time stamp and the process id
+    appended (a second fault of the same trace never overwrites the first), beside a
+    ``.reason`` file naming the original path and ``reason``; then :func:`mark_for_rebuild`.
 
     Returns:
         Where the trace now is.
     """
     path = Path(path)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = Path(results) / "quarantine" / f"{path.relative_to(results)}.{stamp}"
+    target = Path(results) / "quarantine" / f"{path.relative_to(results)}.{stamp}.{os.getpid()}"
     target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, target)
+    # Another invocation started at the same moment may have moved it first.
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(path, target)
     write_text_atomically(
         target.with_name(f"{target.name}.reason"), f"{path}: {reason}; moved here {stamp}\n"
     )
@@ -149,7 +163,7 @@ def failed_seeds(path: str | os.PathLike[str]) -> dict[int, str]:
     return {
         int(seed): str(record.get("error") or "failed")
         for seed, record in repetitions.items()
-        if record.get("status") == "failed"
+        if record.get("status") == FAILED
     }
 
 

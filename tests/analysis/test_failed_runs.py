@@ -82,37 +82,55 @@ def test_the_final_loss_table_counts_failures(tables: dict[str, pd.DataFrame]) -
     assert (others["failed_runs"] == 0).all() and (others["failed_evaluations"] == 0).all()
 
 
-def test_a_failed_run_is_summarized_like_a_missing_seed(
+def test_a_failed_run_is_summarized_like_a_missing_seed_and_counted(
     failing: pd.DataFrame, tables: dict[str, pd.DataFrame]
 ) -> None:
+    """The final-loss summary is over complete runs (the failed one is counted beside it);
+    the ERT keeps the failed run as an unsuccessful run of the evaluations it spent, so it
+    can only get worse than with the run left out."""
     missing = failing[~_run_of(failing, "cmaes", 3)]
     without = build_tables(missing, targets=(1.0, 1e-3))
     columns = [c for c in tables["final_loss"] if c not in ("failed_runs", "min_evaluations")]
     pd.testing.assert_series_equal(
         _row(tables["final_loss"], "cmaes")[columns], _row(without["final_loss"], "cmaes")[columns]
     )
-    pd.testing.assert_frame_equal(tables["ert"], without["ert"])
+    ert, ert_without = tables["ert"], without["ert"]
+    cmaes = ert["method"] == "cmaes"
+    for key, value in SETTING.items():
+        cmaes &= ert[key] == value
+    assert (ert.loc[cmaes, "runs"] == ert_without.loc[cmaes, "runs"] + 1).all()
+    assert (ert.loc[cmaes, "evaluations"] >= ert_without.loc[cmaes, "evaluations"]).all()
+    assert (ert.loc[cmaes, "ert"] >= ert_without.loc[cmaes, "ert"]).all()
+    others = ~cmaes
+    pd.testing.assert_frame_equal(ert[others], ert_without[others])
 
 
-def test_paired_tests_pair_the_complete_runs(
+def test_a_failed_run_is_judged_worse_than_any_value(
     failing: pd.DataFrame, tables: dict[str, pd.DataFrame]
 ) -> None:
+    """Paired on all ten seeds, cmaes's failed seed 3 counts as +inf: leaving it out would
+    drop exactly the method's lost run."""
     row = _row(tables["significance"], "cmaes")
-    assert row["test"] == "wilcoxon signed-rank" and row["n_pairs"] == 9
+    assert row["test"] == "wilcoxon signed-rank" and row["n_pairs"] == 10
     finals = failing[failing["evaluation"] == failing["budget"]]
-    seeds = [seed for seed in range(10) if seed != 3]
+    seeds = list(range(10))
 
     def best(method: str) -> list[float]:
-        return [finals.loc[_run_of(finals, method, s), "best_so_far"].item() for s in seeds]
+        return [
+            finals.loc[_run_of(finals, method, s), "best_so_far"].item()
+            if _run_of(finals, method, s).any()
+            else np.inf
+            for s in seeds
+        ]
 
+    assert np.isinf(best("cmaes")[3])
     expected = compare_to_reference(best("cmaes"), seeds, best("casbo"), seeds)
     assert row["p_value"] == expected.p_value
     assert row["median_difference"] == expected.median_difference
-    # random ran and completed every seed: still paired on all ten.
     assert _row(tables["significance"], "random")["n_pairs"] == 10
 
 
-def test_a_cell_whose_every_run_failed_is_counted_without_statistics() -> None:
+def test_a_method_whose_every_run_failed_is_judged_worse() -> None:
     traces = synthetic_traces(methods=("casbo", "cmaes"), problems=("sphere",), dims=(2,))
     for seed in range(10):
         traces = fail_run(traces, _run_of(traces, "cmaes", seed), kept=5)
@@ -123,7 +141,9 @@ def test_a_cell_whose_every_run_failed_is_counted_without_statistics() -> None:
     assert (cmaes["n_seeds"], cmaes["failed_runs"]) == (0, 10)
     assert np.isnan(cmaes[["best_median", "best_ci_low", "fresh_median"]].to_numpy(float)).all()
     tested = built["significance"]
-    assert "cmaes" not in set(tested.loc[tested["K"] == 1, "method"])
+    validate_table("significance", tested)
+    row = tested[(tested["K"] == 1) & (tested["method"] == "cmaes")].iloc[0]
+    assert row["win_fraction"] == 0.0 and row["verdict"] == "worse"
 
 
 def test_figures_start_where_every_run_has_found_a_loss(

@@ -103,9 +103,16 @@ class TestCompareToReference:
         with pytest.raises(ValueError, match="repeated seeds"):
             compare_to_reference([1.0, 2.0], [0, 0], [1.0, 2.0], [0, 1])
 
-    def test_non_finite_values_are_rejected(self) -> None:
-        with pytest.raises(ValueError, match="non-finite"):
-            compare_to_reference([np.nan], [0], [1.0], [0])
+    def test_nan_and_minus_infinity_are_rejected(self) -> None:
+        for bad in (np.nan, -np.inf):
+            with pytest.raises(ValueError, match="NaN or -inf"):
+                compare_to_reference([bad], [0], [1.0], [0])
+
+    def test_plus_infinity_is_a_failed_run_ranked_last(self) -> None:
+        comparison = compare_to_reference(
+            [np.inf, 1.0, 2.0, 3.0, 4.0], range(5), [0.5, 0.5, 1.5, 2.5, 3.5], range(5)
+        )
+        assert comparison.win_fraction == 0.0 and comparison.median_difference == 0.5
 
 
 class TestVerdict:

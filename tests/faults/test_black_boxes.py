@@ -258,4 +258,4 @@ def test_the_tables_count_failed_runs_and_evaluations(
     assert (final["n_seeds"], final["failed_runs"]) == (2, 1)
     assert final["failed_evaluations"] == 2 + BUDGET
     ert = pd.read_csv(tables / "ert.csv")
-    assert (ert["runs"] == 2).all()
+    assert (ert["runs"] == 3).all()  # the failed run is an unsuccessful run in the ERT

@@ -63,6 +63,7 @@ CASES: list[tuple[str, list[str], Sequence[str]]] = [
     ("run: unknown molecule task", run({"--problem": "mol-nope"}), ["problem 'mol-nope'"]),
     ("run: zero dim", run({"--dim": "0"}), ["argument --dim", ">= 1"]),
     ("run: non-integer dim", run({"--dim": "2.5"}), ["argument --dim", "'2.5'"]),
+    ("run: a million dims", run({"--dim": "1000000"}), ["--dim 1000000", "memory model"]),
     ("run: zero budget", run({"--budget": "0"}), ["argument --budget", ">= 1"]),
     ("run: negative budget", run({"--budget": "-3"}), ["argument --budget", "-3"]),
     ("run: budget not a number", run({"--budget": "many"}), ["argument --budget", "'many'"]),

@@ -127,7 +127,8 @@ def _accepted(config: dict[str, Any]) -> bool:
 def test_a_real_run_with_every_accepted_payload_executes_none(tmp_path: Path) -> None:
     """Every payload the checks let through as text, in one config that Snakemake runs to the
     end (a payload that only the workflow's own checks refuse, a claim naming a method, is
-    left out after its dry run refused it)."""
+    left out after its dry run refused it), and a models folder named by the payload, which
+    reaches the shell words of the molecule runs and report: quoted by :q, it never runs."""
     (tmp_path / "tests").symlink_to(REPOSITORY / "tests")
     config = _base()
     for field in FIELDS:
@@ -139,10 +140,25 @@ def test_a_real_run_with_every_accepted_payload_executes_none(tmp_path: Path) ->
         path.write_text(yaml.safe_dump(trial), encoding="utf-8")
         if run_snakemake(tmp_path, "-n", "--configfile", str(path), timeout=300).returncode == 0:
             config = trial
+    # A models folder whose name is the payload: it passes the checks (it holds the models)
+    # and reaches the command line of every molecule run and of the molecule report.
+    models = tmp_path / PAYLOAD
+    models.mkdir()
+    for name in ("edm_qm9_heavy", "property_predictor"):
+        (models / name).symlink_to(REPOSITORY / "models" / name)
+    config["molecules"] = {
+        "tasks": [{"name": "mol-qed", "n_atoms": 3, "sampler_steps": 2}],
+        "budget": 4,
+        "fresh_samples": 2,
+        "models_dir": str(models),
+    }
     path = tmp_path / "payloads.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    assert PAYLOAD in path.read_text(encoding="utf-8") or "touch PWNED" in str(config)
+    dry = run_snakemake(tmp_path, "-n", "-p", "--configfile", str(path), timeout=300)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "--models-dir" in dry.stdout and "touch PWNED" in dry.stdout
     finished = run_snakemake(tmp_path, "--configfile", str(path), timeout=900)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert not list(tmp_path.rglob("PWNED"))
     assert (tmp_path / "results" / "payloads" / "claims.md").is_file()
+    assert list((tmp_path / "results" / "payloads" / "molecules" / "raw").rglob("*.parquet"))

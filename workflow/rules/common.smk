@@ -25,6 +25,7 @@ from casbo_bench.errors import UserFacingError
 from casbo_bench.memory import job_memory_mb
 from casbo_bench.optimizers import torch_optimizers
 from casbo_bench.traces import (
+    SIDECAR_SUFFIX,
     failed_seeds,
     mark_for_rebuild,
     quarantine_trace,
@@ -232,43 +233,62 @@ def sidecars(paths):
     return [str(sidecar_path(path)) for path in paths]
 
 
-# Snakemake's flags after which it runs no job (so nothing may be moved).
+# Snakemake's flags after which it runs no job (so nothing may be moved), and --nolock (a run
+# that another could be running beside).
 _NO_JOB_FLAGS = (
     "dryrun",
     "unlock",
     "lint",
     "list_rules",
     "list_target_rules",
+    "list_changes",
+    "list_input_changes",
+    "list_params_changes",
+    "list_untracked",
+    "list_conda_envs",
     "summary",
     "detailed_summary",
     "report",
     "touch",
     "cleanup_metadata",
+    "cleanup_shadow",
     "delete_all_output",
     "delete_temp_output",
-    "list_changes",
-    "list_input_changes",
-    "list_params_changes",
-    "list_code_changes",
     "print_compilation",
     "dag",
+    "d3dag",
     "rulegraph",
     "filegraph",
+    "containerize",
+    "conda_create_envs_only",
+    "archive",
+    "export_cwl",
+    "generate_unit_tests",
+    "draft_notebook",
+    "edit_notebook",
+    "nolock",
 )
 
 
 def _runs_jobs():
-    """Whether this invocation runs jobs and no other Snakemake run holds this folder: the
-    main process, none of :data:`_NO_JOB_FLAGS` on its command line, no lock in
-    .snakemake/locks (a live run's, or a killed run's that `make reproduce` releases)."""
+    """Whether this invocation runs jobs and no other Snakemake run holds this folder: none
+    of :data:`_NO_JOB_FLAGS` and no dry-run or touch executor on its command line, and no
+    lock in .snakemake/locks (a live run's, or a killed run's that `make reproduce`
+    releases)."""
     locks = ".snakemake/locks"
-    if not workflow.is_main_process or (os.path.isdir(locks) and any(os.scandir(locks))):
+    if os.path.isdir(locks) and any(os.scandir(locks)):
         return False
+    from contextlib import redirect_stderr
+    from io import StringIO
+
     from snakemake.cli import get_argument_parser
 
     try:
-        arguments, _ = get_argument_parser().parse_known_args(sys.argv[1:])
+        with redirect_stderr(StringIO()):
+            arguments, _ = get_argument_parser().parse_known_args(sys.argv[1:])
     except SystemExit:
+        return False
+    if getattr(arguments, "executor", None) in ("dryrun", "touch"):
         return False
     return not any(getattr(arguments, flag, False) for flag in _NO_JOB_FLAGS)
 
@@ -290,6 +310,8 @@ def protect_traces():
     dry run, or a folder another run has locked, only reports. With CASBO_RERUN_FAILED=1, a
     trace with a failed seed (its provenance says so) is quarantined and run again too.
     """
+    if not workflow.is_main_process:
+        return  # a cluster job re-reading this file: the main process has checked
     acting = _runs_jobs()
     rerun_failed = os.environ.get(RERUN_FAILED) == "1"
     found = 0
@@ -305,7 +327,10 @@ def protect_traces():
             continue
         found += 1
         if not acting:
-            action = "a run (not a dry run, no other run active) quarantines and rebuilds it"
+            action = (
+                "a run quarantines and rebuilds it (not a dry run; a lock in .snakemake/locks "
+                "left by a stopped run is released by `make reproduce` or `snakemake --unlock`)"
+            )
         elif os.path.exists(path):
             action = f"moved to {quarantine_trace(path, fault, RESULTS)}, rebuilding it"
         else:

@@ -17,7 +17,7 @@ rule run:
         lambda wildcards: [ancient(path) for path in job_of(wildcards).inputs],
     output:
         trace=f"{RESULTS}/{{job}}.parquet",
-        sidecar=f"{RESULTS}/{{job}}.parquet.sha256",
+        sidecar=f"{RESULTS}/{{job}}.parquet{SIDECAR_SUFFIX}",
     log:
         f"{LOGS}/{{job}}.log",
     wildcard_constraints:

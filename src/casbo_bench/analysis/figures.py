@@ -43,7 +43,7 @@ from matplotlib.typing import RcKeyType
 from numpy.typing import NDArray
 
 from casbo_bench.analysis.stats import bootstrap_median_band, win_fraction_matrix
-from casbo_bench.analysis.tables import final_by_run
+from casbo_bench.analysis.tables import final_by_run, judged
 from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS, SETTING_KEYS, complete_runs
 from casbo_bench.seeding import derive_rng
 
@@ -246,7 +246,7 @@ def convergence_figure(
 
 def win_matrix_figure(traces: pd.DataFrame, palette: dict[str, str]) -> Figure:
     """Annotated heatmap of :func:`casbo_bench.analysis.stats.win_fraction_matrix`."""
-    finals = final_by_run(traces).rename(columns={"best_so_far": "value"})
+    finals = judged(final_by_run(traces), "best_so_far").rename(columns={"best_so_far": "value"})
     order = _present(palette, finals)
     matrix = win_fraction_matrix(finals, [*SETTING_KEYS, "seed"], order)
     size = max(SINGLE_COLUMN_IN, min(TWO_COLUMN_IN, 0.45 * len(order) + 1.6))
@@ -302,15 +302,14 @@ def make_figures(
         The written paths: per (problem, K, scoring), ``convergence_*.pdf`` and ``.png``;
         then ``win_matrix.pdf`` and ``.png`` when there are at least two methods.
     """
-    traces = complete_runs(traces)
-    if traces.empty:
+    if complete_runs(traces).empty:
         raise ValueError("there are no traces of complete runs to plot")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     palette = method_palette(traces["method"].unique())
     paths: list[Path] = []
     for (problem, steps, scoring), setting in traces.groupby(["problem", "K", "scoring"]):
-        figure = convergence_figure(setting, palette, seed, confidence)
+        figure = convergence_figure(complete_runs(setting), palette, seed, confidence)
         paths += save_figure(figure, out, _file_stem("convergence", problem, f"K{steps}", scoring))
     if len(palette) >= 2:
         paths += save_figure(win_matrix_figure(traces, palette), out, "win_matrix")

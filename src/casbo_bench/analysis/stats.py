@@ -207,8 +207,10 @@ def _as_seeded(values: ArrayLike, seeds: ArrayLike, what: str) -> pd.Series:
             f"the {what} has repeated seeds {sorted(set(series.index[series.index.duplicated()]))}"
             f"; give one final value per seed"
         )
-    if not np.isfinite(series.to_numpy()).all():
-        raise ValueError(f"the {what} has non-finite values; drop them before comparing")
+    if np.isnan(series.to_numpy()).any() or (series.to_numpy() == -np.inf).any():
+        raise ValueError(
+            f"the {what} has NaN or -inf values; give numbers, or +inf for a failed run"
+        )
     return series.sort_index()
 
 

@@ -6,9 +6,10 @@ into frames; :func:`write_tables` validates every frame against its schema
 Markdown (for people) and LaTeX (booktabs, for the paper), numbers in scientific notation
 with three significant digits in the last two.
 
-Only complete runs enter a statistic or a test: a run whose repetition failed (trace
-``status`` failed) is left out like a missing seed (:func:`casbo_bench.schemas.trace.
-complete_runs`), and the final-loss table counts the failed runs and the failed evaluations
+The final-loss summaries are over complete runs (:func:`casbo_bench.schemas.trace.
+complete_runs`); a run whose repetition failed (trace ``status`` failed) counts as +inf in
+the tests and the win matrix (:func:`judged`), as an unsuccessful run in the ERT, and the
+final-loss table counts the failed runs and the failed evaluations
 of each cell.
 
 Two measures of a run are reported (docs/method.md, section 4):
@@ -39,7 +40,7 @@ from casbo_bench.documents import latex_table, markdown_document
 from casbo_bench.errors import UserFacingError
 from casbo_bench.files import write_all_or_nothing
 from casbo_bench.schemas.tables import validate_table
-from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS, SETTING_KEYS, complete_runs
+from casbo_bench.schemas.trace import CELL_KEYS, FAILED, RUN_KEYS, SETTING_KEYS, complete_runs
 from casbo_bench.seeding import derive_rng
 
 TABLE_HEADINGS: dict[str, str] = {
@@ -251,19 +252,16 @@ def final_loss_table(
     return pd.DataFrame(rows).astype(dict.fromkeys(counts, "int64"))
 
 
-def _tested_runs(
-    own: pd.DataFrame, reference: pd.DataFrame, measure: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The runs of a method and of the reference that a test on ``measure`` compares: the
-    complete runs with a value. When both ran the same seeds, a seed whose run failed on
-    either side is left out of both, so the test stays paired on complete runs."""
-    if set(own["seed"]) == set(reference["seed"]):
-        both = set(complete_runs(own)["seed"]) & set(complete_runs(reference)["seed"])
-        own, reference = own[own["seed"].isin(both)], reference[reference["seed"].isin(both)]
-    return (
-        complete_runs(own).dropna(subset=[measure]),
-        complete_runs(reference).dropna(subset=[measure]),
-    )
+def judged(finals: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """``finals`` with ``measure`` as the tests and the win matrix judge it.
+
+    A failed run counts as +inf: worse than any value, and tied with another failed run. So a
+    method never gains from the runs it lost (leaving them out would drop exactly its
+    hardest seeds). A complete run without a value (no fresh-sample loss recorded) is left
+    out.
+    """
+    value = finals[measure].where(finals["status"] != FAILED, np.inf)
+    return finals.assign(**{measure: value}).dropna(subset=[measure])
 
 
 def significance_table(
@@ -274,9 +272,8 @@ def significance_table(
     Args:
         finals: one row per run (:func:`final_by_run`).
         reference: the method every other method is compared with.
-        measure: ``"best_so_far"`` or ``"fresh_sample_loss"``; failed runs and runs without
-            a value are left out (:func:`_tested_runs`), and a comparison with no values on
-            either side is not made.
+        measure: ``"best_so_far"`` or ``"fresh_sample_loss"``; a failed run counts as
+            +inf, a complete run without a value is left out (:func:`judged`).
         alpha: the family-wise error rate of the verdicts.
 
     Returns:
@@ -286,7 +283,7 @@ def significance_table(
     for setting, runs in finals.groupby(list(SETTING_KEYS), sort=True):
         reference_runs = runs[runs["method"] == reference]
         for method, method_runs in runs[runs["method"] != reference].groupby("method", sort=True):
-            own, ref = _tested_runs(method_runs, reference_runs, measure)
+            own, ref = judged(method_runs, measure), judged(reference_runs, measure)
             if own.empty or ref.empty:
                 continue
             comparison = compare_to_reference(own[measure], own["seed"], ref[measure], ref["seed"])
@@ -337,8 +334,9 @@ def build_tables(
 
     Returns:
         ``{"final_loss", "significance", "significance_fresh", "ert"}`` -> frame, each
-        satisfying its schema in :mod:`casbo_bench.schemas.tables`. Only complete runs
-        enter the tests and the ERT; the final-loss table counts the failed ones.
+        satisfying its schema in :mod:`casbo_bench.schemas.tables`. The final-loss table
+        summarizes complete runs and counts the failed ones; the tests count a failed run as
+        +inf (:func:`judged`) and the ERT as an unsuccessful run of the evaluations it spent.
 
     Raises:
         MissingReferenceError: the reference method is absent, or has no runs in a setting
@@ -350,7 +348,8 @@ def build_tables(
         "final_loss": final_loss_table(finals, seed=seed),
         "significance": significance_table(finals, reference, "best_so_far", alpha),
         "significance_fresh": significance_table(finals, reference, "fresh_sample_loss", alpha),
-        "ert": expected_running_time(complete_runs(traces), targets),
+        # A failed run is an unsuccessful run that spent the evaluations it made.
+        "ert": expected_running_time(traces, targets),
     }
     return {name: _reading_order(frame, reference) for name, frame in tables.items()}
 

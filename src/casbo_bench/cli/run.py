@@ -165,6 +165,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def handle(arguments: argparse.Namespace) -> int:
     from casbo_bench import optimizers, problems, provenance
+    from casbo_bench.memory import job_memory_mb, machine_memory_mb
     from casbo_bench.runner import Job, JobError, run_job
     from casbo_bench.traces import write_trace
 
@@ -180,6 +181,13 @@ def handle(arguments: argparse.Namespace) -> int:
         raise UsageError(
             f"unknown problem {arguments.problem!r}; choose one of "
             f"{', '.join(problems.available_problems())}"
+        )
+    need = job_memory_mb(arguments.dim, arguments.steps, arguments.budget, arguments.fresh_samples)
+    if need > machine_memory_mb():
+        raise UsageError(
+            f"--dim {arguments.dim} --steps {arguments.steps} needs about {need} MB by the "
+            f"memory model (casbo_bench.memory), more than this machine's "
+            f"{machine_memory_mb()} MB; use a smaller --dim or --steps"
         )
     try:
         job = Job(

@@ -52,6 +52,7 @@ def _real(*checks: pa.Check, nullable: bool = False) -> pa.Column:
     return pa.Column("float64", list(checks), nullable=nullable)
 
 
+_not_nan = pa.Check(lambda values: ~values.isna(), error="must be a number or +-inf (not NaN)")
 _finite = pa.Check(
     lambda values: pd.Series(np.isfinite(values.to_numpy(dtype=np.float64)), index=values.index),
     error="must be finite",
@@ -214,7 +215,8 @@ SIGNIFICANCE_SCHEMA = pa.DataFrameSchema(
         ),
         "p_holm": _real(_probability),
         "alpha": _real(pa.Check.in_range(0.0, 1.0, False, False, error="must lie in (0, 1)")),
-        "median_difference": _real(_finite),
+        # +-inf when more than half the pairs have exactly one failed run (judged +inf).
+        "median_difference": _real(_not_nan),
         "win_fraction": _real(_probability),
         "verdict": pa.Column(
             str, pa.Check.isin(list(VERDICTS), error=f"must be one of {VERDICTS}")
