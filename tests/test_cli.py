@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -19,7 +20,7 @@ from casbo_bench.cli.run import parse_option
 from casbo_bench.optimizers import available_optimizers, describe_optimizers
 from casbo_bench.problems import available_problems, describe_problems
 from casbo_bench.problems.base import FloatArray, Problem
-from casbo_bench.traces import read_provenance, read_trace
+from casbo_bench.traces import read_provenance, read_trace, write_trace
 
 RUN = ["run", "--method", "random", "--problem", "sphere", "--dim", "2", "--budget", "20"]
 MOLECULE_RUN = ["run", "--method", "random", "--problem", "mol-qed", "--dim", "28", "--steps", "5"]
@@ -270,8 +271,30 @@ def test_aggregate_writes_the_tables(traces: list[Path], tmp_path: Path) -> None
     arguments = ["aggregate", "--out-dir", str(out), "--reference", "casbo", "--alpha", "0.1"]
     assert main([*arguments, "--targets", "1", "0.01", *map(str, traces)]) == 0
     names = {path.name for path in out.iterdir()}
-    for table in ("final_loss", "significance", "ert"):
+    tables = ("final_loss", "significance", "ert", "ert_inf_share", "fixed_budget", "ranks")
+    for table in (*tables, "ecdf"):
         assert {f"{table}.csv", f"{table}.md", f"{table}.tex"} <= names
+    ert = pd.read_csv(out / "ert.csv")
+    assert set(ert["target_rule"]) == {"absolute"} and set(ert["level"]) == {1.0, 0.01}
+
+
+def test_aggregate_takes_target_fractions_and_fixed_budgets_before_the_files(
+    traces: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "tables"
+    arguments = ["aggregate", "--out-dir", str(out), "--seed", "3", "--confidence", "0.9"]
+    arguments += ["--fixed-budgets", "2d", "5", "--target-fractions", "0.5", "0.01"]
+    assert main([*arguments, *map(str, traces)]) == 0
+    ert = pd.read_csv(out / "ert.csv")
+    assert set(ert["target_rule"]) == {"relative"} and set(ert["level"]) == {0.5, 0.01}
+    fixed = pd.read_csv(out / "fixed_budget.csv")
+    assert set(fixed["budget"]) == {4, 5, 24}
+    assert set(pd.read_csv(out / "ecdf.csv")["confidence"]) == {0.9}
+    # by default: relative targets 1e-1 ... 1e-6 and the fixed budgets 10d, 100d
+    default = tmp_path / "default"
+    assert main(["aggregate", "--out-dir", str(default), *map(str, traces)]) == 0
+    assert len(pd.read_csv(default / "ert_inf_share.csv")) == 6 + 1
+    assert set(pd.read_csv(default / "fixed_budget.csv")["budget"]) == {20, 24}
 
 
 @pytest.mark.parametrize(
@@ -282,6 +305,13 @@ def test_aggregate_writes_the_tables(traces: list[Path], tmp_path: Path) -> None
         (["--targets", "1", "-1"], "argument --targets: must be a positive finite number"),
         (["--targets", "1", "1"], "--targets must be distinct"),
         (["--targets"], "argument --targets: expected at least one number"),
+        (["--target-fractions", "1.5"], "argument --target-fractions: must be in (0, 1]"),
+        (["--target-fractions", "0.1", "0.1"], "--target-fractions must be distinct"),
+        (
+            ["--targets", "1", "--target-fractions", "0.1"],
+            "argument --target-fractions: not allowed with argument --targets",
+        ),
+        (["--fixed-budgets", "0d"], "argument --fixed-budgets: expected an evaluation count"),
     ],
 )
 def test_aggregate_user_errors_are_one_line(
@@ -325,9 +355,24 @@ def test_aggregate_stops_at_an_invalid_trace(
 
 def test_figures_are_drawn(traces: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "figures"
-    assert main(["figures", "--out-dir", str(out), *map(str, traces)]) == 0
+    arguments = ["figures", "--out-dir", str(out), "--target-fractions", "0.1", "0.001"]
+    assert main([*arguments, *map(str, traces)]) == 0
     suffixes = {path.suffix for path in out.iterdir() if path.stat().st_size > 0}
     assert suffixes == {".pdf", ".png"}
+    assert {"ecdf.pdf", "ecdf.png", "win_matrix.png"} <= {path.name for path in out.iterdir()}
+
+
+def test_relative_targets_refuse_negated_scores_in_one_line(
+    traces: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a loss below 0 (a negated score): f* is not 0, so there is no gap to take fractions of
+    frame = read_trace(traces[0])
+    shifted = frame.assign(loss=frame["loss"] - 1e3, best_so_far=frame["best_so_far"] - 1e3)
+    write_trace(shifted, traces[0], read_provenance(traces[0]))
+    capsys.readouterr()
+    assert main(["aggregate", "--out-dir", str(tmp_path / "t"), str(traces[0])]) == 2
+    line = _error_line(capsys)
+    assert "not an optimality gap" in line and "--targets" in line
 
 
 # --- list -----------------------------------------------------------------------------

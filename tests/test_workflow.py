@@ -20,7 +20,7 @@ import yaml
 from casbo_bench.analysis.claims import read_ledger
 from casbo_bench.analysis.rates import read_verdicts
 from casbo_bench.registration import read_spec
-from casbo_bench.schemas.tables import validate_table
+from casbo_bench.schemas.tables import TABLE_SCHEMAS, validate_table
 from casbo_bench.traces import load_traces, read_provenance
 from tests.snakemake_runs import TINY_CONFIG, run_snakemake
 
@@ -41,7 +41,7 @@ def test_every_table_is_written_and_validates(finished_run: Path) -> None:
     config = yaml.safe_load(TINY_CONFIG.read_text())
     for benchmark in config["benchmarks"]:
         folder = finished_run / "results" / "tiny" / "tables" / benchmark["name"]
-        for name in ("final_loss", "significance", "significance_fresh", "ert"):
+        for name in TABLE_SCHEMAS:
             for suffix in ("csv", "md", "tex"):
                 path = folder / f"{name}.{suffix}"
                 assert path.is_file() and path.stat().st_size > 0, path
@@ -53,7 +53,22 @@ def test_every_figure_is_written(finished_run: Path) -> None:
     for benchmark in ("plain", "sequential"):
         written = {path.name for path in (figures / benchmark).iterdir()}
         assert "win_matrix.pdf" in written and "win_matrix.png" in written
+        assert "ecdf.pdf" in written and "ecdf.png" in written
         assert any(name.startswith("convergence") and name.endswith(".png") for name in written)
+
+
+def test_the_views_use_the_registered_targets_and_budgets(finished_run: Path) -> None:
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    tables = finished_run / "results" / "tiny" / "tables"
+    ert = pd.read_csv(tables / "sequential" / "ert.csv")
+    assert set(ert["target_rule"]) == {"relative"}
+    assert sorted(set(ert["level"]), reverse=True) == config["target_fractions"]
+    # the capped method is ranked with the other at its cap (above it casbo is alone)
+    ranks = pd.read_csv(tables / "sequential" / "ranks.csv")
+    assert set(ranks["budget"]) == {30} and set(ranks["left_out"]) == {"none"}
+    assert set(ranks["method"]) == {"casbo", "random"}
+    fixed = pd.read_csv(tables / "sequential" / "fixed_budget.csv")
+    assert set(fixed["budget_names"]) == {"5d", "cap", "full"}
 
 
 def test_rate_check_verdicts_and_claims_ledger_validate(finished_run: Path) -> None:

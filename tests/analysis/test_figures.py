@@ -7,16 +7,21 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
+from casbo_bench.analysis.ert import DEFAULT_RULE
 from casbo_bench.analysis.figures import (
     METHOD_COLOURS,
     PNG_DPI,
     SINGLE_COLUMN_IN,
     TWO_COLUMN_IN,
     convergence_figure,
+    ecdf_figure,
     evaluation_grid,
     make_figures,
     method_palette,
+    win_matrix_figure,
 )
+from casbo_bench.analysis.views import matched_win_matrix, runtime_ecdf
+from casbo_bench.schemas.trace import validate_trace
 
 from .synthetic import synthetic_traces
 
@@ -40,6 +45,7 @@ def test_writes_non_empty_pdf_and_png(written: list[Path]) -> None:
             "convergence_sphere_K1_final",
             "convergence_sphere_K3_cumulative",
             "win_matrix",
+            "ecdf",
         )
         for suffix in ("pdf", "png")
     )
@@ -107,3 +113,41 @@ def test_evaluation_grid() -> None:
 def test_empty_traces_are_refused(small: pd.DataFrame, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no traces"):
         make_figures(small.iloc[:0], tmp_path)
+
+
+def _capped(traces: pd.DataFrame, method: str, cap: int) -> pd.DataFrame:
+    own = traces["method"] == method
+    kept = traces[~own | (traces["evaluation"] <= cap)].copy()
+    kept.loc[kept["method"] == method, "budget"] = cap
+    return validate_trace(kept.reset_index(drop=True), source="capped")
+
+
+def test_ecdf_figure_draws_the_table(small: pd.DataFrame) -> None:
+    traces = _capped(small, "random", 10)
+    palette = method_palette(traces["method"].unique())
+    ecdf = runtime_ecdf(traces, DEFAULT_RULE, seed=0)
+    figure = ecdf_figure(ecdf, palette, DEFAULT_RULE)
+    ax = figure.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_ylim() == (0.0, 1.0)
+    lines = {line.get_color(): line for line in ax.get_lines()}
+    assert set(lines) == {METHOD_COLOURS[name] for name in ("casbo", "cmaes", "random")}
+    # each curve is its method's rows of the table, ending at its own budget
+    random = lines[METHOD_COLOURS["random"]]
+    np.testing.assert_array_equal(
+        random.get_xdata(), ecdf.loc[ecdf["method"] == "random", "evaluations"]
+    )
+    assert max(random.get_xdata()) == 10
+    assert "median initial gap" in ax.get_title()
+
+
+def test_win_matrix_is_drawn_at_matched_budgets(small: pd.DataFrame) -> None:
+    traces = _capped(small, "random", 10)
+    palette = method_palette(traces["method"].unique())
+    figure = win_matrix_figure(traces, palette)
+    ax = figure.axes[0]
+    assert "matched budgets" in ax.get_title()
+    order = list(palette)
+    matrix = matched_win_matrix(traces, order).fraction.to_numpy()
+    shown = [float(text.get_text()) for text in ax.texts]
+    expected = [value for value in matrix.ravel() if np.isfinite(value)]
+    np.testing.assert_allclose(shown, np.round(expected, 2))

@@ -162,8 +162,28 @@ def test_a_bad_table_writes_nothing(tables: dict[str, pd.DataFrame], tmp_path: P
     before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
     bad = dict(tables)
     bad["final_loss"] = tables["final_loss"].assign(n_seeds=0)
-    changed = {name: frame.head(1) for name, frame in tables.items() if name != "final_loss"}
+    # every other table changed but still valid (its rows reversed): none of them is written
+    changed = {
+        name: frame.iloc[::-1].reset_index(drop=True)
+        for name, frame in tables.items()
+        if name != "final_loss"
+    }
     with pytest.raises(TableValidationError, match="final_loss"):
         write_tables({**changed, "final_loss": bad["final_loss"]}, tmp_path)
     after = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
     assert after == before
+
+
+def test_the_views_are_built_beside_the_tables(tables: dict[str, pd.DataFrame]) -> None:
+    assert {"ert_inf_share", "fixed_budget", "ranks", "ecdf"} <= set(tables)
+    share = tables["ert_inf_share"]
+    assert share["level"].iloc[:-1].tolist() == sorted(TARGETS, reverse=True)
+    assert share["cells"].iloc[-1] == len(tables["ert"])
+    assert share["infinite"].iloc[-1] == int(np.isinf(tables["ert"]["ert"]).sum())
+
+
+def test_default_targets_are_relative(traces: pd.DataFrame) -> None:
+    built = build_tables(traces, reference="casbo")
+    assert set(built["ert"]["target_rule"]) == {"relative"}
+    assert set(built["ecdf"]["target_rule"]) == {"relative"}
+    assert len(built["ert_inf_share"]) == 6 + 1

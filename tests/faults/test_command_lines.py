@@ -176,6 +176,21 @@ CASES: list[tuple[str, list[str], Sequence[str]]] = [
     ("figures: confidence 2", [*FIGURES, "--confidence", "2", "{trace}"], ["--confidence"]),
     ("figures: no trace", FIGURES, ["FILE.parquet"]),
     (
+        "aggregate: target fraction above 1",
+        [*AGGREGATE, "--target-fractions", "2", "{trace}"],
+        ["argument --target-fractions", "(0, 1]"],
+    ),
+    (
+        "aggregate: a fixed budget of 0",
+        [*AGGREGATE, "--fixed-budgets", "0", "{trace}"],
+        ["argument --fixed-budgets"],
+    ),
+    (
+        "figures: absolute and relative targets",
+        [*FIGURES, "--targets", "1", "--target-fractions", "0.1", "{trace}"],
+        ["not allowed with argument --targets"],
+    ),
+    (
         "rates: one iteration count",
         [*RATES[:4], "3", *RATES[5:], "{trace}"],
         ["argument --iterations"],

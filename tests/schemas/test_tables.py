@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import numpy as np
@@ -49,7 +50,13 @@ def small_traces() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def tables() -> dict[str, pd.DataFrame]:
+    """Absolute targets in the ERT (the ``relative`` fixture has the default ones)."""
     return build_tables(small_traces(), targets=(1.0, 1e-3))
+
+
+@pytest.fixture(scope="module")
+def relative() -> dict[str, pd.DataFrame]:
+    return build_tables(small_traces())
 
 
 def test_every_table_has_a_schema(tables: dict[str, pd.DataFrame]) -> None:
@@ -119,6 +126,30 @@ BAD_FRAMES: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame], str]] = [
     ("ert", _set("ert", np.inf), "inf exactly when successes == 0"),
     ("ert", _set("successes", 99), "successes <= runs"),
     ("ert", _set("target", np.nan), "target"),
+    ("ert", _set("target_rule", "guessed"), "target_rule"),
+    ("ert", _set("initial_gap", 3.0), "an absolute one the level itself"),
+    (
+        "ert",
+        lambda frame: pd.concat([frame, frame.head(1)]),
+        "each (method, problem, d, K, scoring, level) must appear on one row only",
+    ),
+    ("ert_inf_share", _set("infinite", 99), "infinite <= cells"),
+    ("ert_inf_share", _set("share_infinite", 0.75), "share_infinite must be infinite / cells"),
+    ("ert_inf_share", lambda frame: frame.head(2), "exactly one row (level empty)"),
+    ("ecdf", _set("fraction", 1.5), "fraction"),
+    ("ecdf", _set("evaluations", 10**6), "evaluations <= method_budget"),
+    ("ecdf", _set("ci_low", 1.0), "ci_low <= ci_high"),
+    ("ecdf", _set("pairs", 7), "pairs must be runs x targets"),
+    ("ecdf", lambda frame: frame.assign(fraction=frame["fraction"][::-1].to_numpy()), "decrease"),
+    ("fixed_budget", _set("best_q25", 1e9), "best_q25 <= best_median <= best_q75"),
+    ("fixed_budget", _set("budget", 10**6), "budget <= method_budget"),
+    ("fixed_budget", _set("failed_runs", 99), "failed_runs <= runs"),
+    ("fixed_budget", _set("best_median", np.nan), "column 'best_median' has missing values"),
+    ("ranks", _set("mean_rank", 0.5), "mean_rank"),
+    ("ranks", _set("runner_up", "casbo"), "the runner-up must not be the winner"),
+    ("ranks", _set("place", 2), "the winner's place must be 1"),
+    ("ranks", _set("p_holm", 0.9), "significant needs p_holm < alpha"),
+    ("ranks", _set("n_methods", 1), "n_methods"),
 ]
 
 
@@ -158,3 +189,24 @@ def test_verdict_direction(tables: dict[str, pd.DataFrame]) -> None:
 def test_unknown_table(tables: dict[str, pd.DataFrame]) -> None:
     with pytest.raises(TableValidationError, match="no schema for a table named 'summary'"):
         validate_table("summary", tables["ert"])
+
+
+def test_relative_targets_are_checked(relative: dict[str, pd.DataFrame]) -> None:
+    ert = relative["ert"]
+    validate_table("ert", ert)
+    assert set(ert["target_rule"]) == {"relative"} and ert["initial_gap"].notna().all()
+    scaled = ert.assign(target=ert["target"] * 2)
+    with pytest.raises(TableValidationError, match="level x initial_gap"):
+        validate_table("ert", scaled)
+    other_gap = ert.copy()
+    other_gap.loc[other_gap["method"] == "cmaes", "initial_gap"] *= 2
+    other_gap.loc[other_gap["method"] == "cmaes", "target"] *= 2
+    with pytest.raises(TableValidationError, match="every method of a setting must share"):
+        validate_table("ert", other_gap)
+
+
+@pytest.mark.parametrize("name", ["ert", "ert_inf_share", "ecdf", "fixed_budget", "ranks"])
+def test_the_written_csv_validates(relative: dict[str, pd.DataFrame], name: str) -> None:
+    # the workflow's readers validate what they read back from CSV
+    text = relative[name].to_csv(index=False)
+    validate_table(name, pd.read_csv(io.StringIO(text)))

@@ -28,11 +28,15 @@ rule tables:
         out_dir=lambda wildcards: f"{RESULTS}/tables/{wildcards.benchmark}",
         reference=config["reference"],
         alpha=config["alpha"],
-        targets=config["targets"],
+        seed=config["bootstrap_seed"],
+        confidence=config["band_confidence"],
+        fixed_budgets=["--fixed-budgets", *config["fixed_budgets"]],
+        targets=target_arguments,
     shell:
         "python -m casbo_bench aggregate --out-dir {params.out_dir:q}"
-        " --reference {params.reference:q} --alpha {params.alpha:q} --targets {params.targets:q}"
-        " {input.traces:q} > {log:q} 2>&1"
+        " --reference {params.reference:q} --alpha {params.alpha:q} --seed {params.seed:q}"
+        " --confidence {params.confidence:q} {params.fixed_budgets:q}"
+        " {params.targets:q} {input.traces:q} > {log:q} 2>&1"
 
 
 rule figures:
@@ -59,6 +63,7 @@ rule figures:
     params:
         confidence=config["band_confidence"],
         seed=config["bootstrap_seed"],
+        targets=target_arguments,
     shell:
         "python -m casbo_bench figures --out-dir {output:q} --confidence {params.confidence:q}"
-        " --seed {params.seed:q} {input.traces:q} > {log:q} 2>&1"
+        " --seed {params.seed:q} {params.targets:q} {input.traces:q} > {log:q} 2>&1"

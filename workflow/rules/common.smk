@@ -75,7 +75,16 @@ CONFIG_HASH = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).enc
 ]
 METHODS = {method["label"]: method for method in config["methods"]}
 BENCHMARKS = {benchmark["name"]: benchmark for benchmark in config["benchmarks"]}
-TABLE_NAMES = ["final_loss", "significance", "significance_fresh", "ert"]
+TABLE_NAMES = [
+    "final_loss",
+    "significance",
+    "significance_fresh",
+    "ert",
+    "ert_inf_share",
+    "fixed_budget",
+    "ranks",
+    "ecdf",
+]
 # Rules run `python -m casbo_bench` from this checkout's src/, so a rule's conda env (which
 # holds the dependencies) and the plain virtual environment run the same code. Jobs inherit
 # this environment, and on a cluster each job re-reads this file and sets it again.
@@ -412,6 +421,15 @@ def table_output(path, name, fmt, category="Numerical benchmark"):
         subcategory="{benchmark}" if category == "Numerical benchmark" else None,
         labels={"table": name},
     )
+
+
+def target_arguments(wildcards=None):
+    """The pre-registered targets of the ERT and the runtime ECDF as command-line words: the
+    config's absolute ``targets`` when it gives them, else its ``target_fractions`` (filled
+    in by the schema)."""
+    if "targets" in config:
+        return ["--targets", *config["targets"]]
+    return ["--target-fractions", *config["target_fractions"]]
 
 
 def table_paths(benchmark):

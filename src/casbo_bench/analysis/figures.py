@@ -1,4 +1,4 @@
-"""Paper figures from validated traces: convergence curves and a win matrix.
+"""Paper figures from validated traces: convergence curves, a win matrix and a runtime ECDF.
 
 - ``convergence_<problem>_K<K>_<scoring>``: best-so-far loss against evaluations, one panel
   per d (rows of at most four panels), the median over seeds with a seeded
@@ -7,7 +7,12 @@
   logarithmic; the loss axis falls back to symlog (or linear, over a narrow range) in a
   panel whose values reach zero or below, e.g. negated scores.
 - ``win_matrix``: the fraction of (problem, d, K, scoring, seed) cells in which the row
-  method's final best-so-far is lower than the column method's, ties counting 1/2.
+  method's best-so-far is lower than the column method's at matched budgets (the smaller of
+  the two methods' budgets, :func:`casbo_bench.analysis.views.matched_win_matrix`), ties
+  counting 1/2.
+- ``ecdf``: the runtime ECDF of each method over the group's settings and pre-registered
+  targets, with its bootstrap band (:func:`casbo_bench.analysis.views.runtime_ecdf`, the
+  numbers of the ``ecdf`` table).
 
 Only complete runs are drawn (a failed run is left out like a missing seed), and a curve
 starts at the first grid point where every run of its method has a successful evaluation
@@ -42,9 +47,10 @@ from matplotlib.lines import Line2D
 from matplotlib.typing import RcKeyType
 from numpy.typing import NDArray
 
-from casbo_bench.analysis.stats import bootstrap_median_band, win_fraction_matrix
-from casbo_bench.analysis.tables import final_by_run, judged
-from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS, SETTING_KEYS, complete_runs
+from casbo_bench.analysis.ert import DEFAULT_RULE, TargetRule
+from casbo_bench.analysis.stats import bootstrap_median_band
+from casbo_bench.analysis.views import matched_win_matrix, runtime_ecdf
+from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS, complete_runs
 from casbo_bench.seeding import derive_rng
 
 FloatArray = NDArray[np.float64]
@@ -245,10 +251,10 @@ def convergence_figure(
 
 
 def win_matrix_figure(traces: pd.DataFrame, palette: dict[str, str]) -> Figure:
-    """Annotated heatmap of :func:`casbo_bench.analysis.stats.win_fraction_matrix`."""
-    finals = judged(final_by_run(traces), "best_so_far").rename(columns={"best_so_far": "value"})
-    order = _present(palette, finals)
-    matrix = win_fraction_matrix(finals, [*SETTING_KEYS, "seed"], order)
+    """Annotated heatmap of :func:`casbo_bench.analysis.views.matched_win_matrix`: each pair
+    at the smaller of its two budgets."""
+    order = _present(palette, traces)
+    matrix = matched_win_matrix(traces, order)
     size = max(SINGLE_COLUMN_IN, min(TWO_COLUMN_IN, 0.45 * len(order) + 1.6))
     with mpl.rc_context(PAPER_STYLE):
         figure = Figure(figsize=(size, size * 0.85), layout="constrained")
@@ -276,8 +282,50 @@ def win_matrix_figure(traces: pd.DataFrame, palette: dict[str, str]) -> Figure:
         low, high = int(shared.min()), int(shared.max())
         counted = f"{low}" if low == high else f"{low}-{high}"
         ax.set_title(
-            f"Row beats column: final best-so-far\n({counted} problem-d-K-scoring-seed "
-            f"cells, ties 1/2)"
+            f"Row beats column: best-so-far at matched budgets\n(the smaller of the two; "
+            f"{counted} problem-d-K-scoring-seed cells, ties 1/2)"
+        )
+    return figure
+
+
+def ecdf_figure(ecdf: pd.DataFrame, palette: dict[str, str], targets: TargetRule) -> Figure:
+    """The runtime ECDF of each method (a :func:`casbo_bench.analysis.views.runtime_ecdf`
+    table): the share of (run, target) pairs reached against evaluations (log scale), each
+    curve ending at its method's budget, with its bootstrap band."""
+    confidence = float(ecdf["confidence"].iloc[0])
+    with mpl.rc_context(PAPER_STYLE):
+        figure = Figure(figsize=(SINGLE_COLUMN_IN, 3.0), layout="constrained")
+        ax = figure.subplots()
+        for method in _present(palette, ecdf):
+            own = ecdf[ecdf["method"] == method]
+            colour = palette[method]
+            ax.fill_between(
+                own["evaluations"],
+                own["ci_low"],
+                own["ci_high"],
+                color=colour,
+                alpha=0.15,
+                linewidth=0,
+                step="post",
+            )
+            ax.step(own["evaluations"], own["fraction"], where="post", color=colour)
+        ax.set_xscale("log")
+        ax.set_ylim(0.0, 1.0)
+        ax.set_xlabel("evaluations")
+        ax.set_ylabel("share of (run, target) pairs reached")
+        ax.set_title(
+            f"Runtime ECDF over settings and targets\n{targets.describe()}\n"
+            f"{confidence:.0%} bootstrap band over runs",
+            fontsize="medium",
+        )
+        handles = [
+            Line2D([], [], color=palette[name], label=name) for name in _present(palette, ecdf)
+        ]
+        figure.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=min(len(handles), 3),
+            frameon=False,
         )
     return figure
 
@@ -287,8 +335,9 @@ def make_figures(
     out_dir: str | os.PathLike[str],
     seed: int = 0,
     confidence: float = 0.95,
+    targets: TargetRule = DEFAULT_RULE,
 ) -> list[Path]:
-    """Write every convergence figure and the win matrix as PDF and PNG.
+    """Write every convergence figure, the win matrix and the runtime ECDF as PDF and PNG.
 
     Args:
         traces: validated traces (:func:`casbo_bench.traces.load_traces`); failed runs are
@@ -297,10 +346,12 @@ def make_figures(
         seed: the seed of the bootstrap bands (each band's generator is derived from it and
             the cell, so the same traces give the same figures).
         confidence: the level of the bands.
+        targets: the pre-registered targets of the runtime ECDF.
 
     Returns:
         The written paths: per (problem, K, scoring), ``convergence_*.pdf`` and ``.png``;
-        then ``win_matrix.pdf`` and ``.png`` when there are at least two methods.
+        then ``win_matrix.pdf`` and ``.png`` when there are at least two methods; then
+        ``ecdf.pdf`` and ``.png`` (its runs: every run, failed ones included).
     """
     if complete_runs(traces).empty:
         raise ValueError("there are no traces of complete runs to plot")
@@ -313,4 +364,6 @@ def make_figures(
         paths += save_figure(figure, out, _file_stem("convergence", problem, f"K{steps}", scoring))
     if len(palette) >= 2:
         paths += save_figure(win_matrix_figure(traces, palette), out, "win_matrix")
+    ecdf = runtime_ecdf(traces, targets, seed=seed, confidence=confidence)
+    paths += save_figure(ecdf_figure(ecdf, palette, targets), out, "ecdf")
     return paths

@@ -317,7 +317,8 @@ def win_fraction_matrix(
 
     Args:
         values: a long frame with a ``method`` column, the ``cell_keys`` columns and a
-            ``value`` column (lower is better), one row per method and cell.
+            ``value`` column (lower is better; +inf, a failed run, loses to every number and
+            ties with +inf), one row per method and cell.
         cell_keys: the columns that name a cell (e.g. problem, d, K, scoring, seed).
         methods: the row/column order; by default the sorted method names.
 
@@ -333,7 +334,8 @@ def win_fraction_matrix(
     order = sorted(values["method"].unique()) if methods is None else list(methods)
     wide = values.pivot(index=cell_keys, columns="method", values="value").reindex(columns=order)
     table = wide.to_numpy(dtype=np.float64)
-    present = np.isfinite(table)
+    # +inf is a value (a failed run, judged worse than any other; two of them tie)
+    present = ~np.isnan(table)
     row = table[:, :, None]
     column = table[:, None, :]
     both = present[:, :, None] & present[:, None, :]

@@ -1,4 +1,5 @@
-"""The benchmark's tables: final loss, significance against the reference, ERT.
+"""The benchmark's tables: final loss, significance against the reference, ERT, and the views
+of :mod:`casbo_bench.analysis.views` (runtime ECDF, fixed budgets, ranks).
 
 :func:`build_tables` turns validated traces (:func:`casbo_bench.traces.load_traces`)
 into frames; :func:`write_tables` validates every frame against its schema
@@ -8,9 +9,9 @@ with three significant digits in the last two.
 
 The final-loss summaries are over complete runs (:func:`casbo_bench.schemas.trace.
 complete_runs`); a run whose repetition failed (trace ``status`` failed) counts as +inf in
-the tests and the win matrix (:func:`judged`), as an unsuccessful run in the ERT, and the
-final-loss table counts the failed runs and the failed evaluations
-of each cell.
+the tests, the win matrix, the fixed-budget and rank tables (:func:`judged`), as an
+unsuccessful run in the ERT and the runtime ECDF (once it failed), and the final-loss table
+counts the failed runs and the failed evaluations of each cell.
 
 Two measures of a run are reported (docs/method.md, section 4):
 
@@ -33,9 +34,21 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from casbo_bench.analysis.ert import DEFAULT_TARGETS, expected_running_time
+from casbo_bench.analysis.ert import (
+    DEFAULT_RULE,
+    TargetRule,
+    as_rule,
+    expected_running_time,
+    infinite_share,
+)
 from casbo_bench.analysis.stats import bootstrap_median_ci, compare_to_reference, holm_adjust
 from casbo_bench.analysis.stats import verdict as call_verdict
+from casbo_bench.analysis.views import (
+    DEFAULT_FIXED_BUDGETS,
+    fixed_budget_table,
+    rank_table,
+    runtime_ecdf,
+)
 from casbo_bench.documents import latex_table, markdown_document
 from casbo_bench.errors import UserFacingError
 from casbo_bench.files import write_all_or_nothing
@@ -47,7 +60,11 @@ TABLE_HEADINGS: dict[str, str] = {
     "final_loss": "Final loss per method and setting (best-so-far at the budget; fresh-sample)",
     "significance": "Each method against the reference: best-so-far loss at the budget",
     "significance_fresh": "Each method against the reference: fresh-sample loss",
-    "ert": "Expected running time (ERT) at fixed target loss levels",
+    "ert": "Expected running time (ERT) at pre-registered targets",
+    "ert_inf_share": "Share of the ERT table's cells that no run solved (ERT = inf), per target",
+    "ecdf": "Runtime ECDF: share of (run, target) pairs solved within e evaluations",
+    "fixed_budget": "Best-so-far loss at fixed budgets",
+    "ranks": "Mean rank of each method over seeds, at matched budgets",
 }
 """Table name -> the heading line of its Markdown file and LaTeX comment."""
 
@@ -80,10 +97,49 @@ TABLE_TITLES: dict[str, str] = {
         "of this table."
     ),
     "ert": (
-        "Expected running time (COCO) at fixed target loss levels (f* = 0, so a target is "
-        "an optimality gap; targets do not depend on the budget): ERT = evaluations spent "
-        "by all runs until each reached the target (or in all, if it never did) / the "
-        "number of runs that reached it; inf when none did."
+        "Expected running time (COCO) at targets fixed in config before any run (f* = 0, so "
+        "a loss is an optimality gap; targets never depend on the budget and are the same "
+        "for every method of a setting). target_rule relative: target = level x initial_gap, "
+        "where initial_gap is "
+        "the setting's median initial gap (the median over all its runs, every method "
+        "pooled, of the loss of the first evaluation); absolute: target = level. ERT = "
+        "evaluations spent by all runs until each reached the target (or in all, if it "
+        "never did) / the number of runs that reached it; inf when none did."
+    ),
+    "ert_inf_share": (
+        "Per target level of the ERT table (level: a fraction of the initial gap under "
+        "relative targets, the loss under absolute ones; the last row, level n/a, is every "
+        "level together): cells (method x problem x d x K x scoring), infinite (cells whose "
+        "ERT is inf: no run reached the target within its budget) and share_infinite."
+    ),
+    "ecdf": (
+        "Runtime ECDF (COCO) of each method over this group's settings and targets: "
+        "fraction = share of the (run, target) pairs whose run reached the target within "
+        "its first `evaluations` evaluations (runs: every setting and seed of the method; "
+        "pairs = runs x targets; a failed run counts only the targets it reached before "
+        "failing). Rows stop at the method's budget (method_budget). ci_low and ci_high: "
+        "percentile bootstrap band at level `confidence`, runs resampled within each "
+        "setting. The figure ecdf.pdf draws these numbers."
+    ),
+    "fixed_budget": (
+        "Best-so-far loss after `budget` evaluations, per problem x d x K x scoring, budget "
+        "and method: median and interquartile range over the runs (a failed run counts as "
+        "inf). Budgets: the pre-registered fixed budgets (budget_names 10d = 10 x d "
+        "evaluations, ...) up to the setting's full budget, the full budget ('full') and "
+        "every smaller method budget ('cap'); a method appears only at budgets within its "
+        "own (method_budget)."
+    ),
+    "ranks": (
+        "Per problem x d x K x scoring and budget: the methods whose budget reaches "
+        "`budget` (those left out have a smaller budget and are ranked at their own) are "
+        "ranked at every seed on their best-so-far after `budget` evaluations (1 = lowest; "
+        "ties share ranks; a failed run counts as inf); mean_rank is over the n_seeds seeds "
+        "where all of them ran, place = 1 + the methods with a lower mean rank. winner and "
+        "runner_up: the two lowest mean ranks; p_value: paired two-sided Wilcoxon "
+        "signed-rank test of winner against runner-up, p_holm Holm-adjusted over every "
+        "(setting, budget) of this table; significant: p_holm < alpha with the winner lower. "
+        "The pair is picked from the same data: a description, not a registered test (the "
+        "claims ledger holds those)."
     ),
 }
 """Table name -> the paragraph under its heading: what every column means."""
@@ -319,24 +375,32 @@ def significance_table(
 def build_tables(
     traces: pd.DataFrame,
     reference: str = "casbo",
-    targets: Sequence[float] | ArrayLike = DEFAULT_TARGETS,
+    targets: TargetRule | Sequence[float] | ArrayLike = DEFAULT_RULE,
     alpha: float = 0.05,
     seed: int = 0,
+    fixed_budgets: Sequence[str | int] = DEFAULT_FIXED_BUDGETS,
+    confidence: float = 0.95,
 ) -> dict[str, pd.DataFrame]:
     """All tables of the benchmark from validated traces.
 
     Args:
         traces: validated traces (:func:`casbo_bench.traces.load_traces`).
         reference: the method every other method is tested against (CASBO by default).
-        targets: the ERT's target loss levels (fixed, never derived from the budget).
-        alpha: the family-wise error rate of the significance verdicts.
-        seed: the seed of the bootstrap intervals.
+        targets: the targets of the ERT and the runtime ECDF, pre-registered: a
+            :class:`~casbo_bench.analysis.ert.TargetRule` (default: fractions 1e-1 ... 1e-6
+            of each setting's median initial gap), or loss levels (absolute targets).
+        alpha: the family-wise error rate of the significance verdicts and rank marks.
+        seed: the seed of the bootstrap intervals (final loss, runtime ECDF).
+        fixed_budgets: the fixed budgets besides every method's own ("10d" = 10 x d).
+        confidence: the level of the runtime ECDF's bootstrap band.
 
     Returns:
-        ``{"final_loss", "significance", "significance_fresh", "ert"}`` -> frame, each
-        satisfying its schema in :mod:`casbo_bench.schemas.tables`. The final-loss table
-        summarizes complete runs and counts the failed ones; the tests count a failed run as
-        +inf (:func:`judged`) and the ERT as an unsuccessful run of the evaluations it spent.
+        ``{"final_loss", "significance", "significance_fresh", "ert", "ert_inf_share",
+        "fixed_budget", "ranks", "ecdf"}`` -> frame, each satisfying its schema in
+        :mod:`casbo_bench.schemas.tables`. The final-loss table summarizes complete runs and
+        counts the failed ones; the tests, fixed-budget and rank tables count a failed run
+        as +inf (:func:`judged`), the ERT and ECDF as an unsuccessful run of the evaluations
+        it spent.
 
     Raises:
         MissingReferenceError: the reference method is absent, or has no runs in a setting
@@ -344,14 +408,22 @@ def build_tables(
     """
     finals = final_by_run(traces)
     _check_reference(finals, reference)
+    rule = as_rule(targets)
     tables = {
         "final_loss": final_loss_table(finals, seed=seed),
         "significance": significance_table(finals, reference, "best_so_far", alpha),
         "significance_fresh": significance_table(finals, reference, "fresh_sample_loss", alpha),
         # A failed run is an unsuccessful run that spent the evaluations it made.
-        "ert": expected_running_time(traces, targets),
+        "ert": expected_running_time(traces, rule),
     }
-    return {name: _reading_order(frame, reference) for name, frame in tables.items()}
+    ordered = {name: _reading_order(frame, reference) for name, frame in tables.items()}
+    return {
+        **ordered,
+        "ert_inf_share": infinite_share(ordered["ert"]),
+        "fixed_budget": fixed_budget_table(traces, fixed_budgets),
+        "ranks": rank_table(traces, alpha),
+        "ecdf": runtime_ecdf(traces, rule, seed=seed, confidence=confidence),
+    }
 
 
 def _reading_order(frame: pd.DataFrame, reference: str) -> pd.DataFrame:

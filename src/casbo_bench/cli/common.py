@@ -26,7 +26,8 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -106,6 +107,104 @@ def is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def budget_word(text: str) -> str | int:
+    """``"10d"`` (10 x d evaluations) or ``"200"`` (200 evaluations) -> ``"10d"`` or ``200``."""
+    if re.fullmatch(r"[1-9][0-9]*", text):
+        return int(text)
+    if re.fullmatch(r"[1-9][0-9]*d", text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected an evaluation count such as 200 or 10d (10 x d); got {text!r}"
+    )
+
+
+def is_budget_word(text: str) -> bool:
+    return re.fullmatch(r"[0-9]+d?", text) is not None
+
+
+def leading_values(
+    parse: Callable[[str], Any], is_value: Callable[[str], bool], minimum: int = 1
+) -> type[argparse.Action]:
+    """An action for ``--option V [V ...] FILE ...``: the leading words for which ``is_value``
+    holds are parsed as the option's values (at least ``minimum``), the rest are trace files,
+    put in front of the positional ones (``files_after_options``).
+
+    argparse's ``nargs="+"`` would take the files too, and the workflow writes such an option
+    right before the files.
+    """
+
+    class LeadingValues(argparse.Action):
+        def __call__(
+            self,
+            parser: argparse.ArgumentParser,
+            namespace: argparse.Namespace,
+            values: str | Sequence[Any] | None,
+            option_string: str | None = None,
+        ) -> None:
+            texts = [str(value) for value in values or []]
+            count = next((i for i, text in enumerate(texts) if not is_value(text)), len(texts))
+            if count < minimum:
+                raise argparse.ArgumentError(self, "expected at least one number")
+            try:
+                parsed = [parse(text) for text in texts[:count]]
+            except argparse.ArgumentTypeError as error:
+                raise argparse.ArgumentError(self, str(error)) from None
+            setattr(namespace, self.dest, parsed)
+            files = getattr(namespace, "files_after_options", None) or []
+            namespace.files_after_options = [*files, *(Path(text) for text in texts[count:])]
+
+    return LeadingValues
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The pre-registered targets of the ERT and the runtime ECDF: relative (the default,
+    ``--target-fractions``) or absolute (``--targets``), never both."""
+    targets = parser.add_mutually_exclusive_group()
+    targets.add_argument(
+        "--target-fractions",
+        nargs="+",
+        action=leading_values(share, is_number),
+        metavar="F",
+        help="targets as fractions in (0, 1] of each setting's median initial gap (the "
+        "median first loss over all its runs); default 1e-1 ... 1e-6",
+    )
+    targets.add_argument(
+        "--targets",
+        nargs="+",
+        action=leading_values(positive_number, is_number),
+        metavar="T",
+        help="absolute loss targets, the same in every setting (instead of fractions)",
+    )
+
+
+def target_rule(arguments: argparse.Namespace) -> Any:
+    """The :class:`casbo_bench.analysis.ert.TargetRule` of :func:`add_target_arguments`."""
+    from casbo_bench.analysis.ert import TargetRule
+
+    for option, values in (
+        ("--targets", arguments.targets),
+        ("--target-fractions", arguments.target_fractions),
+    ):
+        if values is not None and len(set(values)) != len(values):
+            raise UsageError(f"{option} must be distinct; got {values}")
+    if arguments.targets is not None:
+        return TargetRule.absolute(arguments.targets)
+    if arguments.target_fractions is not None:
+        return TargetRule.relative(arguments.target_fractions)
+    return TargetRule.relative()
+
+
+def trace_files(arguments: argparse.Namespace, command: str) -> list[Path]:
+    """The trace files of the command line: those after an option's values, then the
+    positional ones; at least one."""
+    files = [*(getattr(arguments, "files_after_options", None) or []), *arguments.files]
+    if not files:
+        raise UsageError(
+            f"give at least one trace file (FILE.parquet); see 'casbo-bench {command} --help'"
+        )
+    return files
 
 
 def number_list(text: str) -> list[float]:

@@ -1,4 +1,5 @@
-"""``casbo-bench figures``: convergence curves and the win matrix of one benchmark group."""
+"""``casbo-bench figures``: convergence curves, the win matrix and the runtime ECDF of one
+benchmark group."""
 
 from __future__ import annotations
 
@@ -6,10 +7,17 @@ import argparse
 import logging
 from pathlib import Path
 
-from casbo_bench.cli.common import integer_at_least, probability, writable_folder
+from casbo_bench.cli.common import (
+    add_target_arguments,
+    integer_at_least,
+    probability,
+    target_rule,
+    trace_files,
+    writable_folder,
+)
 
 NAME = "figures"
-HELP = "Draw convergence curves and the win matrix from traces (PDF and PNG)."
+HELP = "Draw convergence curves, the win matrix and the runtime ECDF from traces (PDF and PNG)."
 EXAMPLES = (
     "casbo-bench figures --out-dir paper_figures/default/plain "
     "results/default/raw/plain/*/*.parquet",
@@ -34,18 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="seed of the bootstrap resampling (default 0)",
     )
-    parser.add_argument("files", nargs="+", type=Path, metavar="FILE.parquet")
+    add_target_arguments(parser)
+    parser.add_argument("files", nargs="*", type=Path, metavar="FILE.parquet")
 
 
 def handle(arguments: argparse.Namespace) -> int:
+    files = trace_files(arguments, NAME)
     from casbo_bench.analysis import figures
     from casbo_bench.traces import load_traces
 
     written = figures.make_figures(
-        load_traces(arguments.files),
+        load_traces(files),
         arguments.out_dir,
         seed=arguments.seed,
         confidence=arguments.confidence,
+        targets=target_rule(arguments),
     )
     logger.info("wrote %d figure files to %s", len(written), arguments.out_dir)
     return 0

@@ -9,7 +9,14 @@ to one schema in :data:`TABLE_SCHEMAS`:
 - ``significance`` and ``significance_fresh``: one row per method other than the reference
   and setting (problem x d x K x scoring): the test against the reference on best-so-far,
   resp. fresh-sample, losses, Holm-adjusted over the rows of the table.
-- ``ert``: one row per cell and target: successes, runs and the expected running time.
+- ``ert``: one row per cell and target: the target rule and level, successes, runs and the
+  expected running time; ``ert_inf_share``: per target level, the share of cells whose ERT is
+  infinite, and one row of all levels.
+- ``ecdf``: per method and evaluation count, the runtime ECDF over the group's (run, target)
+  pairs with its bootstrap band.
+- ``fixed_budget``: one row per setting, budget and method: the best-so-far at that budget.
+- ``ranks``: one row per setting, budget and method compared there: its mean rank, the
+  winner, the runner-up and the mark of their test.
 
 Beyond dtypes and ranges the schemas check what must hold between columns (q25 <= median <=
 q75, Holm-adjusted p >= raw p, a verdict only where the adjusted p is below alpha, ERT
@@ -32,7 +39,14 @@ import pandera.pandas as pa
 from casbo_bench.errors import UserFacingError
 from casbo_bench.schemas.checks import validate_frame
 from casbo_bench.schemas.trace import CELL_KEYS, KEY_COLUMNS, NON_EMPTY, SETTING_KEYS
-from casbo_bench.schemas.vocabulary import TESTS, VERDICTS, WILCOXON
+from casbo_bench.schemas.vocabulary import (
+    ABSOLUTE,
+    RELATIVE,
+    TARGET_RULES,
+    TESTS,
+    VERDICTS,
+    WILCOXON,
+)
 
 
 class TableValidationError(UserFacingError, ValueError):
@@ -58,6 +72,10 @@ _finite = pa.Check(
     error="must be finite",
 )
 _probability = pa.Check.in_range(0.0, 1.0, error="must lie in [0, 1]")
+_positive = pa.Check.gt(0.0, error="must be > 0")
+_target_rule = pa.Column(
+    str, pa.Check.isin(list(TARGET_RULES), error=f"must be one of {', '.join(TARGET_RULES)}")
+)
 _non_negative = pa.Check.ge(0.0, error="must be >= 0")
 
 
@@ -266,9 +284,26 @@ def _ert_consistent(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(np.where(successes > 0, ~infinite & finite_ok, infinite), index=frame.index)
 
 
+def _targets_follow_rule(frame: pd.DataFrame) -> pd.Series:
+    relative = frame["target_rule"] == RELATIVE
+    gap = frame["initial_gap"]
+    scaled = np.isclose(frame["target"], frame["level"] * gap, rtol=1e-12, atol=0.0)
+    as_given = (frame["target"] == frame["level"]) & gap.isna()
+    absolute = frame["target_rule"] == ABSOLUTE
+    return pd.Series((relative & gap.notna() & scaled) | (absolute & as_given), index=frame.index)
+
+
+def _one_gap_per_setting(frame: pd.DataFrame) -> pd.Series:
+    gaps = frame.groupby(list(SETTING_KEYS), dropna=False)["initial_gap"]
+    return gaps.transform(lambda values: values.nunique(dropna=False) == 1).astype(bool)
+
+
 ERT_SCHEMA = pa.DataFrameSchema(
     columns={
         **_key_columns(CELL_KEYS),
+        "target_rule": _target_rule,
+        "level": _real(_finite, _positive),
+        "initial_gap": _real(_finite, _positive, nullable=True),
         "target": _real(_finite),
         "budget": _count(1),
         "runs": _count(1),
@@ -277,7 +312,19 @@ ERT_SCHEMA = pa.DataFrameSchema(
         "ert": _real(pa.Check.ge(1.0, error="must be >= 1 (or inf)")),
     },
     checks=[
-        _unique([*CELL_KEYS, "target"]),
+        _unique([*CELL_KEYS, "level"]),
+        _rows(
+            ["target_rule", "level", "initial_gap", "target"],
+            _targets_follow_rule,
+            "a relative target must be level x initial_gap, an absolute one the level itself "
+            "(initial_gap empty)",
+        ),
+        _rows(
+            [*SETTING_KEYS, "initial_gap"],
+            _one_gap_per_setting,
+            "every method of a setting must share its initial_gap (targets never depend on "
+            "the method)",
+        ),
         _at_most("successes", "runs"),
         _rows(
             ["evaluations", "runs"],
@@ -295,11 +342,177 @@ ERT_SCHEMA = pa.DataFrameSchema(
 )
 """Expected running time per cell and target."""
 
+
+def _share_is_ratio(frame: pd.DataFrame) -> pd.Series:
+    expected = frame["infinite"] / frame["cells"].where(frame["cells"] > 0)
+    return pd.Series(np.isclose(frame["share_infinite"], expected, rtol=1e-12), index=frame.index)
+
+
+def _overall_row_sums(frame: pd.DataFrame) -> pd.Series:
+    overall = frame["level"].isna()
+    if overall.sum() != 1:
+        return pd.Series(False, index=frame.index)
+    levels = frame[~overall]
+    sums = (levels["cells"].sum(), levels["infinite"].sum())
+    row = frame[overall].iloc[0]
+    return pd.Series((int(row["cells"]), int(row["infinite"])) == sums, index=frame.index)
+
+
+ERT_INF_SHARE_SCHEMA = pa.DataFrameSchema(
+    columns={
+        "target_rule": _target_rule,
+        "level": _real(_finite, _positive, nullable=True),
+        "cells": _count(0),
+        "infinite": _count(0),
+        "share_infinite": _real(_probability, nullable=True),
+    },
+    checks=[
+        _at_most("infinite", "cells"),
+        _rows(
+            ["infinite", "cells", "share_infinite"],
+            _share_is_ratio,
+            "share_infinite must be infinite / cells",
+        ),
+        _rows(
+            ["level", "cells", "infinite"],
+            _overall_row_sums,
+            "exactly one row (level empty) must hold all levels: its cells and infinite the "
+            "sums of the other rows",
+        ),
+        _unique(["level"]),
+    ],
+    strict=True,
+    name="ert_inf_share",
+)
+"""Per target level, the cells of the ERT table with an infinite ERT; one row of all levels."""
+
+
+def _monotone_in_evaluations(frame: pd.DataFrame) -> pd.Series:
+    ordered = frame.sort_values(["method", "evaluations"])
+    steps = ordered.groupby("method")["fraction"].diff().fillna(0.0)
+    return (steps >= -1e-12).reindex(frame.index)
+
+
+ECDF_SCHEMA = pa.DataFrameSchema(
+    columns={
+        "method": KEY_COLUMNS["method"],
+        "target_rule": _target_rule,
+        "evaluations": _count(1),
+        "method_budget": _count(1),
+        "runs": _count(1),
+        "pairs": _count(1),
+        "fraction": _real(_probability),
+        "ci_low": _real(_probability),
+        "ci_high": _real(_probability),
+        "confidence": _real(pa.Check.in_range(0.0, 1.0, False, False, error="must lie in (0, 1)")),
+    },
+    checks=[
+        _unique(["method", "evaluations"]),
+        _at_most("evaluations", "method_budget"),
+        _at_most("ci_low", "ci_high"),
+        _rows(
+            ["pairs", "runs"],
+            lambda frame: frame["pairs"] % frame["runs"] == 0,
+            "pairs must be runs x targets (a multiple of runs)",
+        ),
+        _rows(
+            ["method", "evaluations", "fraction"],
+            _monotone_in_evaluations,
+            "a method's fraction must not decrease with evaluations (a reached target stays "
+            "reached)",
+        ),
+    ],
+    strict=True,
+    name="ecdf",
+)
+"""The runtime ECDF of each method over the group's (run, target) pairs, with its band."""
+
+FIXED_BUDGET_SCHEMA = pa.DataFrameSchema(
+    columns={
+        **_key_columns(SETTING_KEYS),
+        "budget": _count(1),
+        "budget_names": pa.Column(str, NON_EMPTY),
+        "method": KEY_COLUMNS["method"],
+        "method_budget": _count(1),
+        "runs": _count(1),
+        "failed_runs": _count(0),
+        # +inf where the median run failed or had no successful evaluation yet
+        "best_median": _real(),
+        "best_q25": _real(),
+        "best_q75": _real(),
+    },
+    checks=[
+        _unique([*SETTING_KEYS, "budget", "method"]),
+        _at_most("budget", "method_budget", "a method is shown only within its own budget"),
+        _at_most("failed_runs", "runs"),
+        _ordered("best_q25", "best_median", "best_q75"),
+    ],
+    strict=True,
+    name="fixed_budget",
+)
+"""Best-so-far per setting, fixed budget and method: median and interquartile range."""
+
+
+def _winner_first(frame: pd.DataFrame) -> pd.Series:
+    return (frame["method"] != frame["winner"]) | (frame["place"] == 1)
+
+
+def _mark_iff_significant(frame: pd.DataFrame) -> pd.Series:
+    return ~frame["significant"].astype(bool) | (frame["p_holm"] < frame["alpha"])
+
+
+RANKS_SCHEMA = pa.DataFrameSchema(
+    columns={
+        **_key_columns(SETTING_KEYS),
+        "budget": _count(1),
+        "n_methods": _count(2),
+        "left_out": pa.Column(str, NON_EMPTY),
+        "method": KEY_COLUMNS["method"],
+        "n_seeds": _count(1),
+        "mean_rank": _real(pa.Check.ge(1.0, error="must be >= 1")),
+        "place": _count(1),
+        "winner": pa.Column(str, NON_EMPTY),
+        "runner_up": pa.Column(str, NON_EMPTY),
+        "p_value": _real(_probability),
+        "p_holm": _real(_probability),
+        "alpha": _real(pa.Check.in_range(0.0, 1.0, False, False, error="must lie in (0, 1)")),
+        "significant": pa.Column("bool"),
+    },
+    checks=[
+        _unique([*SETTING_KEYS, "budget", "method"]),
+        _at_most("mean_rank", "n_methods"),
+        _at_most("place", "n_methods"),
+        _rows(
+            ["winner", "runner_up"],
+            lambda frame: frame["winner"] != frame["runner_up"],
+            "the runner-up must not be the winner",
+        ),
+        _rows(["method", "winner", "place"], _winner_first, "the winner's place must be 1"),
+        _rows(
+            ["p_value", "p_holm"],
+            lambda frame: frame["p_holm"] >= frame["p_value"],
+            "p_holm >= p_value must hold (a correction never lowers a p-value)",
+        ),
+        _rows(
+            ["significant", "p_holm", "alpha"],
+            _mark_iff_significant,
+            "significant needs p_holm < alpha",
+        ),
+    ],
+    strict=True,
+    name="ranks",
+)
+"""Per setting and matched budget: each method's mean rank, the winner and its mark."""
+
 TABLE_SCHEMAS: dict[str, pa.DataFrameSchema] = {
     "final_loss": FINAL_LOSS_SCHEMA,
     "significance": SIGNIFICANCE_SCHEMA,
     "significance_fresh": SIGNIFICANCE_SCHEMA,
     "ert": ERT_SCHEMA,
+    "ert_inf_share": ERT_INF_SHARE_SCHEMA,
+    "ecdf": ECDF_SCHEMA,
+    "fixed_budget": FIXED_BUDGET_SCHEMA,
+    "ranks": RANKS_SCHEMA,
 }
 """Table name (as returned by ``build_tables``) -> its schema."""
 

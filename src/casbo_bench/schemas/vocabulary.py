@@ -1,4 +1,5 @@
-"""Words the statistics write into tables and the schemas check: test names and verdicts.
+"""Words the statistics write into tables and the schemas check: test names, verdicts and
+target rules.
 
 Defined here, below both (standard library only), so that the schemas need nothing from the
 analysis that fills the tables.
@@ -16,3 +17,9 @@ TESTS: tuple[str, ...] = (WILCOXON, MANN_WHITNEY)
 Verdict = Literal["better", "worse", "no significant difference"]
 VERDICTS: tuple[str, ...] = ("better", "worse", "no significant difference")
 """A method's verdict against the reference (losses minimized: better is lower)."""
+
+RELATIVE = "relative"
+ABSOLUTE = "absolute"
+TARGET_RULES: tuple[str, ...] = (RELATIVE, ABSOLUTE)
+"""How the targets of the ERT and the runtime ECDFs are set: fractions of each setting's
+median initial gap (relative), or the same loss levels everywhere (absolute)."""
