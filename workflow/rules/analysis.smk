@@ -59,6 +59,8 @@ rule figures:
     params:
         confidence=config["band_confidence"],
         seed=config["bootstrap_seed"],
+        title_prefix=lambda wildcards: f"{config['name']} · {wildcards.benchmark}",
     shell:
         "python -m casbo_bench figures --out-dir {output:q} --confidence {params.confidence:q}"
-        " --seed {params.seed:q} {input.traces:q} > {log:q} 2>&1"
+        " --seed {params.seed:q} --title-prefix {params.title_prefix:q}"
+        " {input.traces:q} > {log:q} 2>&1"

@@ -6,13 +6,19 @@ import argparse
 import logging
 from pathlib import Path
 
-from casbo_bench.cli.common import integer_at_least, probability, writable_folder
+from casbo_bench.cli.common import (
+    add_title_prefix,
+    integer_at_least,
+    probability,
+    writable_folder,
+)
 
 NAME = "figures"
 HELP = "Draw convergence curves and the win matrix from traces (PDF and PNG)."
 EXAMPLES = (
     "casbo-bench figures --out-dir paper_figures/default/plain "
     "results/default/raw/plain/*/*.parquet",
+    "casbo-bench figures --out-dir figures --title-prefix 'default · plain' traces/*.parquet",
 )
 
 logger = logging.getLogger(__name__)
@@ -34,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="seed of the bootstrap resampling (default 0)",
     )
+    add_title_prefix(parser)
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE.parquet")
 
 
@@ -46,6 +53,7 @@ def handle(arguments: argparse.Namespace) -> int:
         arguments.out_dir,
         seed=arguments.seed,
         confidence=arguments.confidence,
+        title_prefix=arguments.title_prefix,
     )
     logger.info("wrote %d figure files to %s", len(written), arguments.out_dir)
     return 0
