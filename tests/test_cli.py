@@ -375,6 +375,25 @@ def test_relative_targets_refuse_negated_scores_in_one_line(
     assert "not an optimality gap" in line and "--targets" in line
 
 
+def test_figures_titles_start_with_the_given_prefix(
+    traces: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from casbo_bench.analysis import figures
+
+    titles: list[str] = []
+    save = figures.save_figure
+
+    def record(figure: Any, out_dir: Path, stem: str) -> list[Path]:
+        titles.append(figure.get_suptitle() or figure.axes[0].get_title())
+        return save(figure, out_dir, stem)
+
+    monkeypatch.setattr(figures, "save_figure", record)
+    out = tmp_path / "figures"
+    arguments = ["figures", "--out-dir", str(out), "--title-prefix", "quick · plain"]
+    assert main([*arguments, *map(str, traces)]) == 0
+    assert titles and all(title.startswith("quick · plain") for title in titles)
+
+
 # --- list -----------------------------------------------------------------------------
 
 LISTED_PLUGINS = [

@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from casbo_bench.documents import cell_text, latex_table, markdown_document, markdown_table
+from casbo_bench.documents import (
+    cell_text,
+    html_document,
+    latex_table,
+    markdown_document,
+    markdown_table,
+)
 from casbo_bench.files import write_all_or_nothing, write_atomically, write_text_atomically
 
 
@@ -34,6 +40,40 @@ def test_latex_escapes_text_and_typesets_numbers() -> None:
     latex = latex_table(frame, "heading", "title")
     assert r"casbo\_v2 \& 50\% & $1.23{\times}10^{-3}$ \\" in latex
     assert r"method & p\_value \\" in latex
+
+
+def test_notes_follow_the_table_in_markdown_and_latex() -> None:
+    frame = pd.DataFrame({"method": ["casbo"], "p": [0.5]})
+    markdown = markdown_document(frame, "heading", "caption", notes=["a 50% note", "another"])
+    assert markdown.endswith("| casbo | 5.00e-01 |\n\na 50% note\n\nanother\n")
+    latex = latex_table(frame, "heading", "caption", ["a 50% note"])
+    assert latex.endswith("\\end{tabular}\n\\par\\smallskip{\\footnotesize a 50\\% note}\n")
+
+
+def test_html_page_of_a_markdown_document() -> None:
+    """The page has the document's heading, paragraphs, list and table, every text escaped,
+    numbers right-aligned, a table cell shown as it is (no Markdown read inside it)."""
+    frame = pd.DataFrame({"claim": ["a | b <script>", "*not emphasis*"], "p": [0.5, np.inf]})
+    markdown = "\n".join(
+        [
+            markdown_document(frame, "Ledger: <tiny>", "Rule `abc` & **bold**, *scope*.").rstrip(),
+            "## Reasons",
+            "",
+            "- first & only",
+            "",
+        ]
+    )
+    page = html_document(markdown)
+    assert page.startswith("<!DOCTYPE html>") and "<title>Ledger: &lt;tiny&gt;</title>" in page
+    assert "<h1>Ledger: &lt;tiny&gt;</h1>" in page and "<h2>Reasons</h2>" in page
+    assert "<p>Rule <code>abc</code> &amp; <strong>bold</strong>, <em>scope</em>.</p>" in page
+    assert "<ul>\n<li>first &amp; only</li>\n</ul>" in page
+    assert '<th>claim</th><th class="number">p</th>' in page
+    assert '<td>a | b &lt;script&gt;</td><td class="number">5.00e-01</td>' in page
+    assert "<td>*not emphasis*</td>" in page and '<td class="number">inf</td>' in page
+    assert "<script>" not in page
+    empty = html_document(markdown_document(frame.iloc[:0], "h", "c"))
+    assert "<tbody>\n</tbody>" in empty and "<p>(no rows)</p>" in empty
 
 
 def test_an_atomic_write_is_shared_readable_and_replaces_whole(tmp_path: Path) -> None:

@@ -3,8 +3,8 @@
 Checks what a user of ``make reproduce`` relies on: every table and figure of the config is
 written, each table validates against its schema, each raw trace validates, the molecule
 benchmark runs and enters the claims ledger, the Snakemake report holds every figure and
-table with its caption, and a second run has nothing to do (finished results are never
-recomputed).
+table with its caption and shows the tables, the ledger and the rate check's verdicts as HTML,
+and a second run has nothing to do (finished results are never recomputed).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def test_every_table_is_written_and_validates(finished_run: Path) -> None:
     for benchmark in config["benchmarks"]:
         folder = finished_run / "results" / "tiny" / "tables" / benchmark["name"]
         for name in TABLE_SCHEMAS:
-            for suffix in ("csv", "md", "tex"):
+            for suffix in ("csv", "md", "tex", "html"):
                 path = folder / f"{name}.{suffix}"
                 assert path.is_file() and path.stat().st_size > 0, path
             validate_table(name, pd.read_csv(folder / f"{name}.csv"))
@@ -88,7 +88,7 @@ def test_rate_check_verdicts_and_claims_ledger_validate(finished_run: Path) -> N
     raw = sorted((results / "raw").rglob("*.parquet"))
     assert raw and {read_provenance(path)["claims_rule_hash"] for path in raw} == {registration}
     assert "verdict_10d" in claims.columns
-    for suffix in ("csv", "md", "tex"):
+    for suffix in ("csv", "md", "tex", "html"):
         assert (results / "tables" / f"rate_checks.{suffix}").is_file()
     assert any((finished_run / "paper_figures" / "tiny" / "rate_checks").glob("*.png"))
 
@@ -131,6 +131,9 @@ def test_report_holds_every_figure_and_table(finished_run: Path) -> None:
     tables = {path.name for path in (results / "tables").rglob("*.csv")}
     assert {"final_loss.csv", "ert.csv", "molecule_scores.csv"} <= tables
     assert tables <= in_report, sorted(tables - in_report)
+    pages = {path.name for path in results.rglob("*.html")}
+    assert {"final_loss.html", "claims.html", "rate_checks.html", "molecule_scores.html"} <= pages
+    assert pages <= in_report, sorted(pages - in_report)
     assert {"claims.csv", "verdicts.csv", "best_molecules.sdf"} <= in_report
     # Captions are rendered with the config: its name appears in the report's data.
     with zipfile.ZipFile(finished_run / "report.zip") as archive:
@@ -140,6 +143,39 @@ def test_report_holds_every_figure_and_table(finished_run: Path) -> None:
             if name.endswith((".js", ".html"))
         )
     assert "Config <strong>tiny</strong>" in text
+    assert "not attached" in text and "the PDF lies beside" not in text
+
+
+def test_report_shows_the_tables_and_the_ledger_inline(finished_run: Path) -> None:
+    """Every HTML page of the results is in the report as it is (Snakemake shows HTML
+    inline), and the pages hold each table's rows and the ledger's verdicts."""
+    if not (finished_run / "report.zip").is_file():
+        assert run_snakemake(finished_run, "--report", "report.zip").returncode == 0
+    with zipfile.ZipFile(finished_run / "report.zip") as archive:
+        attached = {
+            archive.read(name)
+            for name in archive.namelist()
+            if name.endswith(".html") and Path(name).name != "report.html"
+        }
+    results = finished_run / "results" / "tiny"
+    pages = {path.relative_to(results).as_posix(): path for path in results.rglob("*.html")}
+    assert len(pages) == len(attached) == 2 * 4 + 1 + 1 + 2
+    assert {path.read_bytes() for path in pages.values()} == attached
+
+    final = pd.read_csv(results / "tables" / "plain" / "final_loss.csv").iloc[0]
+    page = pages["tables/plain/final_loss.html"].read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<table>" in page
+    assert f"<td>{final['method']}</td><td>{final['problem']}</td>" in page
+    assert f'<td class="number">{final["budget"]}</td>' in page
+    assert "<p>fresh_kind law:" in page
+    ledger = read_ledger(results / "claims.csv")
+    claims = pages["claims.html"].read_text()
+    assert "<h1>Claims ledger: tiny" in claims
+    for verdict in set(ledger.loc[ledger["row"] == "overall", "verdict"]):
+        assert f"<td>{verdict}</td>" in claims
+    assert "<td>mol-qed</td>" in pages["tables/molecules/molecule_scores.html"].read_text()
+    rates = pages["tables/rate_checks.html"].read_text()
+    assert "<h2>Reasons</h2>" in rates and "random on sphere (control): fail" in rates
 
 
 def test_second_run_has_nothing_to_do(finished_run: Path) -> None:

@@ -4,8 +4,9 @@ Adding an optimizer or a test function is adding one file to its package; nothin
 editing. A plugin is a class with a literal class attribute ``name = "..."``. Names are read
 from the modules' source without importing them, and only the module of the plugin asked for
 is imported: a benchmark job that runs CMA-ES never pays for importing BoTorch. The module
-docstring's first line is the plugin's one-line summary (``casbo-bench list``), and a literal
-``uses_torch = True`` says it runs torch code (the workflow's GPU requests). Modules whose
+docstring's first line is the plugin's one-line summary (``casbo-bench list``), a literal
+``uses_torch = True`` says it runs torch code (the workflow's GPU requests), and an
+optimizer's literal ``fresh_kind`` says what its fresh samples are (the tables). Modules whose
 name starts with an underscore, and ``base``, are not scanned.
 """
 
@@ -35,12 +36,17 @@ class PluginEntry:
             the class docstring.
         uses_torch: the class's literal ``uses_torch`` (False when it declares none): whether
             it runs torch code, so the workflow asks for a GPU without importing torch.
+        fresh_kind: an optimizer's literal ``fresh_kind``, ``"law"`` or ``"point"``
+            (:data:`casbo_bench.names.FRESH_KINDS`; ``"point"`` when it declares none, as
+            the optimizer base class's ``sample_final`` repeats the best candidate): what its
+            fresh samples are, for the tables without importing it.
     """
 
     name: str
     module: str
     summary: str
     uses_torch: bool
+    fresh_kind: str = "point"
 
 
 def _literal_attributes(node: ast.ClassDef) -> dict[str, object]:
@@ -78,6 +84,7 @@ def _declared_plugins(source: str, module: str) -> list[PluginEntry]:
                     module=module,
                     summary=docstring.splitlines()[0] if docstring else "",
                     uses_torch=attributes.get("uses_torch") is True,
+                    fresh_kind=str(attributes.get("fresh_kind", "point")),
                 )
             )
     return entries

@@ -16,6 +16,13 @@ DEVICE_NAMES: tuple[str, ...] = ("auto", "cpu", "cuda")
 """Where torch code runs: ``auto`` (CUDA when torch sees one, else CPU), ``cpu``, ``cuda``
 (resolved by :func:`casbo_bench.devices.resolve_device`)."""
 
+FreshKind = Literal["law", "point"]
+FRESH_KINDS: tuple[str, ...] = get_args(FreshKind)
+"""What a method's fresh samples (the fresh-sample measure, drawn after the budget) come
+from: ``law``, new draws from the law it adapted (or, for random search, the unguided
+sampler's); ``point``, its best candidate repeated (a latent method's later noises still
+fresh). Each optimizer declares its own as ``fresh_kind`` (docs/method.md section 4)."""
+
 OnFailure = Literal["penalty", "stop"]
 FAILURE_POLICIES: tuple[str, ...] = get_args(OnFailure)
 """What a failed evaluation (NaN, infinity or an exception from the black box) does:

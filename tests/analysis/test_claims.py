@@ -648,7 +648,7 @@ def ledger(spec: ClaimsSpec) -> pd.DataFrame:
 
 def test_ledger_files_round_trip(tmp_path: Path, ledger: pd.DataFrame, spec: ClaimsSpec) -> None:
     written = write_ledger(ledger, tmp_path, spec)
-    assert [path.name for path in written] == ["claims.csv", "claims.md"]
+    assert [path.name for path in written] == ["claims.csv", "claims.md", "claims.html"]
     back = read_ledger(tmp_path / "claims.csv")
     pd.testing.assert_frame_equal(back, ledger)
     markdown = (tmp_path / "claims.md").read_text()
@@ -659,6 +659,12 @@ def test_ledger_files_round_trip(tmp_path: Path, ledger: pd.DataFrame, spec: Cla
     assert "## Robustness" in markdown and "Flipped overall verdicts: 2 of 2." in markdown
     assert "benchmark group(s) molecules not run in this config" in markdown
     assert "| p_holm_2d | effect_2d | verdict_2d | note | reason |" in markdown
+    page = (tmp_path / "claims.html").read_text()
+    rules = [line for line in markdown.splitlines() if line.startswith(("|:-", "|-"))]
+    assert page.count("<table>") == len(rules) == 4
+    assert "<h2>Robustness: the verdicts re-derived with each CASBO variant</h2>" in page
+    assert "<td>reproduced (2d: reproduced)</td>" in page
+    assert f"<code>{spec.registration_hash}</code>" in page
 
 
 def test_a_ledger_is_written_only_under_its_own_rule(

@@ -20,6 +20,7 @@ from casbo_bench.analysis.figures import (
     method_palette,
     win_matrix_figure,
 )
+from casbo_bench.analysis.styles import METHOD_STYLES, method_styles
 from casbo_bench.analysis.views import matched_win_matrix, runtime_ecdf
 from casbo_bench.schemas.trace import validate_trace
 
@@ -73,32 +74,51 @@ def test_same_traces_give_the_same_pdf(small: pd.DataFrame, tmp_path: Path) -> N
 
 
 def test_loss_axis_scales(small: pd.DataFrame) -> None:
-    palette = method_palette(small["method"].unique())
+    styles = method_styles(small["method"].unique())
     one = small[small["K"] == 1]
-    positive = convergence_figure(one, palette)
+    positive = convergence_figure(one, styles)
     assert {ax.get_yscale() for ax in positive.axes} == {"log"}
     assert {ax.get_xscale() for ax in positive.axes} == {"log"}
     negative = synthetic_traces(problems=("sphere",), dims=(2,), seeds=(0, 1, 2), offset=-50.0)
-    figure = convergence_figure(negative[negative["K"] == 1], palette)
+    figure = convergence_figure(negative[negative["K"] == 1], styles)
     assert figure.axes[0].get_yscale() == "symlog"
 
 
-def test_one_line_per_method_in_its_colour(small: pd.DataFrame) -> None:
-    palette = method_palette(small["method"].unique())
-    figure = convergence_figure(small[small["K"] == 1], palette)
+def test_one_line_per_method_in_its_style(small: pd.DataFrame) -> None:
+    figure = convergence_figure(small[small["K"] == 1], method_styles(small["method"].unique()))
     for ax in figure.axes:
-        lines = {line.get_label(): line.get_color() for line in ax.get_lines()}
-        assert lines == {name: METHOD_COLOURS[name] for name in ("casbo", "cmaes", "random")}
+        lines = {
+            line.get_label(): (line.get_color(), line.get_marker(), line.get_linestyle())
+            for line in ax.get_lines()
+        }
+        expected = {
+            name: (style.colour, style.marker, style.linestyle)
+            for name, style in METHOD_STYLES.items()
+            if name in ("casbo", "cmaes", "random")
+        }
+        assert lines == expected
 
 
-def test_palette_is_keyed_by_name() -> None:
+def test_titles_name_the_config_and_the_cell(small: pd.DataFrame) -> None:
+    one = small[small["K"] == 3]
+    figure = convergence_figure(
+        one, method_styles(one["method"].unique()), title_prefix="default · plain"
+    )
+    assert figure.get_suptitle() == "default · plain\nsphere, K = 3, cumulative score"
+    assert [ax.get_title() for ax in figure.axes] == ["d = 2", "d = 5"]
+    (legend,) = figure.legends
+    assert legend.get_title().get_text() == (
+        "line: median over seeds; band: 95% bootstrap CI of the median"
+    )
+
+
+def test_palette_is_the_colour_of_each_style() -> None:
     alone = method_palette(["casbo"])
     everyone = method_palette(["random", "zeta", "casbo", "alpha", "cmaes"])
     assert alone["casbo"] == everyone["casbo"] == METHOD_COLOURS["casbo"]
     assert list(everyone) == ["casbo", "cmaes", "random", "alpha", "zeta"]
-    assert len(set(everyone.values())) == len(everyone)
-    many = method_palette([f"variant-{i}" for i in range(12)])
-    assert len(set(many.values())) == 12
+    styles = method_styles(everyone)
+    assert everyone == {name: style.colour for name, style in styles.items()}
 
 
 def test_evaluation_grid() -> None:
@@ -124,28 +144,28 @@ def _capped(traces: pd.DataFrame, method: str, cap: int) -> pd.DataFrame:
 
 def test_ecdf_figure_draws_the_table(small: pd.DataFrame) -> None:
     traces = _capped(small, "random", 10)
-    palette = method_palette(traces["method"].unique())
+    styles = method_styles(traces["method"].unique())
     ecdf = runtime_ecdf(traces, DEFAULT_RULE, seed=0)
-    figure = ecdf_figure(ecdf, palette, DEFAULT_RULE)
+    figure = ecdf_figure(ecdf, styles, DEFAULT_RULE)
     ax = figure.axes[0]
     assert ax.get_xscale() == "log" and ax.get_ylim() == (0.0, 1.0)
     lines = {line.get_color(): line for line in ax.get_lines()}
-    assert set(lines) == {METHOD_COLOURS[name] for name in ("casbo", "cmaes", "random")}
+    assert set(lines) == {styles[name].colour for name in ("casbo", "cmaes", "random")}
     # each curve is its method's rows of the table, ending at its own budget
-    random = lines[METHOD_COLOURS["random"]]
+    random = lines[styles["random"].colour]
     np.testing.assert_array_equal(
         random.get_xdata(), ecdf.loc[ecdf["method"] == "random", "evaluations"]
     )
     assert max(random.get_xdata()) == 10
-    assert "median initial gap" in ax.get_title()
+    assert "median initial gap" in figure.get_suptitle()
 
 
 def test_win_matrix_is_drawn_at_matched_budgets(small: pd.DataFrame) -> None:
     traces = _capped(small, "random", 10)
-    palette = method_palette(traces["method"].unique())
+    palette = method_styles(traces["method"].unique())
     figure = win_matrix_figure(traces, palette)
     ax = figure.axes[0]
-    assert "matched budgets" in ax.get_title()
+    assert "matched budgets" in figure.get_suptitle()
     order = list(palette)
     matrix = matched_win_matrix(traces, order).fraction.to_numpy()
     shown = [float(text.get_text()) for text in ax.texts]

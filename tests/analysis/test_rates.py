@@ -656,6 +656,7 @@ def test_outputs_round_trip_and_figures_are_written(tmp_path: Path) -> None:
         "rate_checks.csv",
         "rate_checks.md",
         "rate_checks.tex",
+        "rate_checks.html",
     }
     verdicts = results.verdicts
     pd.testing.assert_frame_equal(rates.read_verdicts(tmp_path / "rc" / "verdicts.csv"), verdicts)
@@ -664,6 +665,8 @@ def test_outputs_round_trip_and_figures_are_written(tmp_path: Path) -> None:
     assert "random on sphere (control): fail" in markdown
     assert "## Local slopes" in markdown and "## Calibration" in markdown
     assert (tmp_path / "tables" / "rate_checks.tex").read_text().count(r"\begin{tabular}") == 3
+    page = (tmp_path / "tables" / "rate_checks.html").read_text()
+    assert page.count("<table>") == 3 and "random on sphere (control): fail" in page
     assert verdicts["floor_dim"].notna().tolist() == [False, False, True]
     figures = rate_figures.make_rate_figures(
         gaps, verdicts.iloc[1:2], results.local_slopes, tmp_path / "figures"

@@ -9,6 +9,7 @@ import pytest
 from casbo_bench.analysis.stats import MANN_WHITNEY, WILCOXON, holm_adjust
 from casbo_bench.analysis.tables import (
     MissingReferenceError,
+    UnknownOptimizerError,
     build_tables,
     write_tables,
 )
@@ -112,7 +113,7 @@ def test_missing_reference_is_named(traces: pd.DataFrame) -> None:
 def test_write_tables_reads_back(tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     paths = write_tables(tables, tmp_path / "tables")
     assert [path.name for path in paths] == [
-        f"{name}.{suffix}" for name in tables for suffix in ("csv", "md", "tex")
+        f"{name}.{suffix}" for name in tables for suffix in ("csv", "md", "tex", "html")
     ]
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(p.name for p in paths)
     for name, frame in tables.items():
@@ -131,6 +132,34 @@ def test_write_tables_reads_back(tables: dict[str, pd.DataFrame], tmp_path: Path
         body = latex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
         assert len(body) == len(frame)
         assert all(line.count("&") == frame.shape[1] - 1 for line in body)
+
+        page = (tmp_path / "tables" / f"{name}.html").read_text()
+        assert page.startswith("<!DOCTYPE html>") and f"({name})</title>" in page
+        assert page.count("<tr>") == len(frame) + 1
+        assert f"<th>{frame.columns[0]}</th>" in page
+
+
+def test_fresh_kind_says_what_each_fresh_sample_is(
+    traces: pd.DataFrame, tables: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    """CASBO and random search hand over a law, CMA-ES a point: the final-loss table says so
+    in a column, and its Markdown, LaTeX and HTML in a footnote naming the methods."""
+    final = tables["final_loss"]
+    kinds = final.groupby("method")["fresh_kind"].unique().map(list).to_dict()
+    assert kinds == {"casbo": ["law"], "cmaes": ["point"], "random": ["law"]}
+    write_tables({"final_loss": final}, tmp_path)
+    markdown = (tmp_path / "final_loss.md").read_text()
+    assert "fresh_kind law: new draws from the law the method adapted" in markdown
+    assert "best candidate repeated" in markdown and "(cmaes)." in markdown
+    assert markdown.index("(casbo, random).") > markdown.index("| fresh_kind |")
+    assert r"{\footnotesize fresh\_kind point:" in (tmp_path / "final_loss.tex").read_text()
+    assert "<p>fresh_kind point:" in (tmp_path / "final_loss.html").read_text()
+    relabelled = build_tables(
+        traces, targets=TARGETS, fresh_kinds={"casbo": "point"} | {"cmaes": "law", "random": "law"}
+    )["final_loss"]
+    assert set(relabelled.loc[relabelled["method"] == "casbo", "fresh_kind"]) == {"point"}
+    with pytest.raises(UnknownOptimizerError, match=r"\['mystery'\] are not registered"):
+        build_tables(traces.assign(optimizer="mystery"), targets=TARGETS)
 
 
 def test_numbers_have_three_significant_digits(

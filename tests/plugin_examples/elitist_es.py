@@ -54,6 +54,7 @@ class ElitistES(Optimizer):
 
     name = "elitist-es"
     uses_torch = False
+    fresh_kind = "point"
     scope = "per_step"
 
     def __init__(

@@ -64,6 +64,8 @@ rule figures:
         confidence=config["band_confidence"],
         seed=config["bootstrap_seed"],
         targets=target_arguments,
+        title_prefix=lambda wildcards: f"{config['name']} · {wildcards.benchmark}",
     shell:
         "python -m casbo_bench figures --out-dir {output:q} --confidence {params.confidence:q}"
-        " --seed {params.seed:q} {params.targets:q} {input.traces:q} > {log:q} 2>&1"
+        " --seed {params.seed:q} --title-prefix {params.title_prefix:q} {params.targets:q}"
+        " {input.traces:q} > {log:q} 2>&1"

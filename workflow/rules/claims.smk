@@ -3,7 +3,8 @@
 Config block ``claims`` (workflow/schemas/config.schema.yaml); without it no rule here has
 anything to do. Variant runs go to results/<name>/robustness/raw/ (never mixed with the
 benchmark's own runs, which the tables aggregate). The resolved claims block goes to
-results/<name>/claims_spec.json, the ledger to results/<name>/claims.csv and claims.md. Claim
+results/<name>/claims_spec.json, the ledger to results/<name>/claims.csv, claims.md and
+claims.html (the Markdown as a page, shown inline by the report). Claim
 records on the molecule benchmark are judged on its runs (molecules.smk, included before
 this file) when the config has a ``molecules`` block, and are inconclusive otherwise.
 """
@@ -35,11 +36,17 @@ rule claims:
         unpack(claims_inputs),
     output:
         markdown=f"{RESULTS}/claims.md",
+        page=report(
+            f"{RESULTS}/claims.html",
+            caption="../report/claims.rst",
+            category="Claims ledger",
+            labels={"output": "ledger", "format": REPORT_TABLE_FORMATS["html"]},
+        ),
         table=report(
             f"{RESULTS}/claims.csv",
             caption="../report/claims.rst",
             category="Claims ledger",
-            labels={"output": "ledger"},
+            labels={"output": "ledger", "format": REPORT_TABLE_FORMATS["csv"]},
         ),
     log:
         f"{LOGS}/claims.log",

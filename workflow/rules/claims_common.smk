@@ -204,4 +204,4 @@ def claims_outputs():
     """The ledger for `rule all` (none without a ``claims`` block)."""
     if CLAIMS is None:
         return []
-    return [f"{RESULTS}/claims.md", f"{RESULTS}/claims.csv"]
+    return [f"{RESULTS}/claims.md", f"{RESULTS}/claims.html", f"{RESULTS}/claims.csv"]

@@ -89,7 +89,7 @@ TABLE_NAMES = [
 # holds the dependencies) and the plain virtual environment run the same code. Jobs inherit
 # this environment, and on a cluster each job re-reads this file and sets it again.
 os.environ.update(PYTHONPATH=f"{workflow.basedir}/src")
-TABLE_FORMATS = ["csv", "md", "tex"]
+TABLE_FORMATS = ["csv", "md", "tex", "html"]
 # The registered optimizers that run torch code on the config's device, as their own files
 # declare (read from the sources: nothing is imported).
 TORCH_OPTIMIZERS = set(torch_optimizers())
@@ -409,17 +409,22 @@ def benchmark_traces(wildcards):
     return BENCHMARK_TRACES[wildcards.benchmark]
 
 
+# The formats of a table the report attaches: HTML, which it shows inline, and CSV (full
+# precision) to download. Markdown and LaTeX hold the same rows as the HTML page.
+REPORT_TABLE_FORMATS = {"html": "HTML (shown inline)", "csv": "CSV (full precision)"}
+
+
 def table_output(path, name, fmt, category="Numerical benchmark"):
-    """``path``, marked for the Snakemake report when it is a CSV table (the Markdown and
-    LaTeX files beside it hold the same rows); the caption is workflow/report/<name>.rst."""
-    if fmt != "csv":
+    """``path``, marked for the Snakemake report when it is the table's HTML page or CSV
+    (:data:`REPORT_TABLE_FORMATS`); the caption is workflow/report/<name>.rst."""
+    if fmt not in REPORT_TABLE_FORMATS:
         return path
     return report(
         path,
         caption=f"{workflow.basedir}/workflow/report/{name}.rst",
         category=category,
         subcategory="{benchmark}" if category == "Numerical benchmark" else None,
-        labels={"table": name},
+        labels={"table": name, "format": REPORT_TABLE_FORMATS[fmt]},
     )
 
 

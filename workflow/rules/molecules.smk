@@ -29,7 +29,7 @@ rule molecule_report:
         tables=[
             table_output(f"{RESULTS}/tables/molecules/{name}.{fmt}", name, fmt, "Molecules")
             for name in MOLECULE_TABLES
-            for fmt in ("csv", "md")
+            for fmt in MOLECULE_TABLE_FORMATS
         ],
         figures=report(
             directory(f"{FIGURES}/molecules"),

@@ -10,6 +10,7 @@ from casbo_bench.molecules.tasks import (
 MOLECULES = config_block("molecules")
 MOLECULE_DIR = f"{RESULTS}/molecules"
 MOLECULE_TABLES = ["molecule_scores", "molecule_best"]
+MOLECULE_TABLE_FORMATS = ["csv", "md", "html"]
 # Where the runs and the report read the models: this checkout's stored models/ unless the
 # config names another folder (results/<name>/models, where the training rules write, chains
 # training in).
@@ -75,6 +76,8 @@ def molecule_report_arguments():
         *("--reference", config["reference"], "--alpha", config["alpha"]),
         *("--optimized-fraction", MOLECULES["optimized_fraction"]),
         *("--predictor", MOLECULE_PREDICTOR, "--device", config["device"]),
+        *("--confidence", config["band_confidence"], "--seed", config["bootstrap_seed"]),
+        *("--title-prefix", config["name"]),
     ]
 
 
@@ -86,7 +89,7 @@ def molecule_outputs():
         *(
             f"{RESULTS}/tables/molecules/{name}.{fmt}"
             for name in MOLECULE_TABLES
-            for fmt in ("csv", "md")
+            for fmt in MOLECULE_TABLE_FORMATS
         ),
         f"{FIGURES}/molecules",
         f"{MOLECULE_DIR}/best_molecules.sdf",

@@ -63,6 +63,8 @@ rule rate_check:
         out_dir=lambda wildcards, output: os.path.dirname(output.verdicts),
         table_dir=lambda wildcards, output: os.path.dirname(output.tables[0]),
         arguments=rate_check_arguments,
+        title_prefix=config["name"],
     shell:
         "python -m casbo_bench rates --out-dir {params.out_dir:q} --table-dir {params.table_dir:q}"
-        " --figure-dir {output.figures:q} {params.arguments:q} {input.traces:q} > {log:q} 2>&1"
+        " --figure-dir {output.figures:q} --title-prefix {params.title_prefix:q}"
+        " {params.arguments:q} {input.traces:q} > {log:q} 2>&1"

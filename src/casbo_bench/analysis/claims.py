@@ -89,7 +89,7 @@ from scipy import stats
 
 from casbo_bench.analysis.rates import read_typed_csv
 from casbo_bench.analysis.stats import holm_adjust, min_attainable_wilcoxon, paired_differences
-from casbo_bench.documents import markdown_table
+from casbo_bench.documents import html_document, markdown_table
 from casbo_bench.files import write_all_or_nothing
 from casbo_bench.registration import (
     SCOPES,
@@ -936,10 +936,11 @@ def ledger_markdown(ledger: pd.DataFrame, spec: ClaimsSpec) -> str:
 def write_ledger(
     ledger: pd.DataFrame, out_dir: str | os.PathLike[str], spec: ClaimsSpec
 ) -> list[Path]:
-    """Validate ``ledger`` and write ``claims.csv`` and ``claims.md`` to ``out_dir``.
+    """Validate ``ledger`` and write ``claims.csv``, ``claims.md`` and ``claims.html`` (the
+    Markdown as a page, for the Snakemake report) to ``out_dir``.
 
     Nothing is written unless the ledger passes its schema and was judged under ``spec``'s
-    registration; both files are renamed into place only once both are written.
+    registration; the files are renamed into place only once all are written.
 
     Raises:
         ClaimsError: the ledger's rule hash is not ``spec``'s registration hash.
@@ -952,10 +953,12 @@ def write_ledger(
             f"{spec.registration_hash}; build it again under this rule"
         )
     out = Path(out_dir)
+    markdown = ledger_markdown(ledger, spec)
     return write_all_or_nothing(
         {
             out / "claims.csv": ledger.to_csv(index=False, lineterminator="\n"),
-            out / "claims.md": ledger_markdown(ledger, spec),
+            out / "claims.md": markdown,
+            out / "claims.html": html_document(markdown),
         }
     )
 

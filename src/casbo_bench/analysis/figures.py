@@ -1,11 +1,11 @@
 """Paper figures from validated traces: convergence curves, a win matrix and a runtime ECDF.
 
 - ``convergence_<problem>_K<K>_<scoring>``: best-so-far loss against evaluations, one panel
-  per d (rows of at most four panels), the median over seeds with a seeded
-  bootstrap band (95%) of the median. Curves are evaluated on a log-spaced grid of
-  evaluation counts, so a budget of 10^5 plots as fast as one of 10^2. Both axes are
-  logarithmic; the loss axis falls back to symlog (or linear, over a narrow range) in a
-  panel whose values reach zero or below, e.g. negated scores.
+  per d (rows of at most four panels), the median over seeds with a seeded bootstrap band
+  (95%) of the median, titled with the config, the group and the cell. Curves are
+  evaluated on a log-spaced grid of evaluation counts, so a budget of 10^5 plots as fast as
+  one of 10^2. Both axes are logarithmic; the loss axis falls back to symlog (or linear,
+  over a narrow range) in a panel whose values reach zero or below, e.g. negated scores.
 - ``win_matrix``: the fraction of (problem, d, K, scoring, seed) cells in which the row
   method's best-so-far is lower than the column method's at matched budgets (the smaller of
   the two methods' budgets, :func:`casbo_bench.analysis.views.matched_win_matrix`), ties
@@ -18,11 +18,13 @@ Only complete runs are drawn (a failed run is left out like a missing seed), and
 starts at the first grid point where every run of its method has a successful evaluation
 (best-so-far is infinite before).
 
-Every method keeps one colour in every figure (:data:`METHOD_COLOURS`; methods not listed
-there take the spare colours in sorted order). Figures are sized for a paper (3.4 in for a
-single column, 7 in across two) with fonts of 7 pt and more, and written as PDF and PNG
-(200 dpi). They are built as plain :class:`matplotlib.figure.Figure` objects rendered by the
-Agg canvas, never through pyplot: no global figure registry, no interactive backend, and
+Every method keeps one style, a (colour, marker, line style) triple, in every figure
+(:func:`casbo_bench.analysis.styles.method_styles`), every band is described in the same
+words as the legend's title, and legends sit below the panels inside the figure
+(:mod:`casbo_bench.analysis.styles`). Figures are sized for a paper (3.4 in for a single
+column, 7 in across two) with fonts of 7 pt and more, and written as PDF and PNG (200 dpi).
+They are built as plain :class:`matplotlib.figure.Figure` objects rendered by the Agg
+canvas, never through pyplot: no global figure registry, no interactive backend, and
 nothing left open after saving.
 
 >>> paths = make_figures(load_traces(paths), "paper_figures/quick")  # doctest: +SKIP
@@ -30,9 +32,10 @@ nothing left open after saving.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +46,24 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.typing import RcKeyType
 from numpy.typing import NDArray
 
 from casbo_bench.analysis.ert import DEFAULT_RULE, TargetRule
 from casbo_bench.analysis.stats import bootstrap_median_band
+from casbo_bench.analysis.styles import (
+    METHOD_STYLES,
+    Style,
+    band_description,
+    clipped_artists,
+    figure_legend,
+    method_styles,
+)
 from casbo_bench.analysis.views import matched_win_matrix, runtime_ecdf
 from casbo_bench.schemas.trace import CELL_KEYS, RUN_KEYS, complete_runs
 from casbo_bench.seeding import derive_rng
+
+logger = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -62,18 +74,8 @@ PNG_DPI = 200
 GRID_POINTS = 60
 PANELS_PER_ROW = 4
 
-_COLORBLIND = sns.color_palette("colorblind").as_hex()
-METHOD_COLOURS: dict[str, str] = {
-    "casbo": _COLORBLIND[0],
-    "casbo-diag": _COLORBLIND[9],
-    "casbo-latent": _COLORBLIND[2],
-    "cmaes": _COLORBLIND[1],
-    "turbo": _COLORBLIND[3],
-    "random": _COLORBLIND[7],
-}
-"""The benchmark's methods in plotting order, each with its colour (seaborn colorblind)."""
-
-_SPARE_COLOURS: list[str] = [_COLORBLIND[i] for i in (4, 5, 6, 8)]
+METHOD_COLOURS: dict[str, str] = {name: style.colour for name, style in METHOD_STYLES.items()}
+"""The fixed methods in plotting order, each with its colour (:data:`.styles.METHOD_STYLES`)."""
 
 PAPER_STYLE: dict[RcKeyType, Any] = {
     **sns.axes_style("ticks"),
@@ -98,18 +100,10 @@ PAPER_STYLE: dict[RcKeyType, Any] = {
 
 
 def method_palette(methods: Iterable[str]) -> dict[str, str]:
-    """Method -> colour: :data:`METHOD_COLOURS` first, others in sorted order after them.
-
-    Beyond the spare colourblind colours, further methods get evenly spaced husl hues.
-    """
-    names = set(methods)
-    palette = {name: colour for name, colour in METHOD_COLOURS.items() if name in names}
-    others = sorted(names - set(METHOD_COLOURS))
-    spare = list(_SPARE_COLOURS)
-    if len(others) > len(spare):
-        spare += sns.color_palette("husl", len(others) - len(spare)).as_hex()
-    palette.update(zip(others, spare[: len(others)], strict=True))
-    return palette
+    """Method -> colour alone, in :func:`.styles.method_styles`' order: a view of the styles
+    for what draws colour only (a colour is shared by up to four methods: draw with the
+    whole :class:`.styles.Style` wherever methods are told apart)."""
+    return {name: style.colour for name, style in method_styles(methods).items()}
 
 
 def evaluation_grid(budget: int, points: int = GRID_POINTS) -> IntArray:
@@ -162,10 +156,17 @@ def _set_loss_scale(ax: Axes, values: FloatArray) -> None:
     ax.set_yscale("symlog", linthresh=10.0 ** np.floor(np.log10(floor)))
 
 
-def _present(palette: dict[str, str], frame: pd.DataFrame) -> list[str]:
-    """The methods of ``frame``, in the palette's order."""
+def _present(styles: Mapping[str, object], frame: pd.DataFrame) -> list[str]:
+    """The methods of ``frame``, in the order of ``styles``."""
     methods = set(frame["method"].unique())
-    return [name for name in palette if name in methods]
+    return [name for name in styles if name in methods]
+
+
+def cell_title(prefix: str, *parts: str) -> str:
+    """A figure's title: ``"<config> · <group>"`` (``prefix``, when given) on the first
+    line, the cell (``parts`` joined by commas) on the second."""
+    cell = ", ".join(parts)
+    return f"{prefix}\n{cell}" if prefix else cell
 
 
 def _file_stem(*parts: object) -> str:
@@ -175,11 +176,15 @@ def _file_stem(*parts: object) -> str:
 def save_figure(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
     """Write ``figure`` as ``<stem>.pdf`` and ``<stem>.png`` in ``out_dir``; the two paths.
 
-    The figure is cleared afterwards (its memory is freed without pyplot).
+    A legend or another artist that sticks out of the figure's box
+    (:func:`.styles.clipped_artists`) is logged as a warning. The figure is cleared
+    afterwards (its memory is freed without pyplot).
     """
     FigureCanvasAgg(figure)
     paths = [out_dir / f"{stem}.pdf", out_dir / f"{stem}.png"]
     with mpl.rc_context(PAPER_STYLE):
+        for problem in clipped_artists(figure):
+            logger.warning("%s: %s", stem, problem)
         # No creation date: the same traces give byte-identical PDFs (cacheable by hash).
         figure.savefig(paths[0], metadata={"CreationDate": None})
         figure.savefig(paths[1], dpi=PNG_DPI)
@@ -190,12 +195,12 @@ def save_figure(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
 def _draw_panel(
     ax: Axes,
     traces: pd.DataFrame,
-    palette: dict[str, str],
+    styles: Mapping[str, Style],
     seed: int,
     confidence: float,
 ) -> None:
     plotted: list[FloatArray] = []
-    for method in _present(palette, traces):
+    for method in _present(styles, traces):
         own = traces[traces["method"] == method]
         spent = own.groupby(list(RUN_KEYS))["evaluation"].max().min()
         grid = evaluation_grid(int(spent))
@@ -203,18 +208,23 @@ def _draw_panel(
         cell = own.iloc[0][list(CELL_KEYS)].tolist()
         low, high = bootstrap_median_band(curves, derive_rng("band", seed, *cell), confidence)
         median = np.median(curves, axis=0)
-        colour = palette[method]
-        ax.fill_between(grid, low, high, color=colour, alpha=0.2, linewidth=0)
-        ax.plot(grid, median, color=colour, label=method)
+        style = styles[method]
+        ax.fill_between(grid, low, high, color=style.colour, alpha=0.2, linewidth=0)
+        ax.plot(grid, median, label=method, **style.line_kwargs())
         plotted += [low, high, median]
     ax.set_xscale("log")
     _set_loss_scale(ax, np.concatenate(plotted))
 
 
 def convergence_figure(
-    traces: pd.DataFrame, palette: dict[str, str], seed: int = 0, confidence: float = 0.95
+    traces: pd.DataFrame,
+    styles: Mapping[str, Style],
+    seed: int = 0,
+    confidence: float = 0.95,
+    title_prefix: str = "",
 ) -> Figure:
-    """One setting's (problem, K, scoring) convergence figure: a panel per d."""
+    """One setting's (problem, K, scoring) convergence figure: a panel per d, titled
+    ``title_prefix`` (e.g. the config and the group) and the setting."""
     dims = sorted(traces["d"].unique())
     nrows = -(-len(dims) // PANELS_PER_ROW)
     ncols = -(-len(dims) // nrows)
@@ -226,7 +236,7 @@ def convergence_figure(
             if index >= len(dims):
                 ax.set_visible(False)
                 continue
-            _draw_panel(ax, traces[traces["d"] == dims[index]], palette, seed, confidence)
+            _draw_panel(ax, traces[traces["d"] == dims[index]], styles, seed, confidence)
             ax.set_title(f"d = {dims[index]}")
             ax.set_xlabel("evaluations")
             if index % ncols == 0:
@@ -234,30 +244,24 @@ def convergence_figure(
         problem, steps, scoring = (traces[key].iloc[0] for key in ("problem", "K", "scoring"))
         # Two short lines: one line overflows the single-column width.
         figure.suptitle(
-            f"{problem}, K = {steps}, {scoring} score\n"
-            f"median over seeds, {confidence:.0%} bootstrap CI",
+            cell_title(title_prefix, str(problem), f"K = {steps}", f"{scoring} score"),
             fontsize="medium",
         )
-        handles = [
-            Line2D([], [], color=palette[name], label=name) for name in _present(palette, traces)
-        ]
-        figure.legend(
-            handles=handles,
-            loc="outside lower center",
-            ncols=min(len(handles), 8),
-            frameon=False,
-        )
+        handles = [styles[name].handle(name) for name in _present(styles, traces)]
+        figure_legend(figure, handles, band_description(confidence))
     return figure
 
 
-def win_matrix_figure(traces: pd.DataFrame, palette: dict[str, str]) -> Figure:
+def win_matrix_figure(
+    traces: pd.DataFrame, styles: Mapping[str, object], title_prefix: str = ""
+) -> Figure:
     """Annotated heatmap of :func:`casbo_bench.analysis.views.matched_win_matrix`: each pair
     at the smaller of its two budgets."""
-    order = _present(palette, traces)
+    order = _present(styles, traces)
     matrix = matched_win_matrix(traces, order)
     size = max(SINGLE_COLUMN_IN, min(TWO_COLUMN_IN, 0.45 * len(order) + 1.6))
     with mpl.rc_context(PAPER_STYLE):
-        figure = Figure(figsize=(size, size * 0.85), layout="constrained")
+        figure = Figure(figsize=(size, size * 0.85 + 0.3), layout="constrained")
         ax = figure.subplots()
         sns.heatmap(
             matrix.fraction,
@@ -277,18 +281,25 @@ def win_matrix_figure(traces: pd.DataFrame, palette: dict[str, str]) -> Figure:
         ax.set_xlabel("column method")
         ax.set_ylabel("row method")
         ax.tick_params(axis="x", labelrotation=45)
+        for label in ax.get_xticklabels():  # each rotated label ends under its column
+            label.set_horizontalalignment("right")
+            label.set_rotation_mode("anchor")
         ax.tick_params(axis="y", labelrotation=0)
         shared = matrix.n_cells.to_numpy()[~np.eye(len(order), dtype=bool)]
         low, high = int(shared.min()), int(shared.max())
         counted = f"{low}" if low == high else f"{low}-{high}"
-        ax.set_title(
-            f"Row beats column: best-so-far at matched budgets\n(the smaller of the two; "
-            f"{counted} problem-d-K-scoring-seed cells, ties 1/2)"
+        # A figure title: an axes title overflows the narrow square heatmap of few methods.
+        figure.suptitle(
+            cell_title(title_prefix, "row beats column at matched budgets")
+            + f"\n({counted} cells, ties 1/2)",
+            fontsize="medium",
         )
     return figure
 
 
-def ecdf_figure(ecdf: pd.DataFrame, palette: dict[str, str], targets: TargetRule) -> Figure:
+def ecdf_figure(
+    ecdf: pd.DataFrame, styles: Mapping[str, Style], targets: TargetRule, title_prefix: str = ""
+) -> Figure:
     """The runtime ECDF of each method (a :func:`casbo_bench.analysis.views.runtime_ecdf`
     table): the share of (run, target) pairs reached against evaluations (log scale), each
     curve ending at its method's budget, with its bootstrap band."""
@@ -296,36 +307,34 @@ def ecdf_figure(ecdf: pd.DataFrame, palette: dict[str, str], targets: TargetRule
     with mpl.rc_context(PAPER_STYLE):
         figure = Figure(figsize=(SINGLE_COLUMN_IN, 3.0), layout="constrained")
         ax = figure.subplots()
-        for method in _present(palette, ecdf):
+        present = _present(styles, ecdf)
+        for method in present:
             own = ecdf[ecdf["method"] == method]
-            colour = palette[method]
+            style = styles[method]
             ax.fill_between(
                 own["evaluations"],
                 own["ci_low"],
                 own["ci_high"],
-                color=colour,
+                color=style.colour,
                 alpha=0.15,
                 linewidth=0,
                 step="post",
             )
-            ax.step(own["evaluations"], own["fraction"], where="post", color=colour)
+            ax.step(own["evaluations"], own["fraction"], where="post", **style.line_kwargs())
         ax.set_xscale("log")
         ax.set_ylim(0.0, 1.0)
         ax.set_xlabel("evaluations")
         ax.set_ylabel("share of (run, target) pairs reached")
-        ax.set_title(
-            f"Runtime ECDF over settings and targets\n{targets.describe()}\n"
-            f"{confidence:.0%} bootstrap band over runs",
+        figure.suptitle(
+            cell_title(title_prefix, "runtime ECDF over settings and targets")
+            + f"\n{targets.describe()}",
             fontsize="medium",
         )
-        handles = [
-            Line2D([], [], color=palette[name], label=name) for name in _present(palette, ecdf)
-        ]
-        figure.legend(
-            handles=handles,
-            loc="outside lower center",
-            ncols=min(len(handles), 3),
-            frameon=False,
+        handles = [styles[name].handle(name) for name in present]
+        figure_legend(
+            figure,
+            handles,
+            f"line: share over runs and targets; band: {confidence:.0%} bootstrap CI over runs",
         )
     return figure
 
@@ -336,6 +345,7 @@ def make_figures(
     seed: int = 0,
     confidence: float = 0.95,
     targets: TargetRule = DEFAULT_RULE,
+    title_prefix: str = "",
 ) -> list[Path]:
     """Write every convergence figure, the win matrix and the runtime ECDF as PDF and PNG.
 
@@ -347,6 +357,8 @@ def make_figures(
             the cell, so the same traces give the same figures).
         confidence: the level of the bands.
         targets: the pre-registered targets of the runtime ECDF.
+        title_prefix: the start of every title, e.g. ``"default · plain"`` (the config and
+            the benchmark group).
 
     Returns:
         The written paths: per (problem, K, scoring), ``convergence_*.pdf`` and ``.png``;
@@ -357,13 +369,13 @@ def make_figures(
         raise ValueError("there are no traces of complete runs to plot")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    palette = method_palette(traces["method"].unique())
+    styles = method_styles(traces["method"].unique())
     paths: list[Path] = []
     for (problem, steps, scoring), setting in traces.groupby(["problem", "K", "scoring"]):
-        figure = convergence_figure(complete_runs(setting), palette, seed, confidence)
+        figure = convergence_figure(complete_runs(setting), styles, seed, confidence, title_prefix)
         paths += save_figure(figure, out, _file_stem("convergence", problem, f"K{steps}", scoring))
-    if len(palette) >= 2:
-        paths += save_figure(win_matrix_figure(traces, palette), out, "win_matrix")
+    if len(styles) >= 2:
+        paths += save_figure(win_matrix_figure(traces, styles, title_prefix), out, "win_matrix")
     ecdf = runtime_ecdf(traces, targets, seed=seed, confidence=confidence)
-    paths += save_figure(ecdf_figure(ecdf, palette, targets), out, "ecdf")
+    paths += save_figure(ecdf_figure(ecdf, styles, targets, title_prefix), out, "ecdf")
     return paths

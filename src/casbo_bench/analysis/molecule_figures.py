@@ -1,16 +1,18 @@
 """Figures of the molecule benchmark: score curves and RDKit depictions of the best molecules.
 
-- :func:`score_figure`: best-so-far score against evaluations on one task, median and
-  interquartile band over seeds per method (scores are maximized: ``-best_so_far``);
+- :func:`score_figure`: best-so-far score against evaluations on one task, per method the
+  median over seeds with the bootstrap band of the median, in the method's style, described
+  and placed as in every figure (:mod:`casbo_bench.analysis.styles`; scores are maximized:
+  ``-best_so_far``);
 - :func:`molecule_grid`: each run's best molecule drawn by RDKit, a row per method, a column
-  per seed, as PNG bytes and SVG text.
+  per seed (methods in the figures' order), as PNG bytes and SVG text.
 
 Written by :func:`casbo_bench.analysis.molecules.make_report`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib as mpl
@@ -23,36 +25,74 @@ from rdkit.Chem.Draw import rdMolDraw2D
 from casbo_bench.analysis.figures import (
     PAPER_STYLE,
     SINGLE_COLUMN_IN,
+    cell_title,
     convergence_curves,
     found_curves,
-    method_palette,
+)
+from casbo_bench.analysis.stats import bootstrap_median_band
+from casbo_bench.analysis.styles import (
+    Style,
+    band_description,
+    figure_legend,
+    method_styles,
 )
 from casbo_bench.molecules.atoms import ATOMIC_NUMBERS
 from casbo_bench.molecules.data import parse_xyz
 from casbo_bench.molecules.rebuild import RebuiltMolecule
 from casbo_bench.schemas.trace import RUN_KEYS
+from casbo_bench.seeding import derive_rng
+
+SCORE_GRID_POINTS = 200
+"""Evaluation counts a score curve is drawn at (linear axis): bounds the bootstrap's memory
+at long budgets."""
 
 
-def score_figure(traces: pd.DataFrame, task: str) -> Figure:
-    """Best-so-far score against evaluations on ``task``: median and IQR band per method."""
+def score_figure(
+    traces: pd.DataFrame,
+    task: str,
+    styles: Mapping[str, Style] | None = None,
+    seed: int = 0,
+    confidence: float = 0.95,
+    title_prefix: str = "",
+) -> Figure:
+    """Best-so-far score against evaluations on ``task``: per method the median over seeds
+    and its percentile-bootstrap band (each band's generator derived from ``seed``, the task
+    and the method), on at most :data:`SCORE_GRID_POINTS` evenly spaced evaluation counts.
+
+    Args:
+        traces: validated traces of complete runs.
+        task: the molecule task drawn.
+        styles: method -> style (default: :func:`.styles.method_styles` of the traces'
+            methods, every task's included, so a method looks the same on every task).
+        seed: the seed of the bands.
+        confidence: the level of the bands.
+        title_prefix: the start of the title (the config's name).
+    """
     own = traces[traces["problem"] == task]
-    palette = method_palette(own["method"].unique())
+    styles = styles if styles is not None else method_styles(traces["method"].unique())
+    present = set(own["method"])
     with mpl.rc_context(PAPER_STYLE):
-        figure = Figure(figsize=(SINGLE_COLUMN_IN, 2.6), layout="constrained")
+        figure = Figure(figsize=(SINGLE_COLUMN_IN, 3.0), layout="constrained")
         ax = figure.subplots()
-        for method, colour in palette.items():
+        handles = []
+        for method, style in styles.items():
+            if method not in present:
+                continue
             runs = own[own["method"] == method]
             spent = int(runs.groupby(list(RUN_KEYS))["evaluation"].max().min())
-            grid = np.arange(1, spent + 1)
+            grid = np.unique(np.linspace(1, spent, SCORE_GRID_POINTS).round().astype(np.int64))
             curves, grid = found_curves(convergence_curves(runs, grid), grid)
             scores = -curves
-            low, median, high = np.quantile(scores, [0.25, 0.5, 0.75], axis=0)
-            ax.fill_between(grid, low, high, color=colour, alpha=0.2, linewidth=0)
-            ax.plot(grid, median, color=colour, label=method)
+            low, high = bootstrap_median_band(
+                scores, derive_rng("band", seed, task, method), confidence
+            )
+            ax.fill_between(grid, low, high, color=style.colour, alpha=0.2, linewidth=0)
+            ax.plot(grid, np.median(scores, axis=0), label=method, **style.line_kwargs())
+            handles.append(style.handle(method))
         ax.set_xlabel("evaluations")
         ax.set_ylabel("best-so-far score")
-        ax.set_title(f"{task}: median and IQR over seeds")
-        ax.legend(frameon=False, ncols=2)
+        figure.suptitle(cell_title(title_prefix, task, "best-so-far score"), fontsize="medium")
+        figure_legend(figure, handles, band_description(confidence))
     return figure
 
 
@@ -71,7 +111,7 @@ def molecule_grid(
         )
         if name == task
     }
-    methods = list(method_palette(method for method, _ in position))
+    methods = list(method_styles(method for method, _ in position))
     seeds = sorted({seed for _, seed in position})
     mols, legends = [], []
     for method in methods:

@@ -9,7 +9,7 @@ checks are :mod:`casbo_bench.schemas.molecules`; the figures are drawn by
 imports no model: a property predictor, when given, is passed in (:class:`PropertyModel`).
 Outputs:
 
-- ``molecule_scores.{csv,md}``, one row per task and method:
+- ``molecule_scores.{csv,md,html}``, one row per task and method:
 
   - **best**: the best score found within the budget (``-best_so_far`` at the run's budget),
     median and interquartile range over seeds;
@@ -30,11 +30,11 @@ Outputs:
   failed evaluation, which produced no molecule, counts as no optimized molecule and is
   never a run's best.
 
-- ``molecule_best.{csv,md}``, one row per run: the best molecule's score, SMILES, validity
+- ``molecule_best.{csv,md,html}``, one row per run: the best molecule's score, SMILES, validity
   and stability, the property predictor's alpha, gap and mu beside GFN2-xTB's dipole and
   gap of the same structure (an independent check of every predictor result).
 - ``score_<task>.{pdf,png}``: best-so-far score against evaluations, median over seeds with
-  the interquartile band, per method.
+  the bootstrap band of the median, per method.
 - ``best_molecules_<task>.{png,svg}``: RDKit depictions of each run's best molecule, a row
   per method, a column per seed.
 - the SDF file: every run's best structure (heavy atoms as generated, implicit hydrogens),
@@ -57,7 +57,8 @@ from rdkit import Chem
 from casbo_bench.analysis.figures import save_figure
 from casbo_bench.analysis.molecule_figures import molecule_grid, score_figure
 from casbo_bench.analysis.stats import compare_to_reference, holm_adjust, verdict
-from casbo_bench.documents import markdown_document
+from casbo_bench.analysis.styles import method_styles
+from casbo_bench.documents import html_document, markdown_document
 from casbo_bench.errors import UserFacingError
 from casbo_bench.files import write_atomically, write_text_atomically
 from casbo_bench.molecules.data import parse_xyz
@@ -352,8 +353,8 @@ BEST_CAPTION = (
 def write_tables(
     scores: pd.DataFrame, best: pd.DataFrame, out_dir: Path, optimized: float
 ) -> list[Path]:
-    """``molecule_scores`` and ``molecule_best`` as CSV (full precision) and Markdown, each
-    validated first (:mod:`casbo_bench.schemas.molecules`)."""
+    """``molecule_scores`` and ``molecule_best`` as CSV (full precision), Markdown and HTML,
+    each validated first (:mod:`casbo_bench.schemas.molecules`)."""
     written = []
     for name, frame, heading, caption in (
         (
@@ -368,6 +369,7 @@ def write_tables(
         document = markdown_document(frame, heading, caption, number_format=".4g", missing="")
         written.append(write_text_atomically(out_dir / f"{name}.csv", frame.to_csv(index=False)))
         written.append(write_text_atomically(out_dir / f"{name}.md", document))
+        written.append(write_text_atomically(out_dir / f"{name}.html", html_document(document)))
     return written
 
 
@@ -408,8 +410,12 @@ def make_report(
     reference: str = "casbo",
     alpha: float = 0.05,
     optimized: float = 0.25,
+    band_seed: int = 0,
+    confidence: float = 0.95,
+    title_prefix: str = "",
 ) -> list[Path]:
-    """Every output of the module docstring; returns the files written."""
+    """Every output of the module docstring; returns the files written. ``band_seed``,
+    ``confidence`` and ``title_prefix`` go to :func:`.molecule_figures.score_figure`."""
     traces = complete_runs(traces)
     scores = score_table(traces, reference, alpha, optimized)
     best = best_molecules(traces)
@@ -417,8 +423,10 @@ def make_report(
     checked = check_properties(best, rebuilt, predictor)
     written = write_tables(scores, checked, tables_dir, optimized)
     figures_dir.mkdir(parents=True, exist_ok=True)
+    styles = method_styles(traces["method"].unique())
     for task in sorted(traces["problem"].unique()):
-        written += save_figure(score_figure(traces, task), figures_dir, f"score_{task}")
+        figure = score_figure(traces, task, styles, band_seed, confidence, title_prefix)
+        written += save_figure(figure, figures_dir, f"score_{task}")
         png, svg = molecule_grid(best, rebuilt, task)
         stem = f"best_molecules_{task}"
         written.append(_write_bytes(figures_dir / f"{stem}.png", png))

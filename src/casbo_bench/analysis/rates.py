@@ -112,7 +112,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from casbo_bench.documents import latex_table, markdown_document
+from casbo_bench.documents import html_document, latex_table, markdown_document
 from casbo_bench.errors import UserFacingError
 from casbo_bench.files import write_all_or_nothing
 from casbo_bench.schemas.claims import (
@@ -1300,9 +1300,9 @@ def write_rate_outputs(
         results: :func:`judge_rate_checks` tables.
         gaps: :func:`average_gaps` rows.
         out_dir: the folder of the four CSV files.
-        table_dir: the folder of ``rate_checks.csv``, ``.md`` and ``.tex`` (none if None):
-            the compact verdicts, and in ``.md`` and ``.tex`` the local slopes and the
-            calibration too.
+        table_dir: the folder of ``rate_checks.csv``, ``.md``, ``.html`` and ``.tex`` (none
+            if None): the compact verdicts, and in ``.md``, ``.html`` and ``.tex`` the local
+            slopes and the calibration too (``.md`` and ``.html`` also the reasons).
 
     Returns:
         The written paths. Nothing is written unless every frame passes its schema.
@@ -1344,7 +1344,9 @@ def write_rate_outputs(
         documents[tables / "rate_checks.csv"] = rate_table(verdicts).to_csv(
             index=False, lineterminator="\n"
         )
-        documents[tables / "rate_checks.md"] = "\n".join([*markdown, f"## Reasons\n\n{reasons}\n"])
+        document = "\n".join([*markdown, f"## Reasons\n\n{reasons}\n"])
+        documents[tables / "rate_checks.md"] = document
+        documents[tables / "rate_checks.html"] = html_document(document)
         documents[tables / "rate_checks.tex"] = "\\par\\medskip\n".join(
             latex_table(*part) for part in parts
         )

@@ -18,7 +18,10 @@ Two measures of a run are reported (docs/method.md, section 4):
 - best-so-far at the budget: the lowest loss of any sample evaluated within the budget, the
   headline on sequential problems (what a user of targeted generation keeps);
 - fresh-sample: the mean loss of new samples drawn after the budget from what the method
-  hands over, a measure of the tuned sampler rather than of one sample.
+  hands over, a measure of the tuned sampler rather than of one sample. What is handed over
+  differs: a law for some methods, one point (the best candidate, repeated) for others; the
+  final-loss table says which in its ``fresh_kind`` column and a footnote, read from each
+  optimizer's own declaration (:func:`registered_fresh_kinds`).
 
 >>> tables = build_tables(load_traces(paths), reference="casbo")  # doctest: +SKIP
 >>> write_tables(tables, "results/quick/tables")  # doctest: +SKIP
@@ -34,6 +37,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from casbo_bench._registry import PluginRegistry
 from casbo_bench.analysis.ert import (
     DEFAULT_RULE,
     TargetRule,
@@ -49,7 +53,7 @@ from casbo_bench.analysis.views import (
     rank_table,
     runtime_ecdf,
 )
-from casbo_bench.documents import latex_table, markdown_document
+from casbo_bench.documents import html_document, latex_table, markdown_document
 from casbo_bench.errors import UserFacingError
 from casbo_bench.files import write_all_or_nothing
 from casbo_bench.schemas.tables import validate_table
@@ -74,9 +78,10 @@ TABLE_TITLES: dict[str, str] = {
         "best_*: best-so-far loss at the budget (the headline measure on sequential "
         "problems: the best sample evaluated within the budget); best_ci_*: 95% bootstrap "
         "interval of its median. fresh_*: fresh-sample loss (the mean loss of new samples "
-        "drawn after the budget from the tuned sampler), over the n_fresh seeds that "
-        "recorded it. q25 and q75 bound the interquartile range; sd is over seeds. n_seeds "
-        "counts the complete runs, the only ones summarized; failed_runs counts the runs "
+        "drawn after the budget from what the method hands over), over the n_fresh seeds "
+        "that recorded it; fresh_kind says what that is (see the note under the table). "
+        "q25 and q75 bound the interquartile range; sd is over seeds. n_seeds counts the "
+        "complete runs, the only ones summarized; failed_runs counts the runs "
         "whose repetition failed (left out like missing seeds), failed_evaluations the "
         "evaluations of all the cell's runs whose black box returned NaN or infinity or "
         "raised (never in best-so-far). min_evaluations is the fewest evaluations of any "
@@ -92,9 +97,11 @@ TABLE_TITLES: dict[str, str] = {
         "sizes (2/2^n for n paired seeds: n = 3 cannot go below 0.25)."
     ),
     "significance_fresh": (
-        "As the significance table, on the fresh-sample loss (the tuned sampler's mean "
-        "loss), for the seeds where both methods recorded it; Holm-adjusted over the rows "
-        "of this table."
+        "As the significance table, on the fresh-sample loss (the mean loss of new samples "
+        "drawn after the budget from what each method hands over), for the seeds where both "
+        "methods recorded it; Holm-adjusted over the rows of this table. A method whose "
+        "fresh_kind is point (final_loss table) hands over its best candidate, so its "
+        "fresh-sample loss is that one point's, not a tuned sampler's."
     ),
     "ert": (
         "Expected running time (COCO) at targets fixed in config before any run (f* = 0, so "
@@ -167,8 +174,66 @@ _SIGNIFICANCE_COLUMNS: dict[str, str] = {
 """Column -> dtype of a significance table, in the order written."""
 
 
+FRESH_KIND_NOTES: dict[str, str] = {
+    "law": "new draws from the law the method adapted (random search: the unguided sampler)",
+    "point": (
+        "the method's best candidate repeated (a latent method's later noises are still "
+        "fresh): its fresh_* is that one point's loss again, not a tuned sampler's; compare "
+        "fresh_* only between methods of one fresh_kind"
+    ),
+}
+"""fresh_kind -> what a method's fresh samples are (the tables' footnote)."""
+
+
 class MissingReferenceError(UserFacingError, ValueError):
     """The reference method is absent from the traces, or from some settings."""
+
+
+class UnknownOptimizerError(UserFacingError, ValueError):
+    """A trace's optimizer is not registered, so its fresh kind is unknown."""
+
+
+def registered_fresh_kinds() -> dict[str, str]:
+    """Optimizer -> ``fresh_kind`` (``law`` or ``point``) as each optimizer's own file
+    declares it, read from the sources by the plugin registry: nothing of the optimizers is
+    imported (the analysis never runs one)."""
+    entries = PluginRegistry("casbo_bench.optimizers", object).entries
+    return {name: entry.fresh_kind for name, entry in entries.items()}
+
+
+def method_fresh_kinds(
+    traces: pd.DataFrame, optimizer_kinds: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Method -> its optimizer's fresh kind.
+
+    Args:
+        traces: validated traces (their ``method`` and ``optimizer`` columns).
+        optimizer_kinds: optimizer -> fresh kind (default :func:`registered_fresh_kinds`).
+
+    Raises:
+        UnknownOptimizerError: a method's optimizer has no fresh kind.
+    """
+    kinds = registered_fresh_kinds() if optimizer_kinds is None else optimizer_kinds
+    pairs = traces[["method", "optimizer"]].drop_duplicates()
+    unknown = sorted(set(pairs["optimizer"]) - set(kinds))
+    if unknown:
+        raise UnknownOptimizerError(
+            f"the traces' optimizer(s) {unknown} are not registered here, so whether their "
+            f"fresh samples come from a law or repeat a point is unknown; aggregate with the "
+            f"casbo-bench checkout that ran them"
+        )
+    return {str(method): kinds[str(optimizer)] for method, optimizer in pairs.itertuples(False)}
+
+
+def fresh_kind_notes(methods: Mapping[str, str]) -> list[str]:
+    """The footnote of a table with a ``fresh_kind`` column, one line per kind present:
+    what the kind means and which of ``methods`` (method -> kind) have it."""
+    named = {kind: sorted(m for m, k in methods.items() if k == kind) for kind in FRESH_KIND_NOTES}
+    return [
+        f"fresh_kind {kind}: {note} ({', '.join(named[kind])})."
+        for kind, note in FRESH_KIND_NOTES.items()
+        if named[kind]
+    ]
 
 
 def final_by_run(traces: pd.DataFrame) -> pd.DataFrame:
@@ -244,13 +309,20 @@ def _summary(values: pd.Series, prefix: str) -> dict[str, float]:
 
 
 def final_loss_table(
-    finals: pd.DataFrame, seed: int = 0, confidence: float = 0.95, n_resamples: int = 2000
+    finals: pd.DataFrame,
+    seed: int = 0,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    *,
+    fresh_kinds: Mapping[str, str],
 ) -> pd.DataFrame:
     """Summaries over seeds of each cell's best-so-far at the budget and fresh-sample loss.
 
     Args:
         finals: one row per run (:func:`final_by_run`), failed runs included: they are
             counted (``failed_runs``, with their ``failed_evaluations``), never summarized.
+        fresh_kinds: method -> ``law`` or ``point`` (:func:`method_fresh_kinds`), the
+            ``fresh_kind`` column.
         seed: the seed of the bootstrap; each cell's resamples come from a generator derived
             from it and the cell's name, so adding a method changes no other row.
         confidence: the level of the bootstrap interval of the median.
@@ -289,6 +361,7 @@ def final_loss_table(
                 **_summary(best, "best"),
                 "best_ci_low": low,
                 "best_ci_high": high,
+                "fresh_kind": fresh_kinds[str(cell[0])],
                 "n_fresh": len(fresh),
                 **_summary(fresh, "fresh"),
                 "failed_runs": len(runs) - len(complete),
@@ -380,6 +453,7 @@ def build_tables(
     seed: int = 0,
     fixed_budgets: Sequence[str | int] = DEFAULT_FIXED_BUDGETS,
     confidence: float = 0.95,
+    fresh_kinds: Mapping[str, str] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """All tables of the benchmark from validated traces.
 
@@ -393,6 +467,8 @@ def build_tables(
         seed: the seed of the bootstrap intervals (final loss, runtime ECDF).
         fixed_budgets: the fixed budgets besides every method's own ("10d" = 10 x d).
         confidence: the level of the runtime ECDF's bootstrap band.
+        fresh_kinds: optimizer -> ``law`` or ``point`` (default: as each registered
+            optimizer declares it, :func:`registered_fresh_kinds`).
 
     Returns:
         ``{"final_loss", "significance", "significance_fresh", "ert", "ert_inf_share",
@@ -405,12 +481,14 @@ def build_tables(
     Raises:
         MissingReferenceError: the reference method is absent, or has no runs in a setting
             where other methods have them.
+        UnknownOptimizerError: a trace's optimizer has no fresh kind.
     """
     finals = final_by_run(traces)
     _check_reference(finals, reference)
     rule = as_rule(targets)
+    kinds = method_fresh_kinds(traces, fresh_kinds)
     tables = {
-        "final_loss": final_loss_table(finals, seed=seed),
+        "final_loss": final_loss_table(finals, seed=seed, fresh_kinds=kinds),
         "significance": significance_table(finals, reference, "best_so_far", alpha),
         "significance_fresh": significance_table(finals, reference, "fresh_sample_loss", alpha),
         # A failed run is an unsuccessful run that spent the evaluations it made.
@@ -440,14 +518,16 @@ def _reading_order(frame: pd.DataFrame, reference: str) -> pd.DataFrame:
 
 
 def write_tables(tables: Mapping[str, pd.DataFrame], out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Validate every table, then write each as ``<name>.csv``, ``.md`` and ``.tex``.
+    """Validate every table, then write each as ``<name>.csv``, ``.md``, ``.tex`` and
+    ``.html`` (the Markdown as a page, which the Snakemake report shows inline). A table with
+    a ``fresh_kind`` column gets its footnote (:func:`fresh_kind_notes`) in all but the CSV.
 
     Nothing is written unless every table passes its schema; files are written to temporary
     names in ``out_dir`` and renamed into place only when all are written, so a failure
     leaves no partial table behind (and no earlier table overwritten by half).
 
     Returns:
-        The written paths, three per table, in the order of ``tables``.
+        The written paths, four per table, in the order of ``tables``.
 
     Raises:
         TableValidationError: a table has no schema or fails it (nothing is written).
@@ -457,7 +537,14 @@ def write_tables(tables: Mapping[str, pd.DataFrame], out_dir: str | os.PathLike[
     for name, frame in tables.items():
         validate_table(name, frame)
         heading, title = f"{TABLE_HEADINGS[name]} ({name})", TABLE_TITLES[name]
+        notes = (
+            fresh_kind_notes(dict(zip(frame["method"], frame["fresh_kind"], strict=True)))
+            if "fresh_kind" in frame.columns
+            else []
+        )
+        markdown = markdown_document(frame, heading, title, notes=notes)
         documents[out / f"{name}.csv"] = frame.to_csv(index=False, lineterminator="\n")
-        documents[out / f"{name}.md"] = markdown_document(frame, heading, title)
-        documents[out / f"{name}.tex"] = latex_table(frame, heading, title)
+        documents[out / f"{name}.md"] = markdown
+        documents[out / f"{name}.tex"] = latex_table(frame, heading, title, notes)
+        documents[out / f"{name}.html"] = html_document(markdown)
     return write_all_or_nothing(documents)

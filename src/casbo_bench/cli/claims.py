@@ -9,11 +9,11 @@ from pathlib import Path
 from casbo_bench.cli.common import UsageError, writable_folder
 
 NAME = "claims"
-HELP = "Write the claims ledger (claims.csv, claims.md) from the spec and the traces."
+HELP = "Write the claims ledger (claims.csv, claims.md, claims.html) from the spec and traces."
 DESCRIPTION = (
-    "Write the claims ledger (claims.csv, claims.md): a verdict for every claim record of the "
-    "spec (the config's claims block, resolved by the workflow), by its pre-registered rule; "
-    "traces run under another rule are refused."
+    "Write the claims ledger (claims.csv, claims.md, claims.html): a verdict for every claim "
+    "record of the spec (the config's claims block, resolved by the workflow), by its "
+    "pre-registered rule; traces run under another rule are refused."
 )
 EXAMPLES = (
     "casbo-bench claims --spec results/default/claims_spec.json --out-dir results/default "
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out-dir",
         required=True,
         type=writable_folder("claims"),
-        help="folder of claims.csv and claims.md",
+        help="folder of claims.csv, claims.md and claims.html",
     )
     parser.add_argument(
         "--benchmark",

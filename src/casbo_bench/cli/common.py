@@ -294,3 +294,15 @@ def config_options(arguments: argparse.Namespace, config_class: type) -> dict[st
         for field in dataclasses.fields(config_class)
         if getattr(arguments, field.name, None) is not None
     }
+
+
+def add_title_prefix(parser: argparse.ArgumentParser) -> None:
+    """``--title-prefix TEXT``: the start of every figure title (the workflow passes the
+    config's name, and the benchmark group where there is one)."""
+    parser.add_argument(
+        "--title-prefix",
+        default="",
+        metavar="TEXT",
+        help="start of every figure's title, e.g. the config and group: 'default · plain' "
+        "(default: none, the title names the cell alone)",
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from casbo_bench.cli.common import (
     add_target_arguments,
+    add_title_prefix,
     integer_at_least,
     probability,
     target_rule,
@@ -21,6 +22,7 @@ HELP = "Draw convergence curves, the win matrix and the runtime ECDF from traces
 EXAMPLES = (
     "casbo-bench figures --out-dir paper_figures/default/plain "
     "results/default/raw/plain/*/*.parquet",
+    "casbo-bench figures --out-dir figures --title-prefix 'default · plain' traces/*.parquet",
 )
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seed of the bootstrap resampling (default 0)",
     )
     add_target_arguments(parser)
+    add_title_prefix(parser)
     parser.add_argument("files", nargs="*", type=Path, metavar="FILE.parquet")
 
 
@@ -57,6 +60,7 @@ def handle(arguments: argparse.Namespace) -> int:
         seed=arguments.seed,
         confidence=arguments.confidence,
         targets=target_rule(arguments),
+        title_prefix=arguments.title_prefix,
     )
     logger.info("wrote %d figure files to %s", len(written), arguments.out_dir)
     return 0

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from casbo_bench.cli.common import (
     UsageError,
+    add_title_prefix,
+    integer_at_least,
     probability,
     share,
     writable_file,
@@ -68,6 +70,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.25,
         help="share of each run's last evaluations counted as its optimized molecules",
     )
+    parser.add_argument(
+        "--confidence",
+        type=probability,
+        default=0.95,
+        help="level of the bootstrap band around the median score curve (default 0.95)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=integer_at_least(0),
+        default=0,
+        help="seed of the bootstrap resampling of the bands (default 0)",
+    )
+    add_title_prefix(parser)
     parser.add_argument("traces", nargs="+", type=Path, metavar="TRACE.parquet")
 
 
@@ -92,6 +107,9 @@ def handle(arguments: argparse.Namespace) -> int:
         arguments.reference,
         arguments.alpha,
         arguments.optimized_fraction,
+        band_seed=arguments.seed,
+        confidence=arguments.confidence,
+        title_prefix=arguments.title_prefix,
     )
     logger.info("wrote %d files", len(written))
     return 0

@@ -10,6 +10,7 @@ from typing import Any
 
 from casbo_bench.cli.common import (
     UsageError,
+    add_title_prefix,
     integer_at_least,
     iteration_grid,
     non_negative_number,
@@ -81,6 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--figure-dir", type=writable_folder("figure"), help="folder of the rate figures (optional)"
     )
+    add_title_prefix(parser)
     parser.add_argument(
         "--iterations",
         required=True,
@@ -207,7 +209,11 @@ def handle(arguments: argparse.Namespace) -> int:
     written = rates.write_rate_outputs(results, gaps, arguments.out_dir, arguments.table_dir)
     if arguments.figure_dir is not None:
         written += rate_figures.make_rate_figures(
-            gaps, results.verdicts, results.local_slopes, arguments.figure_dir
+            gaps,
+            results.verdicts,
+            results.local_slopes,
+            arguments.figure_dir,
+            title_prefix=arguments.title_prefix,
         )
     for row in results.verdicts.itertuples(index=False):
         logger.info(

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from casbo_bench.errors import UserFacingError
+from casbo_bench.names import FreshKind
 
 FloatArray = NDArray[np.float64]
 Scope = Literal["per_step", "latent"]
@@ -141,6 +142,12 @@ class Optimizer(ABC):
     takes ``device``). Every plugin class states it in its own body, as a literal: the registry
     reads it from the source, so the workflow knows which jobs want a GPU without importing
     torch."""
+    fresh_kind: ClassVar[FreshKind] = "point"
+    """What :meth:`sample_final` hands over (:data:`casbo_bench.names.FRESH_KINDS`):
+    ``"point"``, the best candidate repeated (this class's default), or ``"law"``, new draws
+    from a distribution. Every plugin class states it in its own body, as a literal: the
+    registry reads it from the source, and the final-loss table reports it beside the
+    fresh-sample loss, so tables never set a law's samples beside a repeated point unmarked."""
     fixed_covariance: ClassVar[bool] = False
     """True for a method whose covariance never moves from the initial law (a control): its
     expected loss has a floor above J*, which the runner records."""

@@ -509,6 +509,7 @@ class CASBO(CASBOBase):
 
     name = "casbo"
     uses_torch = True
+    fresh_kind = "law"
     scope: ClassVar[Scope] = "per_step"
 
     def __init__(self, space: SearchSpace, seed: int, **options: Any) -> None:

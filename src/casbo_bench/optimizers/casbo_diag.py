@@ -110,6 +110,7 @@ class CASBODiag(CASBOBase):
 
     name = "casbo-diag"
     uses_torch = True
+    fresh_kind = "law"
     scope = "per_step"
     default_beta0 = "1/sqrt(d)"
     default_mean_rule = "first_order"

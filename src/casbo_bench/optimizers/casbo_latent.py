@@ -29,6 +29,7 @@ class CASBOLatent(CASBO):
 
     name = "casbo-latent"
     uses_torch = True
+    fresh_kind = "law"
     scope = "latent"
 
     def __init__(self, space: SearchSpace, seed: int, **options: Any) -> None:

@@ -42,6 +42,7 @@ class CASBOMeanOnly(CASBO):
 
     name = "casbo-mean-only"
     uses_torch = True
+    fresh_kind = "law"
     fixed_covariance: ClassVar[bool] = True
     default_mean_rule = "first_order"
 

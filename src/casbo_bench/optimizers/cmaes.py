@@ -114,6 +114,7 @@ class CMAES(Optimizer):
 
     name = "cmaes"
     uses_torch = False
+    fresh_kind = "point"
     scope: ClassVar[Scope] = "latent"
 
     def __init__(

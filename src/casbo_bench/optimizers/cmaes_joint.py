@@ -32,6 +32,7 @@ class CMAESJoint(CMAES):
 
     name = "cmaes-joint"
     uses_torch = False
+    fresh_kind = "point"
     scope = "per_step"
 
     def _covariance(self) -> Covariance:

@@ -30,6 +30,7 @@ class RandomLatent(RandomSearch):
 
     name = "random-latent"
     uses_torch = False
+    fresh_kind = "point"
     scope = "latent"
 
     def sample_final(self, n: int, rng: np.random.Generator) -> FloatArray:

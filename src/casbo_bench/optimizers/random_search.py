@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from casbo_bench.names import FreshKind
 from casbo_bench.optimizers.base import (
     FloatArray,
     GaussianLaw,
@@ -46,6 +47,7 @@ class RandomSearch(Optimizer):
 
     name = "random"
     uses_torch = False
+    fresh_kind: ClassVar[FreshKind] = "law"
     scope: ClassVar[Scope] = "per_step"
 
     def __init__(

@@ -307,6 +307,7 @@ class TuRBO(Optimizer):
 
     name = "turbo"
     uses_torch = True
+    fresh_kind = "point"
     scope = "latent"
 
     def __init__(

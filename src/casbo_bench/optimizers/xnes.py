@@ -339,6 +339,7 @@ class XNES(Optimizer):
 
     name = "xnes"
     uses_torch = False
+    fresh_kind = "law"
     scope: ClassVar[Scope] = "per_step"
 
     def __init__(

@@ -5,7 +5,8 @@ to one schema in :data:`TABLE_SCHEMAS`:
 
 - ``final_loss``: one row per cell (method x problem x d x K x scoring): the best-so-far
   loss at the budget (``best_*``) and the fresh-sample loss (``fresh_*``) over the complete
-  runs' seeds, and the counts of failed runs and failed evaluations.
+  runs' seeds, what the fresh samples are (``fresh_kind``: ``law`` or ``point``), and the
+  counts of failed runs and failed evaluations.
 - ``significance`` and ``significance_fresh``: one row per method other than the reference
   and setting (problem x d x K x scoring): the test against the reference on best-so-far,
   resp. fresh-sample, losses, Holm-adjusted over the rows of the table.
@@ -37,6 +38,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from casbo_bench.errors import UserFacingError
+from casbo_bench.names import FRESH_KINDS
 from casbo_bench.schemas.checks import validate_frame
 from casbo_bench.schemas.trace import CELL_KEYS, KEY_COLUMNS, NON_EMPTY, SETTING_KEYS
 from casbo_bench.schemas.vocabulary import (
@@ -163,6 +165,9 @@ FINAL_LOSS_SCHEMA = pa.DataFrameSchema(
         "best_sd": _real(_non_negative, nullable=True),
         "best_ci_low": _real(_finite, nullable=True),
         "best_ci_high": _real(_finite, nullable=True),
+        "fresh_kind": pa.Column(
+            str, pa.Check.isin(list(FRESH_KINDS), error=f"must be one of {FRESH_KINDS}")
+        ),
         "n_fresh": _count(0),
         "fresh_median": _real(nullable=True),
         "fresh_q25": _real(nullable=True),
