@@ -85,3 +85,38 @@ def synthetic_traces(
         for s in seeds
     ]
     return validate_trace(pd.concat(runs, ignore_index=True), source="synthetic")
+
+
+def hand_run(
+    method: str,
+    seed: int,
+    losses: list[float],
+    budget: int | None = None,
+    status: str = "complete",
+    problem: str = "sphere",
+) -> pd.DataFrame:
+    """One run of ``losses`` (its budget: their number unless given, for a failed run)."""
+    evaluation = np.arange(1, len(losses) + 1)
+    return pd.DataFrame(
+        {
+            "method": method,
+            "optimizer": method,
+            "problem": problem,
+            "d": 2,
+            "K": 1,
+            "scoring": "final",
+            "seed": seed,
+            "budget": budget or len(losses),
+            "iteration": evaluation - 1,
+            "evaluation": evaluation,
+            "loss": losses,
+            "best_so_far": np.minimum.accumulate(losses),
+            "wall_time": 0.1 * evaluation,
+            "expected_loss": np.nan,
+            "fresh_sample_loss": np.nan,
+            "safeguard_events": 0,
+            "failed": False,
+            "error": "",
+            "status": status,
+        }
+    ).astype(TRACE_COLUMNS)

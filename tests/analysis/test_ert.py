@@ -22,36 +22,14 @@ from casbo_bench.schemas.trace import (
     CELL_KEYS,
     RUN_KEYS,
     SETTING_KEYS,
-    TRACE_COLUMNS,
     validate_trace,
 )
 
+from .synthetic import hand_run as one_run
+
 
 def hand_run(seed: int, losses: list[float], budget: int, method: str = "casbo") -> pd.DataFrame:
-    evaluation = np.arange(1, len(losses) + 1)
-    return pd.DataFrame(
-        {
-            "method": method,
-            "optimizer": method,
-            "problem": "sphere",
-            "d": 2,
-            "K": 1,
-            "scoring": "final",
-            "seed": seed,
-            "budget": budget,
-            "iteration": evaluation - 1,
-            "evaluation": evaluation,
-            "loss": losses,
-            "best_so_far": np.minimum.accumulate(losses),
-            "wall_time": 0.1 * evaluation,
-            "expected_loss": np.nan,
-            "fresh_sample_loss": np.nan,
-            "safeguard_events": 0,
-            "failed": False,
-            "error": "",
-            "status": "complete",
-        }
-    ).astype(TRACE_COLUMNS)
+    return one_run(method, seed, losses, budget)
 
 
 @pytest.fixture

@@ -306,3 +306,19 @@ def add_title_prefix(parser: argparse.ArgumentParser) -> None:
         help="start of every figure's title, e.g. the config and group: 'default · plain' "
         "(default: none, the title names the cell alone)",
     )
+
+
+def add_band_arguments(parser: argparse.ArgumentParser, band: str) -> None:
+    """``--confidence`` and ``--seed`` of the bootstrap ``band`` a command draws."""
+    parser.add_argument(
+        "--confidence",
+        type=probability,
+        default=0.95,
+        help=f"level of the bootstrap band around {band} (default 0.95)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=integer_at_least(0),
+        default=0,
+        help="seed of the bootstrap resampling (default 0)",
+    )

@@ -8,10 +8,9 @@ import logging
 from pathlib import Path
 
 from casbo_bench.cli.common import (
+    add_band_arguments,
     add_target_arguments,
     add_title_prefix,
-    integer_at_least,
-    probability,
     target_rule,
     trace_files,
     writable_folder,
@@ -32,18 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out-dir", required=True, type=writable_folder("figure"), help="folder of the figures"
     )
-    parser.add_argument(
-        "--confidence",
-        type=probability,
-        default=0.95,
-        help="level of the bootstrap band around the median curve (default 0.95)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=integer_at_least(0),
-        default=0,
-        help="seed of the bootstrap resampling (default 0)",
-    )
+    add_band_arguments(parser, "the median curve")
     add_target_arguments(parser)
     add_title_prefix(parser)
     parser.add_argument("files", nargs="*", type=Path, metavar="FILE.parquet")

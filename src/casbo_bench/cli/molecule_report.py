@@ -8,8 +8,8 @@ from pathlib import Path
 
 from casbo_bench.cli.common import (
     UsageError,
+    add_band_arguments,
     add_title_prefix,
-    integer_at_least,
     probability,
     share,
     writable_file,
@@ -70,18 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.25,
         help="share of each run's last evaluations counted as its optimized molecules",
     )
-    parser.add_argument(
-        "--confidence",
-        type=probability,
-        default=0.95,
-        help="level of the bootstrap band around the median score curve (default 0.95)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=integer_at_least(0),
-        default=0,
-        help="seed of the bootstrap resampling of the bands (default 0)",
-    )
+    add_band_arguments(parser, "the median score curve")
     add_title_prefix(parser)
     parser.add_argument("traces", nargs="+", type=Path, metavar="TRACE.parquet")
 
