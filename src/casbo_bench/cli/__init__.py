@@ -2,7 +2,7 @@
 
 Benchmark: ``run`` (one job, one Parquet trace), ``list`` (what ``run`` accepts),
 ``validate``, ``aggregate`` (tables), ``figures``, ``rates`` (the d^2/sqrt(T) rate check),
-``claims`` (the ledger). Molecules: ``qm9`` (the data), ``train-edm``, ``train-predictor``,
+``claims`` (the ledger), ``cocopp`` (COCO's post-processing of the bbob runs). Molecules: ``qm9`` (the data), ``train-edm``, ``train-predictor``,
 ``evaluate-edm`` (the quality of a checkpoint's samples) and ``molecule-report``.
 
 Every user error prints one line ``casbo-bench <command>: error: ...`` on stderr and exits
@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "figures",
     "rates",
     "claims",
+    "coco",
     "qm9",
     "train_edm",
     "train_predictor",
