@@ -89,6 +89,7 @@ class Problem(ABC):
         no search evaluations. A problem that records the search's evaluations in a format
         of its own (bbob: COCO's observer) closes that record here; by default nothing
         happens."""
+        return None
 
     def instance_record(self) -> dict[str, Any]:
         """What identifies the instance beyond its seed, for the trace's provenance (bbob:

@@ -259,9 +259,8 @@ class BbobProblem(Problem):
             for open_problem in list(_OBSERVED):
                 open_problem.end_search()
             # The suite must outlive its problem; both stay referenced until end_search.
-            self._suite = cocoex.Suite(
-                "bbob", f"instances: {instance}", f"dimensions: {dim} function_indices: {self.function}"
-            )
+            selection = f"dimensions: {dim} function_indices: {self.function}"
+            self._suite = cocoex.Suite("bbob", f"instances: {instance}", selection)
             self._observed = self._suite[0]
             self._observed.observe_with(observer)
             _OBSERVED.append(self)
