@@ -33,7 +33,7 @@ def coco_problem(function: int, dim: int, instance: int) -> tuple[cocoex.Suite, 
 
 
 def test_the_24_functions_are_registered_with_a_summary_each() -> None:
-    assert NAMES == [f"bbob-f{number:02d}" for number in range(1, 25)]
+    assert [f"bbob-f{number:02d}" for number in range(1, 25)] == NAMES
     assert set(NAMES) <= set(problems.available_problems())
     summaries = problems.describe_problems()
     assert summaries["bbob-f08"].startswith("COCO bbob f8, Rosenbrock")

@@ -114,7 +114,9 @@ wildcard_constraints:
 
 # The problems whose runs also write COCO data (COCO's bbob functions, through cocoex).
 COCO_PROBLEMS = [name for name in available_problems() if writes_coco_data(name)]
-COCO_TRACE = f"{RESULTS}/raw/{{benchmark}}/{{method}}/{{problem}}_d{{d}}_K1_final_s{{chunk}}.parquet"
+COCO_TRACE = (
+    f"{RESULTS}/raw/{{benchmark}}/{{method}}/{{problem}}_d{{d}}_K1_final_s{{chunk}}.parquet"
+)
 """The trace of a benchmark job on a COCO problem (always K = 1, final scoring): rule
 run_coco's pattern, the path add_jobs gives such a job."""
 COCO_FOLDER = f"{RESULTS}/coco/{{method}}/{{benchmark}}/{{problem}}_d{{d}}_s{{chunk}}"

@@ -137,11 +137,12 @@ def import_cocopp() -> Any:
         CocoDataError: cocopp, or ``six`` (which cocopp imports without declaring it), is not
             installed.
     """
-    for module, distribution in (("cocopp", "cocopp"), ("six", "six")):
-        if importlib.util.find_spec(module) is None:
+    found = {"cocopp": importlib.util.find_spec("cocopp"), "six": importlib.util.find_spec("six")}
+    for name, spec in found.items():
+        if spec is None:
             raise CocoDataError(
-                f"{distribution} is not installed; install the package's pinned dependencies "
-                f"(pip install -e . installs {distribution} too)"
+                f"{name} is not installed; install the package's pinned dependencies "
+                f"(pip install -e . installs {name} too)"
             )
     with closed_network(), warnings.catch_warnings():
         for message in _ARCHIVE_WARNINGS:
