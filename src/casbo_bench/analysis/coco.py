@@ -186,6 +186,9 @@ def run_cocopp(folders: Sequence[Path], out_dir: Path) -> Path:
         len(algorithms),
         ", ".join(folder.name for folder in algorithms),
     )
+    # cocopp's ECDF legend cuts names to 9 characters (casbo-diag would read casbo-dia).
+    longest = max(len(folder.name) for folder in algorithms)
+    cocopp.genericsettings.len_of_names_in_pprldmany_legend = max(9, longest)
     with closed_network():
         cocopp.main(["-o", str(out_dir), *map(str, algorithms)])
     index = out_dir / "index.html"
