@@ -24,8 +24,8 @@ TINY_BBOB = REPOSITORY / "tests" / "workflow" / "tiny-bbob.yaml"
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("workflow-bbob")
     (workdir / "config").mkdir()
-    shutil.copy(TINY_BBOB, workdir / "config" / "bbob.yaml")
-    result = run_snakemake(workdir, "--configfile", "config/bbob.yaml", timeout=600)
+    shutil.copy(TINY_BBOB, workdir / "config" / "config.yaml")  # the default config there
+    result = run_snakemake(workdir, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir
 
@@ -65,6 +65,6 @@ def test_traces_and_tables_of_the_group(finished_run: Path) -> None:
 
 
 def test_second_run_has_nothing_to_do(finished_run: Path) -> None:
-    result = run_snakemake(finished_run, "--configfile", "config/bbob.yaml", "-n")
+    result = run_snakemake(finished_run, "-n")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Nothing to be done" in result.stdout + result.stderr

@@ -212,8 +212,9 @@ def check_problem(name: str, dim: int, n_steps: int, scoring: str) -> None:
 
 def own_instances(name: str) -> bool:
     """Whether problem ``name`` is built with the repetition seed itself (its family numbers
-    its own instances, as COCO's bbob does)."""
-    return family_of(name).own_instances
+    its own instances, as COCO's bbob does); False for a name of no family (building it
+    fails, naming the known ones)."""
+    return any(family.own_instances and name in family.names() for family in FAMILIES.values())
 
 
 def writes_coco_data(name: str) -> bool:
