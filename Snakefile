@@ -2,6 +2,7 @@
 
     snakemake --cores 2                                  # config/config.yaml, the quick run
     snakemake --cores all --configfile config/paper.yaml # the full grid
+    snakemake --cores 2 --configfile config/bbob.yaml    # COCO's bbob, cocopp's HTML
 
 Every output of a config goes under results/<name>/ and paper_figures/<name>/.
 """
@@ -19,6 +20,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/rates.smk"
 include: "workflow/rules/molecules.smk"
 include: "workflow/rules/claims.smk"
+include: "workflow/rules/coco.smk"
 # Last: every block above has registered its runs in the job table.
 include: "workflow/rules/run.smk"
 
@@ -31,3 +33,4 @@ rule all:
         rate_check_outputs(),
         claims_outputs(),
         molecule_outputs(),
+        coco_outputs(),

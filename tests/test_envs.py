@@ -62,7 +62,7 @@ PYPI_TO_CONDA: dict[str, str] = {
 }
 """PyPI distribution -> conda-forge package, where the names differ (others are the same)."""
 
-PIP_ONLY: frozenset[str] = frozenset({"qm9pack"})
+PIP_ONLY: frozenset[str] = frozenset({"qm9pack", "coco-experiment", "cocopp"})
 """Distributions conda-forge does not have: listed under the env's ``pip:`` entry."""
 
 PANDAS_ENGINES: dict[str, str] = {

@@ -21,7 +21,9 @@ report = {
     "summaries": optimizers.describe_optimizers(),
     "problems": problems.describe_problems(),
     "heavy": sorted(
-        name for name in ("torch", "rdkit", "tblite", "botorch", "cma") if name in sys.modules
+        name
+        for name in ("torch", "rdkit", "tblite", "botorch", "cma", "cocoex", "cocopp")
+        if name in sys.modules
     ),
 }
 print(json.dumps(report))

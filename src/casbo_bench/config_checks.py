@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,14 @@ def _check_names(config: Mapping[str, Any]) -> None:
                 f"{field}.dims: {problem} needs d >= {least}; got d = {min(dims)}; drop the "
                 f"smaller d or the problem"
             )
+    for i, group in enumerate(config["benchmarks"]):
+        for problem, d, steps, scoring in product(
+            group["problems"], group["dims"], group["steps"], group["scoring"]
+        ):
+            try:
+                problems.check_problem(problem, d, steps, scoring)
+            except problems.ProblemError as error:
+                raise ConfigError(f"benchmarks[{i}] ({group['name']}): {error}") from None
 
 
 def _build_optimizer(field: str, method: Mapping[str, Any], n_blocks: int, dim: int) -> Any:

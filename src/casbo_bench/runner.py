@@ -105,6 +105,8 @@ class Job:
             :class:`EvaluationFailedError`.
         failure_penalty: the loss told for a failed evaluation before any evaluation of the
             repetition succeeded (afterwards the worst finite loss so far is told).
+        coco_folder: for problems that record their runs in COCO's data format (bbob), the
+            folder COCO's observer writes every seed's search into (None: no COCO data).
     """
 
     optimizer: str
@@ -122,6 +124,7 @@ class Job:
     models_dir: str | None = None
     on_failure: str = "penalty"
     failure_penalty: float = DEFAULT_FAILURE_PENALTY
+    coco_folder: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(self.seeds))
@@ -162,6 +165,10 @@ class Job:
         ):
             raise JobError(f"failure_penalty must be a finite number; got {penalty!r}")
         object.__setattr__(self, "failure_penalty", float(penalty))
+        if self.coco_folder is not None:
+            if not str(self.coco_folder):
+                raise JobError("coco_folder must name a folder (or be left out for no COCO data)")
+            object.__setattr__(self, "coco_folder", str(self.coco_folder))
 
     @property
     def method(self) -> str:
@@ -186,6 +193,7 @@ class Job:
             "models_dir": self.models_dir,
             "on_failure": self.on_failure,
             "failure_penalty": self.failure_penalty,
+            "coco_folder": self.coco_folder,
         }
 
     def describe(self) -> str:
@@ -198,7 +206,9 @@ class RepetitionSeeds:
     """The four seed streams of one repetition (see ``docs/architecture.md``).
 
     Attributes:
-        instance: the problem instance, shared by all methods.
+        instance: the problem instance, shared by all methods: the repetition seed itself for
+            a family that numbers its own instances (bbob: COCO instance ``seed + 1``),
+            else derived.
         crn: the fixed later noises of latent methods, shared by all latent methods.
         optimizer: the optimizer's own randomness, one method only.
         fresh: the fresh rollouts after the budget, shared by all methods.
@@ -213,8 +223,9 @@ class RepetitionSeeds:
     def derive(cls, job: Job, seed: int) -> RepetitionSeeds:
         """The seeds of repetition ``seed`` of ``job``."""
         axes = (job.problem, job.dim, job.n_steps, job.scoring, seed)
+        own = problems.own_instances(job.problem)
         return cls(
-            instance=derive_seed("instance", *axes),
+            instance=int(seed) if own else derive_seed("instance", *axes),
             crn=derive_seed("crn", *axes),
             optimizer=derive_seed("optimizer", job.method, *axes),
             fresh=derive_seed("fresh", *axes),
@@ -360,10 +371,12 @@ def accepted_options(optimizer_class: type[Optimizer]) -> list[str]:
 
 def _problem_options(job: Job) -> dict[str, Any]:
     """``device`` and ``models_dir`` for problem families whose builder takes them (the
-    molecule tasks: where the sampler runs, where its models are).
+    molecule tasks: where the sampler runs, where its models are); ``coco_folder`` and
+    ``coco_algorithm`` (the method label) for those that write COCO data (bbob).
 
     Raises:
-        ProblemError: a ``models_dir`` for a problem that reads no models.
+        ProblemError: a ``models_dir`` for a problem that reads no models, or a
+            ``coco_folder`` for one that writes no COCO data.
     """
     for family in problems.FAMILIES.values():
         if job.problem in family.names():
@@ -373,7 +386,17 @@ def _problem_options(job: Job) -> dict[str, Any]:
                     f"{job.problem} reads no stored models; leave out the models folder "
                     f"(--models-dir)"
                 )
-            given = {"device": job.device, "models_dir": job.models_dir}
+            if job.coco_folder is not None and "coco_folder" not in takes:
+                raise ProblemError(
+                    f"{job.problem} writes no COCO data (only the bbob problems do); leave out "
+                    f"the COCO folder (--coco-folder)"
+                )
+            given = {
+                "device": job.device,
+                "models_dir": job.models_dir,
+                "coco_folder": job.coco_folder,
+                "coco_algorithm": None if job.coco_folder is None else job.method,
+            }
             return {n: v for n, v in given.items() if n in takes and v is not None}
     return {}
 
@@ -858,7 +881,9 @@ def run_repetition(job: Job, seed: int, records: dict[str, Any] | None = None) -
     (:meth:`Optimizer.resolved_settings`, after the run, so pycma's seeds are in; None when
     no optimizer was built), the problem's ``optimal_loss`` J* and, for a method with a
     fixed covariance whose expected loss is recorded, ``frozen_law_floor``
-    (:func:`frozen_law_floor`), None where unknown; ``status`` (complete or failed),
+    (:func:`frozen_law_floor`), None where unknown; ``problem_instance``, what identifies the
+    instance beyond its seed (:meth:`Problem.instance_record`; bbob: COCO's instance and
+    f_opt), None when no problem was built; ``status`` (complete or failed),
     ``error`` (the one-line reason of a failed repetition, else None),
     ``failed_evaluations`` and ``failed_fresh_samples`` (the counts of failed rollouts).
 
@@ -881,7 +906,7 @@ def _repetition(job: Job, seed: int, provenance: bool) -> tuple[pd.DataFrame, di
     seeds = RepetitionSeeds.derive(job, seed)
     context = f"{job.describe()}, seed {seed}"
     entry: dict[str, Any] = {"seeds": asdict(seeds), "settings": None}
-    entry.update(optimal_loss=None, frozen_law_floor=None)
+    entry.update(optimal_loss=None, frozen_law_floor=None, problem_instance=None)
     record = _Record()
     fresh = FreshSamples(math.nan, 0)
     failure: str | None = None
@@ -895,22 +920,26 @@ def _repetition(job: Job, seed: int, provenance: bool) -> tuple[pd.DataFrame, di
     else:
         if np.isfinite(problem.optimal_loss):
             entry["optimal_loss"] = problem.optimal_loss
+        entry["problem_instance"] = problem.instance_record() or None
         try:
             if provenance and optimizer.fixed_covariance and job.record_expected_loss:
                 law = optimizer.gaussian_law()
                 if law is not None and problem.has_expected_loss:
                     entry["frozen_law_floor"] = frozen_law_floor(problem, law, scope)
-            _spend(
-                record,
-                problem,
-                optimizer,
-                scope,
-                job.budget,
-                record_expected_loss=job.record_expected_loss,
-                start=start,
-                on_failure=job.on_failure,
-                failure_penalty=job.failure_penalty,
-            )
+            try:
+                _spend(
+                    record,
+                    problem,
+                    optimizer,
+                    scope,
+                    job.budget,
+                    record_expected_loss=job.record_expected_loss,
+                    start=start,
+                    on_failure=job.on_failure,
+                    failure_penalty=job.failure_penalty,
+                )
+            finally:
+                problem.end_search()
             if all(record.errors):
                 failure = f"none of its {record.spent} evaluations succeeded ({record.errors[0]})"
             else:

@@ -101,6 +101,23 @@ CASES: list[tuple[str, list[str], Sequence[str]]] = [
         ["argument --out", "is a file"],
     ),
     ("run: models for a plain problem", run({"--models-dir": "{tmp}/dir"}), ["models"]),
+    (
+        "run: COCO folder for a problem without COCO data",
+        run({"--coco-folder": "{tmp}/coco"}),
+        ["sphere writes no COCO data", "--coco-folder"],
+    ),
+    (
+        "run: COCO folder a file",
+        run({"--problem": "bbob-f01", "--coco-folder": "{tmp}/file"}),
+        ["argument --coco-folder", "is a file"],
+    ),
+    (
+        "run: COCO folder that holds files",
+        run({"--problem": "bbob-f01", "--coco-folder": "{tmp}"}),
+        ["already holds files", "remove it"],
+    ),
+    ("run: bbob with K > 1", run({"--problem": "bbob-f01", "--steps": "2"}), ["K = 1"]),
+    ("run: bbob in 4-D", run({"--problem": "bbob-f01", "--dim": "4"}), ["2, 3, 5, 10, 20, 40"]),
     ("qm9: out without .npz", ["qm9", "--out", "{tmp}/qm9.txt"], ["argument --out", ".npz"]),
     ("qm9: out an existing folder", ["qm9", "--out", "{tmp}/empty.npz"], ["argument --out"]),
     ("qm9: zero subset size", ["qm9", "--out", "{tmp}/s.npz", "--size", "0"], ["--size"]),
@@ -235,6 +252,17 @@ CASES: list[tuple[str, list[str], Sequence[str]]] = [
     ),
     ("molecule-report: alpha 0", [*REPORT, "--alpha", "0", "{trace}"], ["argument --alpha"]),
     ("list: unknown section", ["list", "solvers"], ["'solvers'"]),
+    (
+        "cocopp: out-dir a file",
+        ["cocopp", "--out-dir", "{tmp}/file", "{tmp}/dir"],
+        ["argument --out-dir", "is a file"],
+    ),
+    (
+        "cocopp: folder without COCO data",
+        ["cocopp", "--out-dir", "{tmp}/pp", "{tmp}/dir"],
+        ["no COCO data"],
+    ),
+    ("cocopp: no folder", ["cocopp", "--out-dir", "{tmp}/pp"], ["FOLDER"]),
 ]
 
 

@@ -20,11 +20,13 @@ from casbo_bench.problems import (
 )
 
 
-def test_available_problems_are_the_test_functions_and_the_molecule_tasks() -> None:
+def test_available_problems_are_the_test_functions_bbob_and_the_molecule_tasks() -> None:
     functions = available_functions()
-    molecules = [name for name in available_problems() if name not in functions]
-    assert available_problems() == sorted(functions + molecules)
+    bbob = [name for name in available_problems() if name.startswith("bbob-")]
+    molecules = [name for name in available_problems() if name not in functions + bbob]
+    assert available_problems() == sorted(functions + bbob + molecules)
     assert "l1-ellipsoid" in functions
+    assert bbob == [f"bbob-f{number:02d}" for number in range(1, 25)]
     assert molecules and all(name.startswith("mol-") for name in molecules)
     assert "mol-qed" in molecules
 

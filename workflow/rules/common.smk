@@ -24,6 +24,7 @@ from casbo_bench.config_checks import (
 from casbo_bench.errors import UserFacingError
 from casbo_bench.memory import job_memory_mb
 from casbo_bench.optimizers import torch_optimizers
+from casbo_bench.problems import available_problems, writes_coco_data
 from casbo_bench.traces import (
     SIDECAR_SUFFIX,
     failed_seeds,
@@ -120,6 +121,19 @@ wildcard_constraints:
     chunk=r"\d+",
 
 
+# The problems whose runs also write COCO data (COCO's bbob functions, through cocoex).
+COCO_PROBLEMS = [name for name in available_problems() if writes_coco_data(name)]
+COCO_TRACE = (
+    f"{RESULTS}/raw/{{benchmark}}/{{method}}/{{problem}}_d{{d}}_K1_final_s{{chunk}}.parquet"
+)
+"""The trace of a benchmark job on a COCO problem (always K = 1, final scoring): rule
+run_coco's pattern, the path add_jobs gives such a job."""
+COCO_FOLDER = f"{RESULTS}/coco/{{method}}/{{benchmark}}/{{problem}}_d{{d}}_s{{chunk}}"
+"""The COCO observer folder of that job: one per job (method, group, problem, d, seed chunk;
+all its seeds' instances), under coco/<method>/ so that a method's folder holds all its runs
+(cocopp takes one folder per algorithm)."""
+
+
 RESOLVED_CONFIG = f"{RESULTS}/config.yaml"
 
 
@@ -179,11 +193,13 @@ class RunJob:
     mem_mb: int = 2000
     runtime: int = 60
     uses_torch: bool = False
+    coco_folder: str | None = None
 
     def arguments(self):
         """The run's arguments, one list item per shell word (each quoted by the run rule);
         the method's optimizer, label and options, the seeds, budget, fresh samples, device
-        and hashes, the problem, size and scoring, then the extra flags."""
+        and hashes, the problem, size and scoring, the extra flags, then the COCO observer
+        folder where the job writes one."""
         options = [
             part
             for key, value in sorted(self.method.get("options", {}).items())
@@ -199,19 +215,26 @@ class RunJob:
             *("--on-failure", config["on_failure"], "--failure-penalty", config["failure_penalty"]),
             *("--problem", self.problem, "--dim", self.d, "--steps", self.K),
             *("--scoring", self.scoring, *self.extra),
+            *(("--coco-folder", self.coco_folder) if self.coco_folder else ()),
         ]
 
 
 JOBS = {}
 """The job table: trace path -> :class:`RunJob`, for every run of the config (the benchmark
 groups here; the rate check, the molecule benchmark and the ledger's variants add theirs).
-Rule ``run`` (run.smk) runs any of them."""
+Rule ``run`` (run.smk) runs any of them; rule ``run_coco``, the same rule with the COCO folder
+declared too, those that write one."""
+
+COCO_FOLDERS = {}
+"""COCO observer folder -> the trace of the job that writes it (rule cocopp reads them all)."""
 
 
-def add_jobs(folder, method, seeds, problem, d, K, scoring, **settings):
+def add_jobs(folder, method, seeds, problem, d, K, scoring, coco_group=None, **settings):
     """Register one run per seed chunk of ``method`` on (problem, d, K, scoring) under
     results/<name>/<folder>/; the trace paths, in chunk order. ``settings`` are the rest of
-    :class:`RunJob` (budget and fresh_samples required)."""
+    :class:`RunJob` (budget and fresh_samples required). ``coco_group``: the benchmark group
+    (``folder`` is raw/<group>) of a problem that writes COCO data; each job then writes its
+    :data:`COCO_FOLDER` too."""
     paths = []
     uses_torch = settings.pop("uses_torch", False) or method["optimizer"] in TORCH_OPTIMIZERS
     # The memory model (casbo_bench.memory); check_config refused any cell above the limit.
@@ -221,6 +244,13 @@ def add_jobs(folder, method, seeds, problem, d, K, scoring, **settings):
         path = (
             f"{RESULTS}/{folder}/{method['label']}/{problem}_d{d}_K{K}_{scoring}_s{chunk}.parquet"
         )
+        coco_folder = None
+        if coco_group is not None:
+            cell = dict(method=method["label"], benchmark=coco_group, problem=problem, d=d)
+            coco_folder = COCO_FOLDER.format(**cell, chunk=chunk)
+            if path != COCO_TRACE.format(**cell, chunk=chunk):
+                refuse(f"{problem} runs only at K = 1 with final scoring; got {path}")
+            COCO_FOLDERS[coco_folder] = path
         job = RunJob(
             method,
             tuple(part),
@@ -229,6 +259,7 @@ def add_jobs(folder, method, seeds, problem, d, K, scoring, **settings):
             K=int(K),
             scoring=scoring,
             uses_torch=uses_torch,
+            coco_folder=coco_folder,
             **settings,
         )
         if JOBS.setdefault(path, job) != job:
@@ -355,8 +386,10 @@ def protect_traces():
 
 
 def job_of(wildcards):
-    """The :class:`RunJob` of rule run's ``{job}`` wildcard."""
-    path = f"{RESULTS}/{wildcards.job}.parquet"
+    """The :class:`RunJob` of rule run's ``{job}`` wildcard, or of rule run_coco's wildcards
+    (:data:`COCO_TRACE`)."""
+    job = getattr(wildcards, "job", None)
+    path = COCO_TRACE.format(**wildcards) if job is None else f"{RESULTS}/{job}.parquet"
     if path not in JOBS:
         raise ValueError(f"{path} is no run of this config; ask for a file the config runs")
     return JOBS[path]
@@ -384,6 +417,7 @@ def benchmark_jobs(benchmark, methods, folder):
             scoring,
             budget=budget_of(benchmark, method),
             fresh_samples=config["fresh_samples"],
+            coco_group=benchmark["name"] if writes_coco_data(problem) else None,
         )
     ]
 
@@ -450,3 +484,12 @@ def all_outputs():
         outputs += table_paths(name)
         outputs.append(f"{FIGURES}/{name}")
     return outputs
+
+
+COCOPP_OUTPUT = f"{RESULTS}/cocopp"
+"""cocopp's output folder (index.html) over every COCO folder of the config."""
+
+
+def coco_outputs():
+    """cocopp's output folder when some job writes COCO data, else nothing."""
+    return [COCOPP_OUTPUT] if COCO_FOLDERS else []

@@ -2,8 +2,9 @@
 
 Benchmark: ``run`` (one job, one Parquet trace), ``list`` (what ``run`` accepts),
 ``validate``, ``aggregate`` (tables), ``figures``, ``rates`` (the d^2/sqrt(T) rate check),
-``claims`` (the ledger). Molecules: ``qm9`` (the data), ``train-edm``, ``train-predictor``,
-``evaluate-edm`` (the quality of a checkpoint's samples) and ``molecule-report``.
+``claims`` (the ledger), ``cocopp`` (COCO's post-processing of the bbob runs). Molecules:
+``qm9`` (the data), ``train-edm``, ``train-predictor``, ``evaluate-edm`` (the quality of a
+checkpoint's samples) and ``molecule-report``.
 
 Every user error prints one line ``casbo-bench <command>: error: ...`` on stderr and exits
 with status 2 (:mod:`casbo_bench.cli.common`); ``--debug`` shows the traceback instead. Each
@@ -34,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "figures",
     "rates",
     "claims",
+    "coco",
     "qm9",
     "train_edm",
     "train_predictor",

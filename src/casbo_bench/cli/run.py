@@ -7,7 +7,13 @@ import logging
 import re
 from typing import Any
 
-from casbo_bench.cli.common import UsageError, finite_number, integer_at_least, writable_file
+from casbo_bench.cli.common import (
+    UsageError,
+    finite_number,
+    integer_at_least,
+    writable_file,
+    writable_folder,
+)
 from casbo_bench.names import DEFAULT_FAILURE_PENALTY, DEVICE_NAMES, FAILURE_POLICIES, SCORINGS
 
 NAME = "run"
@@ -20,6 +26,8 @@ EXAMPLES = (
     "--record-expected-loss --out decay.parquet",
     "casbo-bench run --method cmaes --problem rastrigin --dim 4 --steps 5 --seeds 0 1 "
     "--budget 400 --fresh-samples 128 --device cpu --on-failure stop --out rastrigin.parquet",
+    "casbo-bench run --method cmaes --problem bbob-f08 --dim 5 --seeds 0 1 2 3 4 --budget 5000 "
+    "--coco-folder coco/cmaes/bbob-f08_d5 --out f08.parquet   # seeds 0-4: COCO instances 1-5",
     "casbo-bench list   # the optimizers and problems --method and --problem accept",
 )
 
@@ -151,6 +159,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the loss told for a failed evaluation before any evaluation of the seed "
         f"succeeded (default: {DEFAULT_FAILURE_PENALTY:g})",
     )
+    parser.add_argument(
+        "--coco-folder",
+        type=writable_folder("COCO observer"),
+        help="bbob problems only: a new or empty folder where COCO's observer writes every "
+        "seed's search in COCO's data format, for cocopp (casbo-bench cocopp)",
+    )
     parser.add_argument("--config-hash", help="hash of the workflow config (for provenance)")
     parser.add_argument(
         "--rule-hash",
@@ -182,6 +196,10 @@ def handle(arguments: argparse.Namespace) -> int:
             f"unknown problem {arguments.problem!r}; choose one of "
             f"{', '.join(problems.available_problems())}"
         )
+    if arguments.coco_folder is not None:
+        from casbo_bench.problems.bbob import check_coco_folder
+
+        check_coco_folder(arguments.coco_folder)
     need = job_memory_mb(arguments.dim, arguments.steps, arguments.budget, arguments.fresh_samples)
     if need > machine_memory_mb():
         raise UsageError(
@@ -206,6 +224,7 @@ def handle(arguments: argparse.Namespace) -> int:
             models_dir=arguments.models_dir,
             on_failure=arguments.on_failure,
             failure_penalty=arguments.failure_penalty,
+            coco_folder=None if arguments.coco_folder is None else str(arguments.coco_folder),
         )
     except JobError as error:
         raise UsageError(str(error)) from None

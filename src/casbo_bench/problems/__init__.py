@@ -1,12 +1,13 @@
-"""Problems: test functions under linear-Gaussian chains, and molecule tasks on a pre-trained
-diffusion model (see :mod:`.base` for the contract).
+"""Problems: test functions under linear-Gaussian chains, COCO's bbob functions, and molecule
+tasks on a pre-trained diffusion model (see :mod:`.base` for the contract).
 
 :func:`make_problem` builds a seeded problem by name. Names come from problem *families*: the
 test functions (one module each under :mod:`casbo_bench.problems.functions`) form one
-family, the molecule tasks (:mod:`casbo_bench.molecules.tasks`) another; a family is one
-entry of :data:`FAMILIES` (a function listing its names and one building a problem), so a new
-kind of problem is registered without touching the others. Importing this package needs
-neither torch nor RDKit: the molecule problem is imported only when one is built.
+family, COCO's bbob suite (:mod:`casbo_bench.problems.bbob`) another, the molecule tasks
+(:mod:`casbo_bench.molecules.tasks`) a third; a family is one entry of :data:`FAMILIES` (a
+function listing its names and one building a problem), so a new kind of problem is
+registered without touching the others. Importing this package needs neither torch, RDKit
+nor cocoex: each is imported only when a problem that needs it is built.
 
 >>> problem = make_problem("sphere", dim=3, n_steps=2, scoring="cumulative", seed=0)
 >>> problem.rollout(np.zeros((5, 2, 3))).shape
@@ -33,6 +34,7 @@ from casbo_bench.molecules.tasks import (
 )
 from casbo_bench.names import SCORINGS
 from casbo_bench.problems.base import FloatArray, Problem, ProblemError
+from casbo_bench.problems.bbob import bbob_names, check_bbob, describe_bbob, make_bbob_problem
 from casbo_bench.problems.chain import (
     BETA_MAX,
     BETA_MIN,
@@ -57,12 +59,15 @@ __all__ = [
     "TestFunction",
     "available_functions",
     "available_problems",
+    "check_problem",
     "describe_problems",
     "get_function",
     "haar_orthogonal",
     "make_problem",
+    "own_instances",
     "smallest_dim",
     "step_weights",
+    "writes_coco_data",
 ]
 
 
@@ -76,11 +81,20 @@ class ProblemFamily:
             with validated sizes, scoring and seed; raises ProblemError for bad options.
         summaries: returns name -> one line saying what the problem is, without importing
             anything heavy (``casbo-bench list``).
+        check: ``check(name, dim, n_steps, scoring)`` raises ProblemError for a size or
+            scoring the family does not have, without importing anything heavy (the config
+            check calls it on every cell before any job); None: every size is built.
+        own_instances: the family numbers its own instances (COCO's): the runner builds
+            repetition ``s`` with ``seed=s`` itself, so seed ``s`` is the same published
+            instance in every job and every config, instead of a seed derived from the
+            experiment's axes (docs/architecture.md).
     """
 
     names: Callable[[], list[str]]
     build: Callable[..., Problem]
     summaries: Callable[[], dict[str, str]]
+    check: Callable[[str, int, int, str], None] | None = None
+    own_instances: bool = False
 
 
 def make_function_problem(
@@ -168,9 +182,45 @@ def make_molecule_problem(
 
 FAMILIES: dict[str, ProblemFamily] = {
     "function": ProblemFamily(available_functions, make_function_problem, describe_functions),
+    "bbob": ProblemFamily(
+        bbob_names, make_bbob_problem, describe_bbob, check=check_bbob, own_instances=True
+    ),
     "molecule": ProblemFamily(task_names, make_molecule_problem, describe_tasks),
 }
 """Problem families by label; register a new kind of problem by adding an entry."""
+
+
+def family_of(name: str) -> ProblemFamily:
+    """The family that has problem ``name``.
+
+    Raises:
+        ProblemError: an unknown name (the message lists the known ones).
+    """
+    for family in FAMILIES.values():
+        if name in family.names():
+            return family
+    raise ProblemError(f"unknown problem {name!r}; choose one of {', '.join(available_problems())}")
+
+
+def check_problem(name: str, dim: int, n_steps: int, scoring: str) -> None:
+    """Raise ProblemError when ``name``'s family does not have this size or scoring (its
+    ``check``); nothing heavy is imported."""
+    check = family_of(name).check
+    if check is not None:
+        check(name, dim, n_steps, scoring)
+
+
+def own_instances(name: str) -> bool:
+    """Whether problem ``name`` is built with the repetition seed itself (its family numbers
+    its own instances, as COCO's bbob does); False for a name of no family (building it
+    fails, naming the known ones)."""
+    return any(family.own_instances and name in family.names() for family in FAMILIES.values())
+
+
+def writes_coco_data(name: str) -> bool:
+    """Whether problem ``name`` can record its runs in COCO's data format (its builder takes
+    ``coco_folder``)."""
+    return "coco_folder" in inspect.signature(family_of(name).build).parameters
 
 
 def available_problems() -> list[str]:
@@ -211,7 +261,9 @@ def make_problem(
         scoring: ``"final"`` (only x_0 is scored) or ``"cumulative"`` (every state).
         seed: a non-negative integer; the same seed gives the same problem.
         **options: family options; for test functions ``rotated`` (default True),
-            ``beta_min`` and ``beta_max`` (see :func:`make_function_problem`).
+            ``beta_min`` and ``beta_max`` (see :func:`make_function_problem`); for bbob
+            ``coco_folder`` and ``coco_algorithm``
+            (:func:`casbo_bench.problems.bbob.make_bbob_problem`).
 
     Raises:
         ProblemError: an unknown name, scoring or option, or an impossible size or seed.
@@ -221,14 +273,12 @@ def make_problem(
             raise ProblemError(f"{label} must be an integer >= {least}; got {value!r}")
     if scoring not in SCORINGS:
         raise ProblemError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}")
-    for family in FAMILIES.values():
-        if name in family.names():
-            arguments = (name, int(dim), int(n_steps), scoring, int(seed))
-            try:
-                inspect.signature(family.build).bind(*arguments, **options)
-            except TypeError as error:
-                raise ProblemError(
-                    f"problem {name!r} does not take option(s) {sorted(options)}: {error}"
-                ) from None
-            return family.build(*arguments, **options)
-    raise ProblemError(f"unknown problem {name!r}; choose one of {', '.join(available_problems())}")
+    family = family_of(name)
+    arguments = (name, int(dim), int(n_steps), scoring, int(seed))
+    try:
+        inspect.signature(family.build).bind(*arguments, **options)
+    except TypeError as error:
+        raise ProblemError(
+            f"problem {name!r} does not take option(s) {sorted(options)}: {error}"
+        ) from None
+    return family.build(*arguments, **options)

@@ -45,7 +45,8 @@ class Problem(ABC):
             where it is known (NaN otherwise).
         initial_scale: s0, the standard deviation of the initial law N(0, s0^2 I) every
             method starts from on every noise (docs/method.md section 4b). It is 1, the
-            pre-trained sampler's own law, for every chain problem here.
+            pre-trained sampler's own law, for every chain problem here, and 2 on COCO's
+            bbob functions (:mod:`casbo_bench.problems.bbob`).
     """
 
     name: str
@@ -81,6 +82,19 @@ class Problem(ABC):
             the same keys on every call.
         """
         return self.rollout(noise), {}
+
+    def end_search(self) -> None:
+        """The runner's call when a repetition's search ends (its budget spent, or the search
+        failed): the rollouts after it, the fresh samples, measure the tuned sampler and are
+        no search evaluations. A problem that records the search's evaluations in a format
+        of its own (bbob: COCO's observer) closes that record here; by default nothing
+        happens."""
+        return None
+
+    def instance_record(self) -> dict[str, Any]:
+        """What identifies the instance beyond its seed, for the trace's provenance (bbob:
+        COCO's function, instance and f_opt); empty by default."""
+        return {}
 
     def loss(self, noise: FloatArray) -> FloatArray:
         """Rollout losses, a ``n`` array: ``rollout(noise).sum(axis=1)``."""
