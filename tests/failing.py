@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from casbo_bench import optimizers, problems
+from casbo_bench.analysis import tables
 from casbo_bench.optimizers.base import FloatArray, GaussianLaw, Optimizer, SearchSpace
 from casbo_bench.problems.base import Problem, RolloutDetails
 from casbo_bench.runner import Job
@@ -231,6 +232,14 @@ def register(
     monkeypatch.setattr(optimizers, "get_optimizer", get_optimizer)
     monkeypatch.setattr(
         optimizers, "available_optimizers", lambda: [*real_optimizers(), *TEST_OPTIMIZERS]
+    )
+    # The tables read each optimizer's fresh kind from the registry's sources; the test
+    # optimizers say theirs in their class.
+    real_kinds = tables.registered_fresh_kinds
+    monkeypatch.setattr(
+        tables,
+        "registered_fresh_kinds",
+        lambda: {**real_kinds(), **{n: c.fresh_kind for n, c in TEST_OPTIMIZERS.items()}},
     )
 
 
