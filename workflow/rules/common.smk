@@ -357,13 +357,16 @@ def protect_traces():
     found = 0
     for path in JOBS:
         fault = trace_fault(path)
-        if fault is None and rerun_failed and failed_seeds(path):
-            seeds = ", ".join(f"{seed} ({error})" for seed, error in failed_seeds(path).items())
+        failed = failed_seeds(path) if fault is None and rerun_failed else {}
+        if failed:
+            seeds = ", ".join(f"{seed} ({error})" for seed, error in failed.items())
             fault = f"seed(s) {seeds} failed, and {RERUN_FAILED}=1 asks to run them again"
+        if fault is None:
+            continue
         ran_before = os.path.exists(sidecar_path(path)) or os.path.exists(
             f"{LOGS}/{os.path.relpath(path, RESULTS)[: -len('.parquet')]}.log"
         )
-        if fault is None or not (os.path.exists(path) or ran_before):
+        if not (os.path.exists(path) or ran_before):
             continue
         found += 1
         if not acting:
