@@ -21,6 +21,9 @@ machine has.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import math
 import os
 
@@ -29,6 +32,13 @@ PROCESS_MB = 500
 about 490 MB for a CMA-ES job on this project's machine)."""
 
 BYTES_PER_NUMBER = 8
+
+MMAP_THRESHOLD_BYTES = 2**20
+"""Blocks of at least this size are mapped and unmapped one by one (see
+:func:`bound_heap_growth`)."""
+
+_M_MMAP_THRESHOLD = -3
+"""glibc's ``mallopt`` parameter number of ``M_MMAP_THRESHOLD`` (malloc.h)."""
 
 
 def job_memory_mb(d: int, K: int, budget: int, fresh_samples: int) -> int:
@@ -45,3 +55,24 @@ def machine_memory_mb() -> int:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20)
     except (ValueError, OSError, AttributeError):
         return 2**62
+
+
+@functools.cache
+def bound_heap_growth() -> bool:
+    """Serve every block of at least 1 MiB by its own mapping (glibc only; idempotent).
+
+    glibc raises its mapping threshold after a large block is freed, up to 32 MiB, so the
+    ``n x n`` posterior matrices a GP optimizer allocates and frees at every batch (2,000
+    candidates: 32 MB each) come from the heap afterwards, and the heap fragments and
+    grows with every batch. Measured on this project's machine (TuRBO, d = 2, 50
+    evaluations): 1,425 MB peak without the bound, 792 MB with it. Called by the
+    optimizers that use torch; returns whether the bound is in force.
+    """
+    library = ctypes.util.find_library("c")
+    if library is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(library).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))

@@ -49,6 +49,7 @@ from torch import Tensor
 from torch.quasirandom import SobolEngine
 
 from casbo_bench.devices import resolve_device
+from casbo_bench.memory import bound_heap_growth
 from casbo_bench.optimizers.base import FloatArray, Optimizer, OptimizerError, SearchSpace
 
 LENGTHSCALE_RANGE = (0.005, 4.0)
@@ -325,6 +326,7 @@ class TuRBO(Optimizer):
         **unknown: Any,
     ) -> None:
         super().__init__(space, seed, **unknown)
+        bound_heap_growth()
         self.search_dim = dim = space.search_dim
         batch_size = _positive_int("batch_size", batch_size)
         if failure_tolerance is None:
