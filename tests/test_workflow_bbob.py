@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -62,6 +63,19 @@ def test_traces_and_tables_of_the_group(finished_run: Path) -> None:
     for name in ("final_loss", "ert"):
         validate_table(name, pd.read_csv(results / "tables" / "bbob-d2" / f"{name}.csv"))
     assert any((finished_run / "paper_figures" / "tiny-bbob" / "bbob-d2").glob("*.png"))
+
+
+def test_the_report_holds_cocopps_pages(finished_run: Path) -> None:
+    """cocopp's folder is in the Snakemake report whole, opening at its index.html."""
+    result = run_snakemake(finished_run, "--report", "report.zip")
+    assert result.returncode == 0, result.stderr[-2000:]
+    with zipfile.ZipFile(finished_run / "report.zip") as archive:
+        members = archive.namelist()
+    # Snakemake stores the folder under a hashed name; cocopp's own files mark it.
+    folders = {Path(name).parent for name in members if Path(name).name == "cocopp_commands.tex"}
+    assert len(folders) == 1, members
+    (folder,) = folders
+    assert (folder / "index.html").as_posix() in members
 
 
 def test_second_run_has_nothing_to_do(finished_run: Path) -> None:

@@ -3,7 +3,8 @@
 The bbob jobs of the benchmark groups write COCO's data format, one folder per job under
 results/<name>/coco/<method>/ (rule run_coco, run.smk). Rule cocopp hands all of them to
 `casbo-bench cocopp`, which runs cocopp offline (no data archive, the network closed) into
-results/<name>/cocopp/: index.html, runtime ECDFs, aRT tables with dispersion.
+results/<name>/cocopp/: index.html, runtime ECDFs, aRT tables with dispersion. The report
+holds the whole folder and opens at cocopp's index.html.
 """
 
 
@@ -12,7 +13,13 @@ rule cocopp:
         folders=lambda wildcards: sorted(COCO_FOLDERS),
         sidecars=lambda wildcards: sidecars(sorted(COCO_FOLDERS.values())),
     output:
-        directory(COCOPP_OUTPUT),
+        report(
+            directory(COCOPP_OUTPUT),
+            htmlindex="index.html",
+            caption="../report/cocopp.rst",
+            category="bbob (COCO)",
+            labels={"view": "cocopp's pages"},
+        ),
     log:
         f"{LOGS}/cocopp.log",
     conda:
