@@ -18,6 +18,8 @@ rule tables:
         ],
     log:
         f"{LOGS}/tables/{{benchmark}}.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/tables/{{benchmark}}.tsv",
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -54,6 +56,8 @@ rule figures:
         ),
     log:
         f"{LOGS}/figures/{{benchmark}}.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/figures/{{benchmark}}.tsv",
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -50,6 +50,8 @@ rule claims:
         ),
     log:
         f"{LOGS}/claims.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/claims.tsv",
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -22,6 +22,8 @@ rule cocopp:
         ),
     log:
         f"{LOGS}/cocopp.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/cocopp.tsv",
     conda:
         "../envs/analysis.yaml"
     threads: 1

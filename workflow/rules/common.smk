@@ -71,6 +71,9 @@ _checked_config()
 RESULTS = f"results/{config['name']}"
 FIGURES = f"paper_figures/{config['name']}"
 LOGS = f"{RESULTS}/logs"
+# Snakemake's measurements of each job (wall and CPU seconds, peak memory), which
+# `casbo-bench plan --compare` sets beside the cost model's estimate.
+BENCHMARKS_DIR = f"{RESULTS}/benchmarks"
 CONFIG_HASH = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[
     :16
 ]

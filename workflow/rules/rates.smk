@@ -53,6 +53,8 @@ rule rate_check:
         ),
     log:
         f"{LOGS}/rate_checks/rate_check.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/rate_check.tsv",
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -2,7 +2,8 @@
 
 Benchmark: ``run`` (one job, one Parquet trace), ``list`` (what ``run`` accepts),
 ``validate``, ``aggregate`` (tables), ``figures``, ``rates`` (the d^2/sqrt(T) rate check),
-``claims`` (the ledger), ``cocopp`` (COCO's post-processing of the bbob runs). Molecules:
+``claims`` (the ledger), ``cocopp`` (COCO's post-processing of the bbob runs), ``plan``
+(what a config will cost on this machine). Molecules:
 ``qm9`` (the data), ``train-edm``, ``train-predictor``, ``evaluate-edm`` (the quality of a
 checkpoint's samples) and ``molecule-report``.
 
@@ -36,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rates",
     "claims",
     "coco",
+    "plan",
     "qm9",
     "train_edm",
     "train_predictor",

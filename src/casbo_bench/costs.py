@@ -1,0 +1,451 @@
+"""The cost model of a config: what each job of its workflow will take, before it runs.
+
+Read :func:`plan` first. The jobs are the workflow's own: a forced dry run of Snakemake
+(``snakemake -n -p --forceall --configfile X``) lists every job with its rule, its shell
+command and its resources, so the plan never re-implements the job table of common.smk.
+
+**Run jobs** (rule ``run``, one ``casbo-bench run`` each) are timed by calibration: every
+distinct setting ``(method and options, problem kind, d, K)`` runs once, for one seed, at
+two budgets ``b1 < b2`` (a tenth and a fifth of the job's budget, at least
+:data:`MIN_CALIBRATION_BUDGET`), in a scratch folder. With ``t1, t2`` their wall times the
+job's estimate is
+
+    t_job = c + s (B + F) n_seeds,    s = max(0, (t2 - t1) / (b2 - b1)),
+    c = (t1 + t2 - s (b1 + b2 + 2 f)) / 2
+
+with B the job's budget, F its fresh samples, f the calibration's fresh samples and n_seeds
+the job's seeds: a start-up cost ``c`` (imports, models) and a cost ``s`` per rollout, the
+optimizer's step included. The optimizers whose step grows with the evaluations seen
+(TuRBO's GP: ``O(n^3)`` fits) are underestimated by a linear fit; the plan says so by
+marking them. The peak memory of a job is the larger of the calibration's peak (at ``b2``)
+and the memory model of :mod:`casbo_bench.memory`.
+
+**Other rules** (tables, figures, rate check, claims, reports) cost
+:data:`ANALYSIS_SECONDS_PER_INPUT` seconds per input file plus
+:data:`ANALYSIS_START_SECONDS`: measured on this project's machine from the Snakemake
+benchmark files of the default run (``results/default/benchmarks/``), and small beside the
+runs in every config.
+
+CPU-hours are wall seconds of single-threaded jobs (every run job asks for one thread);
+the time on ``c`` cores is at least ``total / c`` and at least the longest job.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from casbo_bench.errors import UserFacingError
+from casbo_bench.memory import job_memory_mb
+
+MIN_CALIBRATION_BUDGET = 8
+"""The smallest calibration budget ``b1`` (``b2 = 2 b1``): below it the fit is all noise."""
+
+CALIBRATION_FRESH_SAMPLES = 4
+"""Fresh samples of a calibration run (``f`` above)."""
+
+ANALYSIS_START_SECONDS = 6.0
+"""Start-up of an analysis rule's process (imports of pandas, pandera, matplotlib)."""
+
+ANALYSIS_SECONDS_PER_INPUT = 0.05
+"""Seconds per input file of an analysis rule (reading and validating one trace)."""
+
+GROWING_STEP = frozenset({"turbo"})
+"""Optimizers whose step cost grows with the evaluations seen (estimate is a lower bound)."""
+
+
+class PlanError(UserFacingError, RuntimeError):
+    """The workflow's dry run or a calibration run failed."""
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """One job of a forced dry run.
+
+    Attributes:
+        rule: the rule's name.
+        arguments: a ``run`` job's ``casbo-bench run`` arguments (without ``--out``), else ().
+        n_inputs: files the job reads.
+        mem_mb: the memory the workflow asks the scheduler for (0 where none).
+    """
+
+    rule: str
+    arguments: tuple[str, ...] = ()
+    n_inputs: int = 0
+    mem_mb: int = 0
+
+
+@dataclass(frozen=True)
+class RunSetting:
+    """What a run job's cost depends on: the method with its options, the problem's kind,
+    d and K (the seeds, budget and fresh samples scale it).
+
+    The problem's kind is the molecule task itself (each scorer costs differently), the
+    family for bbob, and ``test`` for the closed-form test functions (all cost the same).
+    """
+
+    method: tuple[str, ...]
+    kind: str
+    dim: int
+    steps: int
+
+
+@dataclass
+class Calibration:
+    """Measured costs of run settings on one machine.
+
+    Attributes:
+        machine: where it was measured (processor, cores, Python).
+        settings: ``setting key -> {"start_s", "per_rollout_s", "peak_mb", "budgets"}``.
+    """
+
+    machine: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> Calibration:
+        """The calibration stored at ``path`` (an empty one where there is none)."""
+        if not path.is_file():
+            return cls(machine=machine_record())
+        try:
+            data = json.loads(path.read_text())
+            return cls(machine=data["machine"], settings=data["settings"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise PlanError(
+                f"{path} is not a calibration file ({error}); delete it to calibrate again"
+            ) from None
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=1, sort_keys=True) + "\n")
+
+
+def machine_record() -> dict[str, Any]:
+    """Processor, logical cores and Python of this machine (a calibration holds only here)."""
+    import platform
+
+    return {
+        "processor": platform.processor() or platform.machine(),
+        "logical_cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "node": platform.node(),
+    }
+
+
+# --- the workflow's jobs ---------------------------------------------------------------------
+
+_RULE = re.compile(r"^(?:local)?rule (\w+):$")
+_MEM = re.compile(r"\bmem_mb=(\d+)")
+
+
+def dry_run_jobs(
+    configfile: Path, snakemake: Sequence[str] = ("snakemake",), *extra: str
+) -> list[PlannedJob]:
+    """Every job of ``configfile``'s workflow, finished or not, from a forced dry run
+    (``snakemake``: the command; ``extra``: further Snakemake arguments)."""
+    command = [*snakemake, "-n", "-p", "--forceall", "--configfile", str(configfile), *extra]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise PlanError(f"the workflow's dry run of {configfile} failed: {last}")
+    return parse_dry_run(result.stdout + "\n" + result.stderr)
+
+
+def parse_dry_run(text: str) -> list[PlannedJob]:
+    """The jobs of a ``snakemake -n -p`` listing (rule blocks separated by blank lines)."""
+    jobs = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = [line.strip() for line in block.splitlines()]
+        rules = [m.group(1) for line in lines if (m := _RULE.match(line))]
+        if not rules or rules[0] == "all":
+            continue
+        inputs = next((line[len("input:") :] for line in lines if line.startswith("input:")), "")
+        mem = next((int(m.group(1)) for line in lines if (m := _MEM.search(line))), 0)
+        shell = next((line for line in lines if line.startswith("Shell command:")), "")
+        jobs.append(
+            PlannedJob(
+                rule=rules[0],
+                arguments=_run_arguments(shell[len("Shell command:") :]),
+                n_inputs=len([item for item in inputs.split(",") if item.strip()]),
+                mem_mb=mem,
+            )
+        )
+    return jobs
+
+
+def _run_arguments(shell: str) -> tuple[str, ...]:
+    """The words after ``casbo_bench run`` up to ``--out`` (empty for other commands)."""
+    try:
+        words = shlex.split(shell)
+    except ValueError:
+        return ()
+    for i in range(len(words) - 1):
+        if words[i] == "casbo_bench" and words[i + 1] == "run":
+            rest = words[i + 2 :]
+            end = rest.index("--out") if "--out" in rest else len(rest)
+            return tuple(rest[:end])
+    return ()
+
+
+# --- run jobs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """The parts of a run job's arguments the model uses."""
+
+    arguments: tuple[str, ...]
+    label: str
+    setting: RunSetting
+    n_seeds: int
+    budget: int
+    fresh: int
+
+    @classmethod
+    def parse(cls, arguments: Sequence[str]) -> RunJob:
+        from casbo_bench.cli.common import Parser
+        from casbo_bench.cli.run import add_arguments
+
+        parser = Parser(prog="casbo-bench run")
+        add_arguments(parser)
+        parsed = parser.parse_args([*arguments, "--out", "plan.parquet"])
+        options = tuple(sorted(parsed.option))
+        return cls(
+            arguments=tuple(arguments),
+            label=parsed.label or parsed.method,
+            setting=RunSetting(
+                method=(parsed.method, *options),
+                kind=problem_kind(parsed.problem),
+                dim=parsed.dim,
+                steps=parsed.steps,
+            ),
+            n_seeds=len(parsed.seeds),
+            budget=parsed.budget,
+            fresh=parsed.fresh_samples,
+        )
+
+
+def problem_kind(problem: str) -> str:
+    """A problem's cost class: the molecule task, ``bbob``, or ``test``."""
+    if problem.startswith("mol-"):
+        return problem
+    if problem.startswith("bbob-"):
+        return "bbob"
+    return "test"
+
+
+def setting_key(setting: RunSetting) -> str:
+    return json.dumps(asdict(setting), sort_keys=True)
+
+
+def calibration_budgets(budget: int) -> tuple[int, int]:
+    """``(b1, b2)``: a tenth and a fifth of ``budget``, at least 8 and 16, at most ``budget``."""
+    first = min(budget, max(MIN_CALIBRATION_BUDGET, budget // 10))
+    return first, min(budget, max(2 * first, budget // 5))
+
+
+def _with(arguments: Sequence[str], replace: dict[str, list[str]]) -> list[str]:
+    """``arguments`` with each ``--flag``'s values replaced (flags take values up to the next
+    ``--``)."""
+    out: list[str] = []
+    skipping = False
+    for word in arguments:
+        if word.startswith("--"):
+            skipping = word in replace
+            if skipping:
+                out += [word, *replace[word]]
+                continue
+        if not skipping:
+            out.append(word)
+    return out
+
+
+def timed_run(arguments: Sequence[str], budget: int, scratch: Path) -> tuple[float, float]:
+    """Wall seconds and peak MB of one calibration run (one seed, ``budget`` rollouts)."""
+    trace = scratch / f"calibration_{time.monotonic_ns()}.parquet"
+    command = [
+        sys.executable,
+        "-m",
+        "casbo_bench",
+        "run",
+        *_with(
+            arguments,
+            {
+                "--seeds": ["0"],
+                "--budget": [str(budget)],
+                "--fresh-samples": [str(CALIBRATION_FRESH_SAMPLES)],
+                # A bbob job's COCO data go to the scratch folder, never beside the results.
+                "--coco-folder": [str(trace.with_suffix(".coco"))],
+            },
+        ),
+        "--out",
+        str(trace),
+    ]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    stderr = process.stderr.read()
+    # wait4, not communicate(): it gives this child's own peak (Linux: KiB).
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    peak_mb = usage.ru_maxrss / 1024
+    if process.returncode != 0:
+        last = (stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise PlanError(f"calibration run {shlex.join(command)} failed: {last}")
+    return seconds, peak_mb
+
+
+def calibrate(jobs: Iterable[RunJob], calibration: Calibration, log: Any = print) -> int:
+    """Measure every setting of ``jobs`` not yet in ``calibration`` (in place); the count."""
+    todo: dict[str, RunJob] = {}
+    for job in jobs:
+        key = setting_key(job.setting)
+        if key not in calibration.settings:
+            todo.setdefault(key, job)
+    with tempfile.TemporaryDirectory(prefix="casbo-plan-") as folder:
+        for i, (key, job) in enumerate(sorted(todo.items()), 1):
+            b1, b2 = calibration_budgets(job.budget)
+            t1, _ = timed_run(job.arguments, b1, Path(folder))
+            t2, peak = timed_run(job.arguments, b2, Path(folder))
+            per_rollout = max(0.0, (t2 - t1) / (b2 - b1)) if b2 > b1 else 0.0
+            # Where the work is small beside the start-up's noise the slope is 0 and both
+            # runs measure the start-up: their mean is the better estimate.
+            rollouts = (b1 + CALIBRATION_FRESH_SAMPLES, b2 + CALIBRATION_FRESH_SAMPLES)
+            start = max(0.0, (t1 + t2 - per_rollout * sum(rollouts)) / 2)
+            calibration.settings[key] = {
+                "start_s": start,
+                "per_rollout_s": per_rollout,
+                "peak_mb": peak,
+                "budgets": [b1, b2],
+                "seconds": [t1, t2],
+            }
+            log(f"calibrated {i}/{len(todo)}: {job.setting} ({t1:.1f} s, {t2:.1f} s)")
+    return len(todo)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The model's estimate of one job."""
+
+    rule: str
+    label: str
+    seconds: float
+    peak_mb: float
+    lower_bound: bool = False
+
+
+def estimate_run(job: RunJob, calibration: Calibration) -> Estimate:
+    measured = calibration.settings[setting_key(job.setting)]
+    rollouts = job.n_seeds * (job.budget + job.fresh)
+    seconds = measured["start_s"] + measured["per_rollout_s"] * rollouts
+    model_mb = job_memory_mb(job.setting.dim, job.setting.steps, job.budget, job.fresh)
+    return Estimate(
+        rule="run",
+        label=job.label,
+        seconds=seconds,
+        peak_mb=max(float(measured["peak_mb"]), float(model_mb)),
+        lower_bound=job.setting.method[0] in GROWING_STEP,
+    )
+
+
+def estimate_analysis(job: PlannedJob) -> Estimate:
+    return Estimate(
+        rule=job.rule,
+        label="",
+        seconds=ANALYSIS_START_SECONDS + ANALYSIS_SECONDS_PER_INPUT * job.n_inputs,
+        peak_mb=float(job.mem_mb),
+    )
+
+
+def plan(jobs: Sequence[PlannedJob], calibration: Calibration, log: Any = print) -> list[Estimate]:
+    """Every job's estimate, calibrating the run settings ``calibration`` lacks first."""
+    runs = [RunJob.parse(job.arguments) for job in jobs if job.arguments]
+    calibrate(runs, calibration, log)
+    estimates = [estimate_run(job, calibration) for job in runs]
+    estimates += [estimate_analysis(job) for job in jobs if not job.arguments]
+    return estimates
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """The plan of one (rule, method), or of everything (rule ``total``).
+
+    Attributes:
+        cpu_hours: the jobs' summed estimate.
+        longest_job_s: the longest job's estimate.
+        peak_mb: the largest job's peak memory.
+        lower_bound: some job's step grows with its evaluations (:data:`GROWING_STEP`).
+    """
+
+    rule: str
+    method: str
+    jobs: int
+    cpu_hours: float
+    longest_job_s: float
+    peak_mb: int
+    lower_bound: bool
+
+    @classmethod
+    def of(cls, rule: str, method: str, members: Sequence[Estimate]) -> PlanRow:
+        seconds = [member.seconds for member in members]
+        return cls(
+            rule=rule,
+            method=method,
+            jobs=len(members),
+            cpu_hours=sum(seconds) / 3600,
+            longest_job_s=max(seconds),
+            peak_mb=math.ceil(max(member.peak_mb for member in members)),
+            lower_bound=any(member.lower_bound for member in members),
+        )
+
+    def wall_hours(self, cores: int) -> float:
+        """The least wall time on ``cores`` cores: the work shared out, or the longest job."""
+        return max(self.cpu_hours / max(1, cores), self.longest_job_s / 3600)
+
+
+def summary_rows(estimates: Sequence[Estimate]) -> list[PlanRow]:
+    """One row per (rule, method), then the total."""
+    groups: dict[tuple[str, str], list[Estimate]] = {}
+    for estimate in estimates:
+        groups.setdefault((estimate.rule, estimate.label), []).append(estimate)
+    rows = [PlanRow.of(rule, label, members) for (rule, label), members in sorted(groups.items())]
+    return [*rows, PlanRow.of("total", "", list(estimates))]
+
+
+def measured_rows(benchmarks: Path) -> dict[tuple[str, str], float]:
+    """Measured wall seconds per (rule, method) from a run's Snakemake benchmark files.
+
+    A run job's file lies at ``<rule folder>/<method>/<setting>.tsv`` below
+    ``benchmarks/raw``, ``rate_checks/raw``, ``molecules/raw`` or ``robustness/raw``; any
+    other file is an analysis rule's, at ``<rule>.tsv`` or ``<rule>/<wildcards>.tsv``.
+    """
+    import csv
+
+    totals: dict[tuple[str, str], float] = {}
+    for path in sorted(benchmarks.rglob("*.tsv")):
+        parts = path.relative_to(benchmarks).parts
+        with path.open() as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+        seconds = sum(float(row["s"]) for row in rows)
+        if "raw" in parts[:-1]:
+            raw = parts.index("raw")
+            key = ("run", parts[raw + 2] if parts[0] == "raw" else parts[raw + 1])
+        else:
+            key = (Path(parts[0]).stem, "")
+        totals[key] = totals.get(key, 0.0) + seconds
+    return totals

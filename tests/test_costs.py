@@ -1,0 +1,189 @@
+"""The cost model: the workflow's jobs read from a dry run, calibration and estimates."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from casbo_bench import costs
+from casbo_bench.memory import job_memory_mb
+from tests.snakemake_runs import REPOSITORY, TINY_CONFIG
+
+DRY_RUN = """
+[Mon Nov 30 17:07:37 2026]
+rule run:
+    input: models/a.pt, models/b.pt
+    output: results/x/raw/plain/casbo/sphere_d4_K1_final_s0.parquet
+    resources: tmpdir=/tmp, runtime=60, gpu=0, mem_mb=2000, mem=2 GB, mem_mib=1908
+Shell command: OMP_NUM_THREADS=1 python -m casbo_bench run --method casbo --label casbo-1d \
+--option 'beta0="1/d"' --seeds 0 1 2 --budget 300 --fresh-samples 64 --problem sphere --dim 4 \
+--steps 1 --scoring final --out 'results/x/a b.parquet' > log 2>&1
+
+[Mon Nov 30 17:07:37 2026]
+localrule tables:
+    input: t1.parquet, t2.parquet, t3.parquet
+    output: results/x/tables/plain/ert.csv
+    resources: tmpdir=/tmp, mem_mb=4000
+Shell command: python -m casbo_bench aggregate --out-dir tables t1.parquet
+
+[Mon Nov 30 17:07:37 2026]
+localrule all:
+    input: results/x/tables/plain/ert.csv
+"""
+
+
+def test_a_dry_run_listing_gives_each_job_with_its_run_arguments() -> None:
+    jobs = costs.parse_dry_run(DRY_RUN.replace("\\\n", ""))
+    assert [job.rule for job in jobs] == ["run", "tables"]
+    run, tables = jobs
+    assert run.arguments[:4] == ("--method", "casbo", "--label", "casbo-1d")
+    assert "--out" not in run.arguments and run.mem_mb == 2000 and run.n_inputs == 2
+    assert tables.arguments == () and tables.n_inputs == 3 and tables.mem_mb == 4000
+    parsed = costs.RunJob.parse(run.arguments)
+    assert parsed.label == "casbo-1d" and (parsed.n_seeds, parsed.budget, parsed.fresh) == (
+        3,
+        300,
+        64,
+    )
+    assert parsed.setting == costs.RunSetting(("casbo", 'beta0="1/d"'), "test", 4, 1)
+
+
+def test_the_workflows_own_dry_run_lists_every_trace_of_the_tiny_config(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    shutil.copy(TINY_CONFIG, tmp_path / "config" / "config.yaml")
+    jobs = costs.dry_run_jobs(
+        tmp_path / "config" / "config.yaml",
+        [sys.executable, "-m", "snakemake"],
+        "--snakefile",
+        str(REPOSITORY / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+    )
+    runs = [job for job in jobs if job.rule in ("run", "run_coco")]
+    assert runs and all(job.arguments for job in runs)
+    assert {"tables", "claims"} <= {job.rule for job in jobs}
+    assert all(costs.RunJob.parse(job.arguments).budget > 0 for job in runs)
+
+
+def test_calibration_budgets_are_a_tenth_and_a_fifth_with_floors() -> None:
+    assert costs.calibration_budgets(300) == (30, 60)
+    assert costs.calibration_budgets(40) == (8, 16)
+    assert costs.calibration_budgets(5) == (5, 5)
+
+
+def test_an_estimate_is_start_plus_rollouts_times_their_cost() -> None:
+    job = costs.RunJob.parse(
+        [
+            "--method",
+            "cmaes",
+            "--problem",
+            "sphere",
+            "--dim",
+            "4",
+            "--seeds",
+            "0",
+            "1",
+            "--budget",
+            "100",
+            "--fresh-samples",
+            "10",
+        ]
+    )
+    calibration = costs.Calibration(
+        settings={
+            costs.setting_key(job.setting): {"start_s": 2.0, "per_rollout_s": 0.01, "peak_mb": 1.0}
+        }
+    )
+    estimate = costs.estimate_run(job, calibration)
+    assert estimate.seconds == pytest.approx(2.0 + 0.01 * 2 * 110)
+    assert estimate.peak_mb == job_memory_mb(4, 1, 100, 10)  # the model, above the 1 MB measured
+
+
+def test_calibration_runs_each_setting_once_and_is_kept(tmp_path: Path) -> None:
+    arguments = [
+        "--method",
+        "random",
+        "--problem",
+        "sphere",
+        "--dim",
+        "3",
+        "--seeds",
+        "0",
+        "--budget",
+        "40",
+        "--fresh-samples",
+        "4",
+    ]
+    jobs = [
+        costs.RunJob.parse(arguments),
+        costs.RunJob.parse([*arguments[:-4], "--budget", "80", "--fresh-samples", "4"]),
+    ]
+    calibration = costs.Calibration()
+    assert costs.calibrate(jobs, calibration, log=lambda _: None) == 1
+    (measured,) = calibration.settings.values()
+    assert measured["start_s"] > 0 and measured["per_rollout_s"] >= 0 and measured["peak_mb"] > 10
+    path = tmp_path / "calibration.json"
+    calibration.write(path)
+    again = costs.Calibration.read(path)
+    assert costs.calibrate(jobs, again, log=lambda _: None) == 0
+
+
+def test_a_damaged_calibration_file_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.json"
+    path.write_text("{not json")
+    with pytest.raises(costs.PlanError, match="delete it to calibrate again"):
+        costs.Calibration.read(path)
+
+
+def test_measured_rows_sum_snakemakes_benchmark_files_per_rule_and_method(tmp_path: Path) -> None:
+    header = "s\th:m:s\tmax_rss\n"
+    for relative, seconds in {
+        "raw/plain/casbo/sphere_d4_K1_final_s0.tsv": 3.0,
+        "raw/plain/casbo/sphere_d10_K1_final_s0.tsv": 4.0,
+        "rate_checks/raw/casbo-decay/sphere_d5_K3_cumulative_s0.tsv": 5.0,
+        "tables/plain.tsv": 7.0,
+        "claims.tsv": 1.0,
+    }.items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + f"{seconds}\t0:00:0{seconds:.0f}\t100\n")
+    assert costs.measured_rows(tmp_path) == {
+        ("run", "casbo"): 7.0,
+        ("run", "casbo-decay"): 5.0,
+        ("tables", ""): 7.0,
+        ("claims", ""): 1.0,
+    }
+
+
+def test_the_plan_table_sets_the_measured_time_beside_the_estimate() -> None:
+    from casbo_bench.cli.plan import format_plan
+
+    estimates = [
+        costs.Estimate("run", "casbo", 3600.0, 600.0),
+        costs.Estimate("run", "turbo", 7200.0, 900.0, lower_bound=True),
+        costs.Estimate("tables", "", 36.0, 4000.0),
+    ]
+    rows = costs.summary_rows(estimates)
+    assert rows[-1].rule == "total" and rows[-1].cpu_hours == pytest.approx(3.01)
+    assert rows[-1].wall_hours(cores=2) == pytest.approx(2.0)  # the longest job decides
+    text = format_plan(rows, {("run", "casbo"): 1800.0}, Path("c.yaml"), cores=2)
+    assert "| run | casbo | 1 | 1.000 | 3600 | 600 | 0.500 | 2.00 |" in text
+    assert "turbo (lower bound)" in text and "largest job needs 4000 MB" in text
+
+
+def test_plan_refuses_a_missing_config_in_one_line() -> None:
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", "casbo_bench", "plan", "--configfile", "no/such.yaml"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "casbo-bench plan: error: --configfile no/such.yaml: no such file; name a config"
+    )
