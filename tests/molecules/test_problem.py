@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from casbo_bench.molecules.data import format_xyz, parse_xyz
-from casbo_bench.molecules.diffusion import MoleculeSamples
+from casbo_bench.molecules.diffusion import MoleculeSamples, SamplingSchedule
 from casbo_bench.molecules.problem import (
     PREDICTOR_PENALTY_SIGMAS,
     SCORERS,
@@ -140,6 +140,7 @@ class _FixedStructures:
         self.positions, self.types = positions, types
         self.n_atoms = positions.shape[1]
         self.dim, self.n_injections = 7 * self.n_atoms, 3
+        self.schedule = SamplingSchedule((1, 0))
 
     def __call__(self, noise: Any) -> MoleculeSamples:
         count = len(noise)
