@@ -117,7 +117,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--budget",
         required=True,
         type=integer_at_least(1),
-        help="evaluations per seed (one rollout is one evaluation)",
+        help="evaluations per seed (one rollout is one evaluation); on a molecule task the "
+        "black-box call budget (a steering method's scores of x0_hat count too)",
+    )
+    parser.add_argument(
+        "--denoiser-budget",
+        type=integer_at_least(1),
+        metavar="N",
+        help="molecule tasks: denoiser evaluations every run spends as well; an ask/tell "
+        "method then runs max(budget, ceil(N / (S + 1))) rollouts, a steering method until "
+        "both budgets are spent (default: the call budget alone)",
     )
     parser.add_argument(
         "--fresh-samples",
@@ -225,6 +234,7 @@ def handle(arguments: argparse.Namespace) -> int:
             on_failure=arguments.on_failure,
             failure_penalty=arguments.failure_penalty,
             coco_folder=None if arguments.coco_folder is None else str(arguments.coco_folder),
+            denoiser_budget=arguments.denoiser_budget,
         )
     except JobError as error:
         raise UsageError(str(error)) from None
