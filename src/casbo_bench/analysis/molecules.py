@@ -247,7 +247,7 @@ def score_table(
             for measure, column in COST_AXES.items()
         }
         for measure in MEASURES:
-            values = at_cost.get(measure, own[f"{measure}_score"])
+            values = at_cost[measure] if measure in at_cost else own[f"{measure}_score"]
             row[f"{measure}_median"] = float(values.median())
             row[f"{measure}_q25"] = float(values.quantile(0.25))
             row[f"{measure}_q75"] = float(values.quantile(0.75))
