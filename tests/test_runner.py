@@ -528,7 +528,7 @@ def test_reading_files_that_are_not_traces(trace: pd.DataFrame, tmp_path: Path) 
 
 # --- every registered optimizer on a registered problem ------------------------------
 
-REGISTERED = optimizers.available_optimizers()
+REGISTERED = optimizers.ask_tell_optimizers()  # steering methods: tests below
 SLOW_OPTIMIZERS = {"turbo"}
 
 

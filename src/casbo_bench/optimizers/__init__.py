@@ -28,6 +28,7 @@ __all__ = [
     "OptimizerError",
     "SearchSpace",
     "SteeringMethod",
+    "ask_tell_optimizers",
     "available_optimizers",
     "describe_optimizers",
     "get_optimizer",
@@ -46,6 +47,12 @@ _STEERING: PluginRegistry[SteeringMethod] = PluginRegistry(__name__, SteeringMet
 def available_optimizers() -> list[str]:
     """Names of every registered optimizer, sorted."""
     return _REGISTRY.names()
+
+
+def ask_tell_optimizers() -> list[str]:
+    """The registered methods behind the ask/tell contract (every one but the steering
+    methods), sorted."""
+    return [name for name, entry in _REGISTRY.entries.items() if not entry.steers]
 
 
 def describe_optimizers() -> dict[str, str]:
