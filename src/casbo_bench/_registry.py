@@ -7,8 +7,8 @@ is imported: a benchmark job that runs CMA-ES never pays for importing BoTorch. 
 docstring's first line is the plugin's one-line summary (``casbo-bench list``), a literal
 ``uses_torch = True`` says it runs torch code (the workflow's GPU requests), and an
 optimizer's literal ``fresh_kind`` says what its fresh samples are (the tables), and a literal
-``steers = True`` marks a steering method (the workflow runs those on molecule tasks only). Modules whose
-name starts with an underscore, and ``base``, are not scanned.
+``steers = True`` marks a steering method (the workflow runs those on molecule tasks only).
+Modules whose name starts with an underscore, and ``base``, are not scanned.
 """
 
 from __future__ import annotations

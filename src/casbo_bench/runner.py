@@ -907,9 +907,7 @@ def steer(
         record.add(evaluations, time.perf_counter() - start, math.nan, 0, costs)
 
 
-def measure_fresh_steering(
-    problem: Problem, method: SteeringMethod, n: int
-) -> FreshSamples:
+def measure_fresh_steering(problem: Problem, method: SteeringMethod, n: int) -> FreshSamples:
     """The fresh-sample loss of a steering method: fresh sweeps of ``method`` (built from
     the fresh seed) until ``n`` samples, each sweep's loss the mean of its completed samples'
     losses under its output weights, averaged over the sweeps. A failed sample is left out

@@ -78,7 +78,9 @@ def test_costs_are_counted_once(problem: MoleculeProblem) -> None:
     assert evals == 3 * (SAMPLER_STEPS + 1)
     problem.rollout_details(_noise(2, 2))
     assert problem.cost.calls - before_calls == calls + 2
-    assert problem.cost.denoiser_evals - before_evals == evals + 2 * problem.forward_passes_per_rollout
+    assert (
+        problem.cost.denoiser_evals - before_evals == evals + 2 * problem.forward_passes_per_rollout
+    )
 
 
 def test_select_with_repeats_evaluates_the_state_once(problem: MoleculeProblem) -> None:

@@ -88,7 +88,11 @@ def molecule_report_arguments():
         *("--confidence", config["band_confidence"], "--seed", config["bootstrap_seed"]),
         *("--title-prefix", config["name"]),
         *("--call-budget", MOLECULES["budget"]),
-        *(("--denoiser-budget", MOLECULES["denoiser_budget"]) if "denoiser_budget" in MOLECULES else ()),
+        *(
+            ("--denoiser-budget", MOLECULES["denoiser_budget"])
+            if "denoiser_budget" in MOLECULES
+            else ()
+        ),
     ]
 
 

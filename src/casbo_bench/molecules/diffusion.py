@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -549,7 +549,9 @@ class StepwiseChains:
         return noise.to(device=self.diffusion.gamma.device, dtype=dtype)
 
     def _mask(self, batch: int) -> Tensor:
-        return torch.ones(batch, self.sampler.n_atoms, dtype=torch.bool, device=self.diffusion.gamma.device)
+        return torch.ones(
+            batch, self.sampler.n_atoms, dtype=torch.bool, device=self.diffusion.gamma.device
+        )
 
     @torch.no_grad()
     def _with_eps(self, chains: ChainBatch) -> ChainBatch:
@@ -557,8 +559,12 @@ class StepwiseChains:
         if chains.eps is not None:
             return chains
         t = self.schedule.timesteps[chains.index]
-        time = torch.full((len(chains),), t / self.diffusion.timesteps, dtype=chains.z.dtype,
-                          device=chains.z.device)
+        time = torch.full(
+            (len(chains),),
+            t / self.diffusion.timesteps,
+            dtype=chains.z.dtype,
+            device=chains.z.device,
+        )
         eps = self.diffusion.denoiser(chains.z, time, self._mask(len(chains)))
         self.forward_passes += len(chains)
         return ChainBatch(chains.z, eps, chains.index)
@@ -586,7 +592,7 @@ class StepwiseChains:
         z = torch.cat([remove_mean(z[..., :3], mask), z[..., 3:]], dim=-1)
         return ChainBatch(z, None, i + 1)
 
-    def select(self, chains: ChainBatch, index: Tensor | NDArray[Any] | list[int]) -> ChainBatch:
+    def select(self, chains: ChainBatch, index: Sequence[int] | NDArray[Any]) -> ChainBatch:
         """The chains ``index`` (repeats allowed), predictions kept: nothing is replayed.
 
         A chain picked more than once gets its prediction computed before it is copied, so

@@ -392,7 +392,9 @@ class MoleculeProblem(Problem):
         self._counted(before)
         return MoleculeHandles(chains)
 
-    def select(self, handles: MoleculeHandles, index: Sequence[int] | NDArray[Any]) -> MoleculeHandles:
+    def select(
+        self, handles: MoleculeHandles, index: Sequence[int] | NDArray[Any]
+    ) -> MoleculeHandles:
         """The chains ``index`` (repeats allowed), as they are: nothing is replayed (a chain
         picked twice has its denoiser prediction computed once, before it is copied)."""
         before = self._chains.forward_passes

@@ -34,8 +34,8 @@ __all__ = [
     "get_optimizer",
     "get_steering",
     "is_steering",
-    "steering_methods",
     "make_optimizer",
+    "steering_methods",
     "torch_optimizers",
 ]
 
@@ -91,8 +91,7 @@ def get_optimizer(name: str) -> type[Optimizer]:
     """The ask/tell optimizer class registered as ``name``."""
     if is_steering(name):
         raise OptimizerError(
-            f"{name!r} is a steering method, not an ask/tell optimizer; build it with "
-            f"get_steering"
+            f"{name!r} is a steering method, not an ask/tell optimizer; build it with get_steering"
         )
     try:
         return _REGISTRY.get(name)

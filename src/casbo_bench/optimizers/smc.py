@@ -181,7 +181,9 @@ class FeynmanKacSteering(SteeringMethod):
     def sweep(self, problem: StepwiseProblem) -> Sweep:
         """P particles from start to finish, resampled at the resampling steps."""
         p, settings = self.settings.particles, self.settings
-        scored = set(resampling_steps(problem.n_transitions, settings.interval, settings.start_step))
+        scored = set(
+            resampling_steps(problem.n_transitions, settings.interval, settings.start_step)
+        )
         potential = _Potential(settings.potential, settings.lam, p)
         log_weights = np.zeros(p)
         handles = problem.start(p, self.rng)

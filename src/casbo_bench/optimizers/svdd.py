@@ -106,7 +106,9 @@ class SoftValueDecoding(SteeringMethod):
             candidates = problem.select(handles, np.repeat(np.arange(b), m))
             candidates = problem.step(candidates, self.rng.standard_normal((b * m, problem.dim)))
             candidates, scores = problem.score_x0(candidates)
-            kept = choose(np.asarray(scores, dtype=float).reshape(b, m), self.settings.temperature, self.rng)
+            kept = choose(
+                np.asarray(scores, dtype=float).reshape(b, m), self.settings.temperature, self.rng
+            )
             handles = problem.select(candidates, np.arange(b) * m + kept)
         step_losses, details = problem.finish(handles, self.rng.standard_normal((b, problem.dim)))
         return Sweep(np.asarray(step_losses, dtype=float), details, np.full(b, 1.0 / b))
