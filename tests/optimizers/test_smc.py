@@ -115,6 +115,7 @@ def test_adaptive_resampling_skips_when_the_weights_are_even() -> None:
     # lambda = 0: even weights, ESS = P, no resampling: weights stay uniform
     np.testing.assert_allclose(sweep.weights, 0.25)
     np.testing.assert_allclose(log_normalized(np.zeros(4)), 0.25)
+    np.testing.assert_allclose(log_normalized(np.full(4, -np.inf)), 0.25)
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,8 @@ EXAMPLES = (
     "--budget 400 --fresh-samples 128 --device cpu --on-failure stop --out rastrigin.parquet",
     "casbo-bench run --method cmaes --problem bbob-f08 --dim 5 --seeds 0 1 2 3 4 --budget 5000 "
     "--coco-folder coco/cmaes/bbob-f08_d5 --out f08.parquet   # seeds 0-4: COCO instances 1-5",
+    "casbo-bench run --method smc --option particles=8 --problem mol-qed --dim 63 --steps 22 "
+    "--seeds 0 --budget 200 --denoiser-budget 4200 --out smc.parquet   # until both are spent",
     "casbo-bench list   # the optimizers and problems --method and --problem accept",
 )
 

@@ -84,12 +84,16 @@ class Sweep:
 
 def log_normalized(log_weights: FloatArray) -> FloatArray:
     """Weights ``w_i = exp(l_i) / sum_j exp(l_j)`` from log-weights, computed stably
-    (subtracting the maximum first; ``-inf`` entries get 0).
+    (subtracting the maximum first; ``-inf`` entries get 0; uniform where every entry is
+    ``-inf``, as when no sample of a sweep could be scored).
 
     >>> log_normalized(np.log(np.array([1.0, 3.0]))).tolist()
     [0.25, 0.75]
     """
-    shifted = np.asarray(log_weights, dtype=np.float64) - np.max(log_weights)
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    if not np.isfinite(log_weights.max()):
+        return np.full(len(log_weights), 1.0 / len(log_weights))
+    shifted = log_weights - np.max(log_weights)
     weights = np.exp(shifted)
     return weights / weights.sum()
 
