@@ -527,14 +527,14 @@ def test_torch_optimizers_are_the_registered_ones_that_take_a_device() -> None:
     """The ``uses_torch`` each optimizer's file declares (read from source by the registry,
     and by the workflow for GPU requests) is true exactly where its constructor takes
     ``device``, and is the class's own attribute."""
-    from casbo_bench.optimizers import available_optimizers, get_optimizer, torch_optimizers
+    from casbo_bench.optimizers import ask_tell_optimizers, get_optimizer, torch_optimizers
     from casbo_bench.runner import accepted_options
 
     takes_device = {
-        name for name in available_optimizers() if "device" in accepted_options(get_optimizer(name))
+        name for name in ask_tell_optimizers() if "device" in accepted_options(get_optimizer(name))
     }
     assert set(torch_optimizers()) == takes_device
-    for name in available_optimizers():
+    for name in ask_tell_optimizers():
         assert get_optimizer(name).uses_torch == (name in takes_device), name
 
 

@@ -528,7 +528,7 @@ def test_reading_files_that_are_not_traces(trace: pd.DataFrame, tmp_path: Path) 
 
 # --- every registered optimizer on a registered problem ------------------------------
 
-REGISTERED = optimizers.available_optimizers()
+REGISTERED = optimizers.ask_tell_optimizers()  # steering methods: tests below
 SLOW_OPTIMIZERS = {"turbo"}
 
 
@@ -562,3 +562,62 @@ def test_registered_optimizer_is_reproducible_and_writes_a_valid_file(
     )
     read_trace(path)
     assert read_provenance(path)["arguments"]["optimizer"] == name
+
+
+# --- steering methods and the two cost axes (docs/method.md section 7b) -----------------------
+
+
+def _molecule_job(method: str, **settings: Any) -> Job:
+    from casbo_bench.molecules.tasks import task_size
+
+    dim, steps = task_size(4, 3)
+    base: dict[str, Any] = dict(
+        optimizer=method, problem="mol-qed", dim=dim, n_steps=steps, seeds=(0,), fresh_samples=2
+    )
+    return Job(**{**base, **settings})
+
+
+def test_a_steering_run_spends_both_budgets_and_records_its_costs() -> None:
+    from casbo_bench.schemas.trace import validate_trace
+
+    options = {"particles": 3, "interval": 1, "start_step": 1}
+    job = _molecule_job("smc", budget=30, denoiser_budget=50, options=options)
+    trace = run_job(job)
+    validate_trace(trace, "smc")
+    # S = 3: x0_hat scored after transitions 1 and 2, and the finished sample: 3 calls each;
+    # S + 1 = 4 denoiser evaluations each; sweeps of 3 until 30 calls and 50 evaluations
+    assert trace["calls"].iloc[-1] >= 30 and trace["denoiser_evals"].iloc[-1] >= 50
+    sweeps = trace.groupby("iteration")
+    assert (sweeps.size() == 3).all()
+    np.testing.assert_array_equal(sweeps["calls"].max(), 9 * np.arange(1, sweeps.ngroups + 1))
+    np.testing.assert_array_equal(
+        sweeps["denoiser_evals"].max(), 12 * np.arange(1, sweeps.ngroups + 1)
+    )
+    assert trace["budget"].iloc[0] == len(trace)  # a complete run: every completed sample
+    assert trace["fresh_sample_loss"].notna().all()
+    again = run_job(job)
+    pd.testing.assert_frame_equal(trace.drop(columns="wall_time"), again.drop(columns="wall_time"))
+
+
+def test_an_ask_tell_molecule_run_spends_both_budgets() -> None:
+    # S + 1 = 4 evaluations per rollout: 50 evaluations need 13 rollouts > 10 calls
+    trace = run_job(_molecule_job("random", budget=10, denoiser_budget=50))
+    assert len(trace) == 13 and trace["budget"].iloc[0] == 13
+    np.testing.assert_array_equal(trace["calls"], trace["evaluation"])
+    np.testing.assert_array_equal(trace["denoiser_evals"], 4 * trace["evaluation"])
+    plain = run_job(_molecule_job("random", budget=10))
+    assert len(plain) == 10
+
+
+def test_a_steering_method_on_a_problem_without_a_stepwise_sampler_is_refused() -> None:
+    job = Job(optimizer="svdd", problem="sphere", dim=2, seeds=(0,), budget=4)
+    with pytest.raises(JobError, match="no stepwise sampler"):
+        run_job(job)
+
+
+def test_steering_and_ask_tell_registries_do_not_mix() -> None:
+    with pytest.raises(OptimizerError, match="steering method"):
+        optimizers.get_optimizer("smc")
+    with pytest.raises(OptimizerError, match="no steering method"):
+        optimizers.get_steering("casbo")
+    assert set(optimizers.steering_methods()) == {"smc", "svdd"}

@@ -106,7 +106,13 @@ def test_molecule_benchmark_runs_and_enters_the_ledger(finished_run: Path) -> No
     results = finished_run / "results" / "tiny"
     tables = results / "tables" / "molecules"
     scores = pd.read_csv(tables / "molecule_scores.csv")
-    assert set(scores["method"]) == {"casbo", "random"}
+    assert set(scores["method"]) == {"casbo", "random", "smc"}
+    # both cost axes: equal black-box calls and equal denoiser evaluations
+    assert (scores["calls"] == 8).all() and (scores["denoiser_evals"] == 40).all()
+    assert scores[["best_median", "compute_median"]].notna().all().all()
+    smc = load_traces(sorted((results / "molecules" / "raw" / "smc").glob("*.parquet")))
+    assert smc["calls"].max() >= 8 and smc["denoiser_evals"].max() >= 40
+    assert not list((results / "raw").glob("*/smc"))  # no benchmark group runs it
     assert (results / "molecules" / "best_molecules.sdf").stat().st_size > 0
     assert any((finished_run / "paper_figures" / "tiny" / "molecules").glob("score_*.png"))
     ledger = read_ledger(results / "claims.csv")

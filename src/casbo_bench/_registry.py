@@ -6,8 +6,9 @@ from the modules' source without importing them, and only the module of the plug
 is imported: a benchmark job that runs CMA-ES never pays for importing BoTorch. The module
 docstring's first line is the plugin's one-line summary (``casbo-bench list``), a literal
 ``uses_torch = True`` says it runs torch code (the workflow's GPU requests), and an
-optimizer's literal ``fresh_kind`` says what its fresh samples are (the tables). Modules whose
-name starts with an underscore, and ``base``, are not scanned.
+optimizer's literal ``fresh_kind`` says what its fresh samples are (the tables), and a literal
+``steers = True`` marks a steering method (the workflow runs those on molecule tasks only).
+Modules whose name starts with an underscore, and ``base``, are not scanned.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class PluginEntry:
     summary: str
     uses_torch: bool
     fresh_kind: str = "point"
+    steers: bool = False
 
 
 def _literal_attributes(node: ast.ClassDef) -> dict[str, object]:
@@ -85,6 +87,7 @@ def _declared_plugins(source: str, module: str) -> list[PluginEntry]:
                     summary=docstring.splitlines()[0] if docstring else "",
                     uses_torch=attributes.get("uses_torch") is True,
                     fresh_kind=str(attributes.get("fresh_kind", "point")),
+                    steers=attributes.get("steers") is True,
                 )
             )
     return entries

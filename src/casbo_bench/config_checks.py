@@ -223,10 +223,17 @@ def _check_names(config: Mapping[str, Any]) -> None:
 
 def _build_optimizer(field: str, method: Mapping[str, Any], n_blocks: int, dim: int) -> Any:
     """The method's optimizer built on ``n_blocks`` blocks of ``dim`` numbers (on the CPU)."""
-    from casbo_bench.optimizers import OptimizerError, SearchSpace, get_optimizer
+    from casbo_bench.optimizers import (
+        OptimizerError,
+        SearchSpace,
+        get_optimizer,
+        get_steering,
+        is_steering,
+    )
     from casbo_bench.runner import accepted_options
 
-    optimizer_class = get_optimizer(method["optimizer"])
+    steers = is_steering(method["optimizer"])
+    optimizer_class: Any = (get_steering if steers else get_optimizer)(method["optimizer"])
     options = dict(method.get("options") or {})
     known = accepted_options(optimizer_class)
     unknown = sorted(set(options) - set(known))
@@ -237,8 +244,10 @@ def _build_optimizer(field: str, method: Mapping[str, Any], n_blocks: int, dim: 
             f"device is the config's top-level device)"
         )
     device = {"device": "cpu"} if "device" in known else {}
-    blocks = n_blocks if optimizer_class.scope == "per_step" else 1
     try:
+        if steers:
+            return optimizer_class(0, **options)
+        blocks = n_blocks if optimizer_class.scope == "per_step" else 1
         return optimizer_class(SearchSpace(blocks, dim), 0, **options, **device)
     except (OptimizerError, ValueError, TypeError, MemoryError) as error:
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -246,6 +255,30 @@ def _build_optimizer(field: str, method: Mapping[str, Any], n_blocks: int, dim: 
             f"{field}.options: {method['optimizer']} refuses {json.dumps(options)}: {text}; "
             f"fix the option"
         ) from None
+
+
+def _check_steering(config: Mapping[str, Any]) -> None:
+    """Steering methods run on molecule tasks only (they need a stepwise sampler): a
+    benchmark group, the rate check or a ledger variant naming one is refused."""
+    from casbo_bench.optimizers import steering_methods
+
+    steering = set(steering_methods())
+    labels = {m["label"] for m in config["methods"] if m["optimizer"] in steering}
+    for i, group in enumerate(config["benchmarks"]):
+        named = sorted(labels & set(group.get("methods", [])))
+        if named:
+            raise ConfigError(
+                f"benchmarks[{i}] ({group['name']}).methods: {named} steer a stepwise sampler, "
+                f"which only the molecule tasks have; run them in the molecules block"
+            )
+    for field, method in _method_records(config):
+        if field.startswith("methods["):
+            continue
+        if method["optimizer"] in steering:
+            raise ConfigError(
+                f"{field}.optimizer: {method['optimizer']} steers a stepwise sampler, which "
+                f"only the molecule tasks have; run it in the molecules block"
+            )
 
 
 def _check_options(config: Mapping[str, Any]) -> None:
@@ -342,6 +375,38 @@ def _check_molecules(config: Mapping[str, Any]) -> None:
             f"molecules.methods: leaves out the reference {config['reference']!r}; every method "
             f"is compared against it, so list it"
         )
+    _check_steering_samples(config, block)
+
+
+MIN_STEERED_SAMPLES = 10
+"""The completed samples every steering run must reach within its budgets."""
+
+
+def _check_steering_samples(config: Mapping[str, Any], block: Mapping[str, Any]) -> None:
+    """Every steering method of the block completes at least :data:`MIN_STEERED_SAMPLES`
+    samples per run: ``max(budget / calls, denoiser_budget / evaluations)`` per sample
+    (SVDD costs about ``K M`` calls per sample, so M must fit)."""
+    from casbo_bench.molecules.tasks import DEFAULT_SAMPLER_STEPS
+    from casbo_bench.optimizers import is_steering
+
+    chosen = set(block.get("methods") or [m["label"] for m in config["methods"]])
+    for i, method in enumerate(config["methods"]):
+        if method["label"] not in chosen or not is_steering(method["optimizer"]):
+            continue
+        built = _build_optimizer(f"methods[{i}]", method, 1, 1)
+        for task in block["tasks"]:
+            steps = task.get("sampler_steps", DEFAULT_SAMPLER_STEPS)
+            calls, evaluations = built.cost_per_sample(steps)
+            budget = block["budget_caps"].get(method["label"], block["budget"])
+            samples = max(budget / calls, block.get("denoiser_budget", 0) / evaluations)
+            if samples < MIN_STEERED_SAMPLES:
+                raise ConfigError(
+                    f"methods[{i}] ({method['label']}): on {task['name']} (S = {steps}) a "
+                    f"sample costs {calls:g} calls and {evaluations:g} denoiser evaluations, so "
+                    f"the molecule budgets give {samples:.1f} < {MIN_STEERED_SAMPLES} samples; "
+                    f"raise molecules.budget or denoiser_budget, or lower its cost (svdd: "
+                    f"candidates)"
+                )
 
 
 def _check_rate_check(rate: Mapping[str, Any]) -> None:
@@ -424,6 +489,7 @@ def check_config(config: dict[str, Any], schema: Mapping[str, Any]) -> None:
     rate = enabled_block(config, "rate_check")
     if rate is not None:
         _check_rate_block(rate)
+    _check_steering(config)
     if enabled_block(config, "molecules") is not None:
         _check_molecules(config)
     _check_names(config)

@@ -54,8 +54,15 @@ from casbo_bench.optimizers.base import (
     OptimizerError,
     SearchSpace,
 )
+from casbo_bench.optimizers.steering import SteeringMethod, StepwiseProblem, Sweep
 from casbo_bench.problems.base import Problem, ProblemError, RolloutDetails
-from casbo_bench.schemas.trace import COMPLETE, DETAIL_PREFIX, FAILED, TRACE_COLUMNS
+from casbo_bench.schemas.trace import (
+    COMPLETE,
+    COST_COLUMNS,
+    DETAIL_PREFIX,
+    FAILED,
+    TRACE_COLUMNS,
+)
 from casbo_bench.seeding import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -107,6 +114,9 @@ class Job:
             repetition succeeded (afterwards the worst finite loss so far is told).
         coco_folder: for problems that record their runs in COCO's data format (bbob), the
             folder COCO's observer writes every seed's search into (None: no COCO data).
+        denoiser_budget: for problems with a pre-trained sampler (molecule tasks), the
+            denoiser evaluations every run spends too (:func:`evaluation_budget`); ``budget``
+            is then the black-box call budget. None: the call budget alone.
     """
 
     optimizer: str
@@ -125,6 +135,7 @@ class Job:
     on_failure: str = "penalty"
     failure_penalty: float = DEFAULT_FAILURE_PENALTY
     coco_folder: str | None = None
+    denoiser_budget: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(self.seeds))
@@ -165,6 +176,11 @@ class Job:
         ):
             raise JobError(f"failure_penalty must be a finite number; got {penalty!r}")
         object.__setattr__(self, "failure_penalty", float(penalty))
+        budget = self.denoiser_budget
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, int | np.integer) or budget < 1
+        ):
+            raise JobError(f"denoiser_budget must be an integer >= 1 or left out; got {budget!r}")
         if self.coco_folder is not None:
             if not str(self.coco_folder):
                 raise JobError("coco_folder must name a folder (or be left out for no COCO data)")
@@ -194,6 +210,7 @@ class Job:
             "on_failure": self.on_failure,
             "failure_penalty": self.failure_penalty,
             "coco_folder": self.coco_folder,
+            "denoiser_budget": self.denoiser_budget,
         }
 
     def describe(self) -> str:
@@ -344,7 +361,7 @@ def make_scope(
     raise JobError(f"unknown optimizer scope {scope!r}; an optimizer's scope is per_step or latent")
 
 
-def accepted_options(optimizer_class: type[Optimizer]) -> list[str]:
+def accepted_options(optimizer_class: type[Optimizer] | type[SteeringMethod]) -> list[str]:
     """The keyword options the constructor of ``optimizer_class`` accepts.
 
     An ``__init__`` that forwards ``**options`` to its parent accepts the parent's options
@@ -353,8 +370,9 @@ def accepted_options(optimizer_class: type[Optimizer]) -> list[str]:
     """
     keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     names: list[str] = []
+    own = ("self", "space", "seed")
     for cls in optimizer_class.__mro__:
-        if cls is Optimizer:
+        if cls is Optimizer or cls is SteeringMethod:
             break
         if "__init__" not in vars(cls):
             continue
@@ -362,7 +380,7 @@ def accepted_options(optimizer_class: type[Optimizer]) -> list[str]:
         names += [
             name
             for name, parameter in parameters.items()
-            if parameter.kind in keyword and name not in ("self", "space", "seed")
+            if parameter.kind in keyword and name not in own
         ]
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
             break
@@ -401,7 +419,9 @@ def _problem_options(job: Job) -> dict[str, Any]:
     return {}
 
 
-def _optimizer_options(optimizer_class: type[Optimizer], job: Job) -> dict[str, Any]:
+def _optimizer_options(
+    optimizer_class: type[Optimizer] | type[SteeringMethod], job: Job
+) -> dict[str, Any]:
     """The job's options, plus ``device`` where the optimizer's constructor takes one.
 
     Raises:
@@ -608,6 +628,7 @@ class _Record:
     expected_loss: list[FloatArray] = field(default_factory=list)
     safeguard_events: list[NDArray[np.int64]] = field(default_factory=list)
     details: list[RolloutDetails | None] = field(default_factory=list)
+    costs: list[NDArray[np.int64]] = field(default_factory=list)
 
     @property
     def spent(self) -> int:
@@ -620,10 +641,19 @@ class _Record:
         return next((details for details in self.details if details is not None), None)
 
     def add(
-        self, evaluations: Evaluations, elapsed: float, expected: float, safeguard_events: int
+        self,
+        evaluations: Evaluations,
+        elapsed: float,
+        expected: float,
+        safeguard_events: int,
+        costs: NDArray[np.int64] | None = None,
     ) -> None:
-        """Record one evaluated batch as iteration ``len(self.loss)``."""
+        """Record one evaluated batch as iteration ``len(self.loss)``; ``costs``, a ``n x 2``
+        array, the cumulative black-box calls and denoiser evaluations at each row (problems
+        with a pre-trained sampler only)."""
         n = len(evaluations.errors)
+        if costs is not None:
+            self.costs.append(np.asarray(costs, dtype=np.int64).reshape(n, 2))
         self.iteration.append(np.full(n, len(self.loss), dtype=np.int64))
         self.loss.append(evaluations.losses)
         self.failed.append(evaluations.failed)
@@ -664,9 +694,17 @@ class _Record:
                 "safeguard_events": _joined(self.safeguard_events, np.int64),
                 "failed": failed,
                 "error": pd.Series(self.errors, dtype="str"),
+                **self.cost_columns(),
                 **self.detail_columns(),
             }
         )
+
+    def cost_columns(self) -> dict[str, NDArray[np.int64]]:
+        """``calls`` and ``denoiser_evals`` (:data:`COST_COLUMNS`), where costs were recorded."""
+        if not self.costs:
+            return {}
+        costs = np.concatenate(self.costs)
+        return {name: costs[:, i] for i, name in enumerate(COST_COLUMNS)}
 
 
 def _expected_loss(problem: Problem, optimizer: Optimizer, scope: Scope, wanted: bool) -> float:
@@ -773,6 +811,7 @@ def _spend(
     measuring = 0.0  # time spent on J(theta), which is the benchmark's cost, not the method's
     elapsed = 0.0
     worst: FloatArray | None = None
+    passes = problem.forward_passes_per_rollout
     while record.spent < budget:
         candidates = optimizer.ask()
         if candidates.shape[0] == 0:
@@ -792,7 +831,101 @@ def _spend(
         finally:
             # Subtracting the measured intervals could step back by a rounding error.
             elapsed = max(time.perf_counter() - start - measuring, elapsed)
-            record.add(evaluations, elapsed, expected, optimizer.safeguard_events)
+            record.add(
+                evaluations,
+                elapsed,
+                expected,
+                optimizer.safeguard_events,
+                None if passes is None else _rollout_costs(record.spent, len(candidates), passes),
+            )
+
+
+def _rollout_costs(spent: int, n: int, passes: int) -> NDArray[np.int64]:
+    """Cumulative ``(calls, denoiser evaluations)`` of rollouts ``spent + 1 .. spent + n``:
+    a rollout is one call and ``passes`` evaluations."""
+    calls = np.arange(spent + 1, spent + n + 1, dtype=np.int64)
+    return np.stack([calls, calls * passes], axis=1)
+
+
+def evaluation_budget(job: Job, problem: Problem) -> int:
+    """The rollouts an ask/tell run spends: ``max(budget, ceil(denoiser_budget / F))`` with
+    F the problem's denoiser evaluations per rollout, so that it spends both budgets (a
+    rollout is one black-box call); ``budget`` where either is unknown."""
+    passes = problem.forward_passes_per_rollout
+    if passes is None or job.denoiser_budget is None:
+        return job.budget
+    return max(job.budget, -(-job.denoiser_budget // passes))
+
+
+def _sweep_evaluations(problem: Problem, sweep: Sweep) -> Evaluations:
+    """A sweep's completed samples as evaluations (a non-finite loss is a failed one)."""
+    step_losses = np.asarray(sweep.step_losses, dtype=np.float64)
+    if step_losses.shape != (len(sweep.weights), problem.n_steps):
+        raise ProblemError(
+            f"problem {problem.name!r} finished {step_losses.shape} step losses for "
+            f"{len(sweep.weights)} chains; expected ({len(sweep.weights)}, {problem.n_steps})"
+        )
+    _check_details(problem, sweep.details, len(step_losses), None)
+    with np.errstate(over="ignore", invalid="ignore"):
+        totals = step_losses.sum(axis=1)
+    errors = tuple("" if np.isfinite(total) else f"loss is {total}" for total in totals)
+    return Evaluations(step_losses, errors, sweep.details)
+
+
+def _steering_cost(problem: Problem) -> tuple[int, int]:
+    cost = problem.cost  # type: ignore[attr-defined]
+    return int(cost.calls), int(cost.denoiser_evals)
+
+
+def steer(
+    record: _Record,
+    problem: Problem,
+    method: SteeringMethod,
+    call_budget: int,
+    denoiser_budget: int,
+    start: float,
+) -> None:
+    """Run sweeps of ``method`` on ``problem`` into ``record`` until the problem has spent
+    ``call_budget`` black-box calls and ``denoiser_budget`` denoiser evaluations.
+
+    Every completed sample is one row; the rows of a sweep carry the cumulative costs at the
+    sweep's end (they complete together), the intermediate ``x0_hat`` scores included.
+    """
+    if not isinstance(problem, StepwiseProblem):
+        raise JobError(
+            f"{method.name} steers a sampler one step at a time; {problem.name} has no "
+            f"stepwise sampler (only the molecule tasks have one)"
+        )
+    while True:
+        calls, evals = _steering_cost(problem)
+        if calls >= call_budget and evals >= denoiser_budget:
+            return
+        sweep = method.sweep(problem)
+        evaluations = _sweep_evaluations(problem, sweep)
+        n = len(evaluations.errors)
+        costs = np.tile(np.array(_steering_cost(problem), dtype=np.int64), (n, 1))
+        record.add(evaluations, time.perf_counter() - start, math.nan, 0, costs)
+
+
+def measure_fresh_steering(problem: Problem, method: SteeringMethod, n: int) -> FreshSamples:
+    """The fresh-sample loss of a steering method: fresh sweeps of ``method`` (built from
+    the fresh seed) until ``n`` samples, each sweep's loss the mean of its completed samples'
+    losses under its output weights, averaged over the sweeps. A failed sample is left out
+    of its sweep's mean (the other weights renormalized) and counted."""
+    losses: list[float] = []
+    failed = drawn = 0
+    while drawn < n:
+        sweep = method.sweep(problem)  # type: ignore[arg-type]
+        evaluations = _sweep_evaluations(problem, sweep)
+        ok = ~evaluations.failed
+        drawn += len(ok)
+        failed += int((~ok).sum())
+        if ok.any():
+            weights = np.asarray(sweep.weights)[ok]
+            total = weights.sum()
+            weights = weights / total if total > 0 else np.full(ok.sum(), 1 / ok.sum())
+            losses.append(float(np.dot(weights, evaluations.losses[ok])))
+    return FreshSamples(float(np.mean(losses)) if losses else math.nan, failed)
 
 
 @dataclass(frozen=True)
@@ -840,10 +973,8 @@ def fresh_sample_loss(
     return measure_fresh(problem, optimizer, scope, n, rng).loss
 
 
-def _build(job: Job, seeds: RepetitionSeeds) -> tuple[Problem, Optimizer, Scope, float]:
-    """The problem instance, the optimizer, its scope and ``time.perf_counter()`` when the
-    optimizer started (its construction is the method's cost)."""
-    problem = problems.make_problem(
+def _make_problem(job: Job, seeds: RepetitionSeeds) -> Problem:
+    return problems.make_problem(
         job.problem,
         job.dim,
         job.n_steps,
@@ -851,6 +982,12 @@ def _build(job: Job, seeds: RepetitionSeeds) -> tuple[Problem, Optimizer, Scope,
         seed=seeds.instance,
         **_problem_options(job),
     )
+
+
+def _build(job: Job, seeds: RepetitionSeeds) -> tuple[Problem, Optimizer, Scope, float]:
+    """The problem instance, the optimizer, its scope and ``time.perf_counter()`` when the
+    optimizer started (its construction is the method's cost)."""
+    problem = _make_problem(job, seeds)
     optimizer_class = optimizers.get_optimizer(job.optimizer)
     scope = make_scope(
         optimizer_class.scope, job.n_steps, job.dim, seeds.crn, problem.initial_scale
@@ -863,6 +1000,56 @@ def _build(job: Job, seeds: RepetitionSeeds) -> tuple[Problem, Optimizer, Scope,
         **_optimizer_options(optimizer_class, job),
     )
     return problem, optimizer, scope, start
+
+
+def _build_steering(job: Job, seed: int) -> SteeringMethod:
+    """Steering method ``job.optimizer`` from ``seed`` with the job's options."""
+    method_class = optimizers.get_steering(job.optimizer)
+    return method_class(seed, **_optimizer_options(method_class, job))
+
+
+def _steering_repetition(
+    job: Job, seeds: RepetitionSeeds, record: _Record, entry: dict[str, Any], provenance: bool
+) -> tuple[FreshSamples, str | None]:
+    """Spend both budgets of a steering job's repetition into ``record``; its fresh
+    samples and failure (None when it completed). ``entry`` gets the method's settings."""
+    fresh = FreshSamples(math.nan, 0)
+    try:
+        problem = _make_problem(job, seeds)
+        method = _build_steering(job, seeds.optimizer)
+    except Exception as error:
+        if not _is_failure(error):
+            raise
+        logger.info("%s: building the repetition failed", job.describe(), exc_info=True)
+        return fresh, describe_error(error)
+    entry["problem_instance"] = problem.instance_record() or None
+    failure: str | None = None
+    try:
+        try:
+            steer(
+                record,
+                problem,
+                method,
+                job.budget,
+                job.denoiser_budget or 0,
+                time.perf_counter(),
+            )
+        finally:
+            problem.end_search()
+        if all(record.errors):
+            failure = f"none of its {record.spent} evaluations succeeded ({record.errors[0]})"
+        else:
+            fresh = measure_fresh_steering(
+                problem, _build_steering(job, seeds.fresh), job.fresh_samples
+            )
+    except Exception as error:
+        if not _fails_repetition(error):
+            raise
+        failure = describe_error(error)
+        logger.info("%s: the repetition's error, with its traceback", job.describe(), exc_info=True)
+    if provenance:
+        entry["settings"] = method.resolved_settings()
+    return fresh, failure
 
 
 def run_repetition(job: Job, seed: int, records: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -910,6 +1097,11 @@ def _repetition(job: Job, seed: int, provenance: bool) -> tuple[pd.DataFrame, di
     record = _Record()
     fresh = FreshSamples(math.nan, 0)
     failure: str | None = None
+    budget = job.budget
+    if optimizers.is_steering(job.optimizer):
+        fresh, failure = _steering_repetition(job, seeds, record, entry, provenance)
+        budget = max(record.spent, 1)
+        return _finish_repetition(job, seed, context, record, entry, fresh, failure, budget)
     try:
         problem, optimizer, scope, start = _build(job, seeds)
     except Exception as error:
@@ -921,6 +1113,7 @@ def _repetition(job: Job, seed: int, provenance: bool) -> tuple[pd.DataFrame, di
         if np.isfinite(problem.optimal_loss):
             entry["optimal_loss"] = problem.optimal_loss
         entry["problem_instance"] = problem.instance_record() or None
+        budget = evaluation_budget(job, problem)
         try:
             if provenance and optimizer.fixed_covariance and job.record_expected_loss:
                 law = optimizer.gaussian_law()
@@ -932,7 +1125,7 @@ def _repetition(job: Job, seed: int, provenance: bool) -> tuple[pd.DataFrame, di
                     problem,
                     optimizer,
                     scope,
-                    job.budget,
+                    budget,
                     record_expected_loss=job.record_expected_loss,
                     start=start,
                     on_failure=job.on_failure,
@@ -961,6 +1154,21 @@ def _repetition(job: Job, seed: int, provenance: bool) -> tuple[pd.DataFrame, di
             logger.info("%s: the repetition's error, with its traceback", context, exc_info=True)
         if provenance:
             entry["settings"] = optimizer.resolved_settings()
+    return _finish_repetition(job, seed, context, record, entry, fresh, failure, budget)
+
+
+def _finish_repetition(
+    job: Job,
+    seed: int,
+    context: str,
+    record: _Record,
+    entry: dict[str, Any],
+    fresh: FreshSamples,
+    failure: str | None,
+    budget: int,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A repetition's trace rows and record, from what it spent (``budget``: the
+    evaluations a complete run of it has)."""
     steps = record.frame()
     entry.update(
         status=COMPLETE if failure is None else FAILED,
@@ -977,7 +1185,7 @@ def _repetition(job: Job, seed: int, provenance: bool) -> tuple[pd.DataFrame, di
         "K": job.n_steps,
         "scoring": job.scoring,
         "seed": seed,
-        "budget": job.budget,
+        "budget": budget,
     }
     return steps.assign(**run, fresh_sample_loss=fresh.loss, status=entry["status"]), entry
 
@@ -1019,7 +1227,8 @@ def _report(context: str, steps: pd.DataFrame, failure: str | None, fresh: Fresh
 def _as_trace(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the trace columns in order and their dtypes, then any detail columns."""
     details = [column for column in frame.columns if column.startswith(DETAIL_PREFIX)]
-    return frame[[*TRACE_COLUMNS, *details]].astype(TRACE_COLUMNS)
+    costs = {name: "int64" for name in COST_COLUMNS if name in frame.columns}
+    return frame[[*TRACE_COLUMNS, *costs, *details]].astype({**TRACE_COLUMNS, **costs})
 
 
 def run_job(job: Job, records: dict[str, Any] | None = None) -> pd.DataFrame:

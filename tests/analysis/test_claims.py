@@ -773,3 +773,39 @@ def test_command_reports_a_bad_spec_in_one_line(
         assert main([*command, "--benchmark", "plain", *files]) == 2
         error = capsys.readouterr().err.strip().splitlines()
         assert len(error) == 1 and message in error[0], error
+
+
+def test_molecule_cells_compare_at_equal_black_box_calls() -> None:
+    """With a ``calls`` column on both sides (molecule traces), a cell is compared at the
+    calls every run reached, each side's best-so-far read at its last completed sample
+    within them; without one, at evaluations (the same thing for one call a rollout)."""
+    from casbo_bench.analysis.claims import _cost_unit, _spent, _values_at
+
+    def run(seed: int, losses: list[float], calls: list[int]) -> pd.DataFrame:
+        evaluations = np.arange(1, len(losses) + 1)
+        return pd.DataFrame(
+            {
+                "seed": seed,
+                "evaluation": evaluations,
+                "best_so_far": np.minimum.accumulate(losses),
+                "calls": calls,
+                "budget": len(losses),
+                "status": "complete",
+            }
+        )
+
+    # a rollout method: one call each; a steering method: 4 calls a sample, sweeps of 2
+    rollouts = pd.concat(
+        [run(s, [3.0, 2.0, 1.0, 0.5, 0.4, 0.3, 0.2, 0.1], list(range(1, 9))) for s in (0, 1)]
+    )
+    steered = pd.concat([run(s, [2.5, 0.9, 0.05, 0.01], [8, 8, 16, 16]) for s in (0, 1)])
+    assert _cost_unit(rollouts, steered) == "calls"
+    assert _cost_unit(rollouts.drop(columns="calls"), steered) == "evaluation"
+    assert _spent(rollouts, "calls") == 8 and _spent(steered, "calls") == 16
+    # at 8 calls: the rollout method's 8th evaluation, the steering method's first sweep
+    np.testing.assert_allclose(_values_at(rollouts, 8, "calls"), [0.1, 0.1])
+    np.testing.assert_allclose(_values_at(steered, 8, "calls"), [0.9, 0.9])
+    # the evaluation unit reads row 2 of the steering run: 2 samples, but 8 calls of cost
+    np.testing.assert_allclose(_values_at(steered, 2, "evaluation"), [0.9, 0.9])
+    # a run that never reached the compared calls is missing, not read early
+    assert _values_at(rollouts, 9, "calls").empty

@@ -11,7 +11,7 @@ import pytest
 import torch
 from rdkit import Chem
 
-from casbo_bench.analysis.molecules import ReportError, score_table
+from casbo_bench.analysis.molecules import ReportError, duplicate_share, score_table
 from casbo_bench.cli import main
 from casbo_bench.molecules.checkpoint import load_predictor
 from casbo_bench.molecules.tasks import task_size
@@ -21,6 +21,14 @@ from casbo_bench.traces import load_traces, write_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 DIM, STEPS = task_size(4, 3)
+CALLS, EVALUATIONS = 12, 48  # S + 1 = 4 denoiser evaluations per rollout: 12 rollouts
+# smc: x0_hat scored after transitions 1 and 2, then the finished sample: 3 calls and 4
+# evaluations per sample, sweeps of 3 samples: 12 samples, 36 calls, 48 evaluations.
+METHODS: dict[str, dict] = {
+    "casbo": {},
+    "random": {},
+    "smc": {"particles": 3, "interval": 1, "start_step": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +38,18 @@ def trace_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: threads mostly wait for each other
     try:
-        for method in ("casbo", "random"):
-            job = Job(method, "mol-qed", DIM, (0, 1, 2), 12, n_steps=STEPS, fresh_samples=2)
+        for method, options in METHODS.items():
+            job = Job(
+                method,
+                "mol-qed",
+                DIM,
+                (0, 1, 2),
+                CALLS,
+                n_steps=STEPS,
+                fresh_samples=2,
+                options=options,
+                denoiser_budget=EVALUATIONS,
+            )
             paths.append(write_trace(run_job(job), folder / f"{method}.parquet", {"test": True}))
     finally:
         torch.set_num_threads(threads)
@@ -44,7 +62,7 @@ def test_score_table_summarizes_runs_and_compares_with_the_reference(
     traces = load_traces(trace_files)
     table = score_table(traces, reference="casbo", optimized=0.25)
     assert list(table.columns) == list(SCORE_COLUMNS)
-    assert table["method"].tolist() == ["casbo", "random"]
+    assert table["method"].tolist() == ["casbo", "random", "smc"]
     for row in table.itertuples(index=False):
         own = traces[traces["method"] == row.method]
         best = -own.groupby("seed")["best_so_far"].last()
@@ -86,7 +104,9 @@ def test_report_writes_tables_figures_and_structures(
     assert status == 0
     best = pd.read_csv(tables / "molecule_best.csv")
     assert list(best.columns) == list(BEST_COLUMNS)
-    assert len(best) == 6  # two methods x three seeds
+    assert len(best) == 9  # three methods x three seeds
+    scores = pd.read_csv(tables / "molecule_scores.csv")
+    assert {"calls", "denoiser_evals", "compute_median", "duplicate_share"} <= set(scores.columns)
     valid = best["valid"].to_numpy(dtype=bool)
     assert np.isfinite(best.loc[valid, ["predicted_alpha", "predicted_mu"]].to_numpy()).all()
     for name in ("molecule_scores", "molecule_best"):
@@ -122,3 +142,50 @@ def test_a_missing_reference_is_one_error_line(
     (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert line.startswith("casbo-bench molecule-report: error: reference method 'cmaes'")
     assert not (tmp_path / "t" / "molecule_scores.csv").exists()
+
+
+def test_the_table_reads_every_method_at_equal_calls_and_equal_denoiser_evaluations(
+    trace_files: list[Path],
+) -> None:
+    traces = load_traces(trace_files)
+    budgets = {"calls": CALLS, "denoiser_evals": EVALUATIONS}
+    table = score_table(traces, reference="casbo", budgets=budgets).set_index("method")
+    assert (table["calls"] == CALLS).all() and (table["denoiser_evals"] == EVALUATIONS).all()
+    smc = traces[traces["method"] == "smc"]
+    # at 12 calls smc has completed only its first sweep (9 calls): 3 samples per seed
+    within = smc[smc["calls"] <= CALLS]
+    assert (within.groupby("seed").size() == 3).all()
+    assert table.loc["smc", "best_median"] == pytest.approx(
+        (-within.groupby("seed")["loss"].min()).median()
+    )
+    # at 48 denoiser evaluations every one of its 12 samples counts
+    assert table.loc["smc", "compute_median"] == pytest.approx(
+        (-smc.groupby("seed")["loss"].min()).median()
+    )
+    # ask/tell methods: one call per rollout, so both axes read the same rows
+    casbo = table.loc["casbo"]
+    assert casbo["best_median"] == casbo["compute_median"]
+    assert ((table["duplicate_share"] >= 0) & (table["duplicate_share"] <= 1)).all()
+
+
+def test_duplicate_share_counts_repeats_of_valid_smiles() -> None:
+    assert duplicate_share(["CC", "CO", "CC", "CC", None]) == pytest.approx(0.5)
+    assert duplicate_share([None, None]) == 0.0
+
+
+def test_the_default_config_runs_the_steering_baselines_on_both_cost_axes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from casbo_bench.config_checks import check_config, read_config, resolve_config
+
+    monkeypatch.chdir(ROOT)
+    config = resolve_config(read_config(ROOT / "config" / "config.yaml"), None, read_config)
+    check_config(config, read_config(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    block = config["molecules"]
+    assert block["budget"] >= 1 and block["denoiser_budget"] >= 1
+    optimizers = {method["optimizer"] for method in config["methods"]}
+    assert {"smc", "svdd"} <= optimizers
+    assert [task["count_in_claims"] for task in block["tasks"]] == [False]  # QED saturates
+    records = {record["id"]: record for record in config["claims"]["claims"]}
+    baselines = records["beats-steering"]["comparisons"][0]["baselines"]
+    assert set(baselines) == {"random", "random-latent", "smc", "svdd"}

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from casbo_bench.molecules.data import format_xyz, parse_xyz
-from casbo_bench.molecules.diffusion import MoleculeSamples
+from casbo_bench.molecules.diffusion import MoleculeSamples, SamplingSchedule
 from casbo_bench.molecules.problem import (
     PREDICTOR_PENALTY_SIGMAS,
     SCORERS,
@@ -27,7 +27,7 @@ from casbo_bench.molecules.tasks import MOLECULE_TASKS, sampler_size, task_size
 from casbo_bench.problems import available_problems, make_problem
 from casbo_bench.problems.base import ProblemError
 from casbo_bench.runner import Job, run_job
-from casbo_bench.schemas.trace import DETAIL_PREFIX, TRACE_COLUMNS, validate_trace
+from casbo_bench.schemas.trace import COST_COLUMNS, DETAIL_PREFIX, TRACE_COLUMNS, validate_trace
 from casbo_bench.traces import read_trace, write_trace
 from tests.molecules.structures import copy_checkpoint
 
@@ -140,6 +140,7 @@ class _FixedStructures:
         self.positions, self.types = positions, types
         self.n_atoms = positions.shape[1]
         self.dim, self.n_injections = 7 * self.n_atoms, 3
+        self.schedule = SamplingSchedule((1, 0))
 
     def __call__(self, noise: Any) -> MoleculeSamples:
         count = len(noise)
@@ -237,7 +238,12 @@ def test_a_molecule_run_through_the_runner(tmp_path: Path) -> None:
     trace = pd.concat(frames, ignore_index=True)
     details = [column for column in trace.columns if column.startswith(DETAIL_PREFIX)]
     assert set(details) == {f"{DETAIL_PREFIX}{key}" for key in DETAIL_KEYS}
-    assert list(trace.columns) == [*TRACE_COLUMNS, *details]
+    assert list(trace.columns) == [*TRACE_COLUMNS, *COST_COLUMNS, *details]
+    # one call and S + 1 denoiser evaluations per rollout
+    np.testing.assert_array_equal(trace["calls"], trace["evaluation"])
+    np.testing.assert_array_equal(
+        trace["denoiser_evals"], (SAMPLER_STEPS + 1) * trace["evaluation"]
+    )
     np.testing.assert_array_equal(trace["loss"], -trace[f"{DETAIL_PREFIX}score"])
     assert trace["fresh_sample_loss"].notna().all()
     path = write_trace(frames[0], tmp_path / "casbo.parquet", {"test": True})

@@ -13,14 +13,14 @@ import pytest
 from casbo_bench import provenance
 from casbo_bench.optimizers import (
     SearchSpace,
-    available_optimizers,
+    ask_tell_optimizers,
     get_optimizer,
     make_optimizer,
 )
 from casbo_bench.problems import make_problem
 from casbo_bench.runner import make_scope
 
-REGISTERED = available_optimizers()
+REGISTERED = ask_tell_optimizers()
 
 
 def first_batches(name: str, space: SearchSpace, n_seeds: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from casbo_bench.optimizers import (
     OptimizerError,
     SearchSpace,
-    available_optimizers,
+    ask_tell_optimizers,
     get_optimizer,
     make_optimizer,
 )
@@ -111,7 +111,7 @@ def test_random_latent_hands_over_its_best_latent() -> None:
 
 def test_latent_methods_share_the_frozen_later_noises() -> None:
     # Common random numbers: at one seed every latent method sees the same later noises.
-    latent = [name for name in available_optimizers() if get_optimizer(name).scope == "latent"]
+    latent = [name for name in ask_tell_optimizers() if get_optimizer(name).scope == "latent"]
     assert {"random-latent", "cmaes", "casbo-latent"} <= set(latent)
     seen = {}
     for name in latent:

@@ -26,7 +26,8 @@ def _scores() -> pd.DataFrame:
         ("random", "no significant difference", 1.0, -0.01),
     ):
         row: dict[str, object] = {"task": "mol-qed", "method": method, "n_seeds": 3, "budget": 12}
-        for measure in ("best", "final"):
+        row |= {"calls": 12, "denoiser_evals": 48}
+        for measure in ("best", "compute", "final"):
             row |= {
                 f"{measure}_median": 0.5,
                 f"{measure}_q25": 0.45,
@@ -43,6 +44,7 @@ def _scores() -> pd.DataFrame:
             "optimized_unique": np.nan if method == "casbo" else 1.0,
             "best_valid": 1.0,
             "best_connected": 2 / 3,
+            "duplicate_share": 0.25,
             "checkpoint": "057d3448831d",
         }
         rows.append(row)
@@ -113,6 +115,9 @@ BAD_FRAMES: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame], str]] = [
     ),
     ("molecule_scores", _set("optimized_stable", np.nan), "optimized_stable"),
     ("molecule_scores", _set("n_seeds", 0), "n_seeds"),
+    ("molecule_scores", _set("duplicate_share", 1.5), "duplicate_share"),
+    ("molecule_scores", _set("calls", 0), "calls"),
+    ("molecule_scores", _set("final_median", np.nan), "final_median"),
     (
         "molecule_scores",
         lambda frame: pd.concat([frame, frame.tail(1)]),

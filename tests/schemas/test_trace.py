@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -239,3 +240,30 @@ def test_runs_are_told_apart_by_their_keys(trace: pd.DataFrame) -> None:
 
 def test_error_is_a_value_error() -> None:
     assert issubclass(TraceValidationError, ValueError)
+
+
+def _with_costs(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the molecule tasks' cost columns: one call and 4 denoiser evaluations
+    per rollout."""
+    return frame.assign(calls=frame["evaluation"], denoiser_evals=4 * frame["evaluation"])
+
+
+def test_cost_columns_pass_and_are_optional(trace: pd.DataFrame) -> None:
+    validate_trace(_with_costs(trace), "costs")
+    validate_trace(trace, "no costs")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.assign(calls=f["evaluation"] - 1), "calls must be >= evaluation"),
+        (lambda f: f.assign(denoiser_evals=-f["denoiser_evals"]), "denoiser_evals"),
+        (
+            lambda f: f.assign(calls=np.where(f["evaluation"] == 3, 100, f["calls"])),
+            "calls must not decrease within a run",
+        ),
+    ],
+)
+def test_bad_cost_columns_are_refused(trace: pd.DataFrame, change: Any, message: str) -> None:
+    with pytest.raises(TraceValidationError, match=message):
+        validate_trace(change(_with_costs(trace)), "costs")

@@ -184,15 +184,16 @@ def group_traces(name):
 def claims_benchmark_arguments(wildcards):
     """``--benchmark GROUP FILE...`` for every group with traces, one list item per word."""
     groups = {name: group_traces(name) for name in BENCHMARKS}
-    if MOLECULE_TRACES:
-        groups[MOLECULE_GROUP] = MOLECULE_TRACES
+    if MOLECULE_CLAIM_TRACES:
+        groups[MOLECULE_GROUP] = MOLECULE_CLAIM_TRACES
     return [word for name, files in groups.items() for word in ("--benchmark", name, *files)]
 
 
 def claims_inputs(wildcards):
     inputs = {
         "spec": CLAIMS_SPEC,
-        "traces": [path for name in BENCHMARKS for path in group_traces(name)] + MOLECULE_TRACES,
+        "traces": [path for name in BENCHMARKS for path in group_traces(name)]
+        + MOLECULE_CLAIM_TRACES,
     }
     inputs["sidecars"] = sidecars(inputs["traces"])
     if RATE is not None:

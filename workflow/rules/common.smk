@@ -23,7 +23,7 @@ from casbo_bench.config_checks import (
 )
 from casbo_bench.errors import UserFacingError
 from casbo_bench.memory import job_memory_mb
-from casbo_bench.optimizers import torch_optimizers
+from casbo_bench.optimizers import steering_methods, torch_optimizers
 from casbo_bench.problems import available_problems, writes_coco_data
 from casbo_bench.traces import (
     SIDECAR_SUFFIX,
@@ -160,8 +160,15 @@ def seed_chunks(seeds):
     return [seeds[i : i + size] for i in range(0, len(seeds), size)]
 
 
+STEERING_OPTIMIZERS = set(steering_methods())
+
+
 def benchmark_methods(benchmark):
-    return benchmark.get("methods") or list(METHODS)
+    """A group's method labels: its own list, else every method but the steering ones
+    (they need a stepwise sampler: molecule tasks only; check_config refuses them here)."""
+    return benchmark.get("methods") or [
+        label for label, method in METHODS.items() if method["optimizer"] not in STEERING_OPTIMIZERS
+    ]
 
 
 def runs_here(method, d, K):

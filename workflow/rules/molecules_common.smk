@@ -39,6 +39,15 @@ def molecule_methods():
     return MOLECULES.get("methods") or list(METHODS)
 
 
+def molecule_denoiser_budget(label):
+    """``--denoiser-budget`` of a method's molecule runs: the block's denoiser_budget, none for
+    a method with a budget cap (it spends its capped calls only)."""
+    budget = MOLECULES.get("denoiser_budget")
+    if budget is None or label in MOLECULES["budget_caps"]:
+        return ()
+    return ("--denoiser-budget", budget)
+
+
 def _molecule_jobs():
     """Register every molecule run (methods x tasks x seed jobs); their traces. A task's
     size is (d, K) = (7 n, S + 2) for n heavy atoms and S sampler steps, by the task table's
@@ -61,7 +70,7 @@ def _molecule_jobs():
             "final",
             budget=MOLECULES["budget_caps"].get(label, MOLECULES["budget"]),
             fresh_samples=MOLECULES["fresh_samples"],
-            extra=("--models-dir", MODELS_DIR),
+            extra=("--models-dir", MODELS_DIR, *molecule_denoiser_budget(label)),
             inputs=molecule_job_inputs(task),
             mem_mb=3000,
             # The sampler and the predictor run on the device whatever the optimizer.
@@ -78,6 +87,12 @@ def molecule_report_arguments():
         *("--predictor", MOLECULE_PREDICTOR, "--device", config["device"]),
         *("--confidence", config["band_confidence"], "--seed", config["bootstrap_seed"]),
         *("--title-prefix", config["name"]),
+        *("--call-budget", MOLECULES["budget"]),
+        *(
+            ("--denoiser-budget", MOLECULES["denoiser_budget"])
+            if "denoiser_budget" in MOLECULES
+            else ()
+        ),
     ]
 
 
@@ -123,3 +138,14 @@ def predictor_training_arguments():
 
 
 MOLECULE_TRACES = _molecule_jobs()
+# A task marked count_in_claims: false (its score saturates for every method, e.g. QED) is
+# reported in the molecule tables but is no cell of any claim: the ledger never reads it.
+MOLECULE_CLAIM_TRACES = [
+    path
+    for path in MOLECULE_TRACES
+    if all(
+        task.get("count_in_claims", True)
+        for task in MOLECULES["tasks"]
+        if os.path.basename(path).startswith(f"{task['name']}_d")
+    )
+]

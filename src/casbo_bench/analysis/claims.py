@@ -285,11 +285,34 @@ def _cells(
     return cells
 
 
-def _values_at(runs: pd.DataFrame, evaluations: int) -> pd.Series:
+def _cost_unit(*sides: pd.DataFrame) -> str:
+    """``"calls"`` where every side's traces carry black-box calls (molecule tasks: a
+    steering method's completed samples cost more than one call each), else
+    ``"evaluation"``; with one call per evaluation the two agree."""
+    if all("calls" in side.columns and side["calls"].notna().all() for side in sides):
+        return "calls"
+    return "evaluation"
+
+
+def _spent(runs: pd.DataFrame, unit: str) -> int:
+    """The cost every complete run of ``runs`` reached: the least of their totals."""
+    if unit == "evaluation":
+        return int(runs["budget"].max())
+    return int(complete_runs(runs).groupby("seed")[unit].max().min())
+
+
+def _values_at(runs: pd.DataFrame, evaluations: int, unit: str = "evaluation") -> pd.Series:
     """Best-so-far per seed at ``evaluations`` of the complete runs (failed runs, and runs
-    that stopped earlier, are left out: their seeds are missing)."""
+    that stopped earlier, are left out: their seeds are missing); with ``unit`` ``"calls"``,
+    at the last completed sample within that many black-box calls, of the runs that spent
+    at least that many."""
     complete = complete_runs(runs)
-    at = complete[complete["evaluation"] == evaluations]
+    if unit == "calls":
+        reached = complete.groupby("seed")["calls"].transform("max") >= evaluations
+        within = complete[reached & (complete["calls"] <= evaluations)]
+        at = within.sort_values("evaluation").groupby("seed").tail(1)
+    else:
+        at = complete[complete["evaluation"] == evaluations]
     return pd.Series(
         at["best_so_far"].to_numpy(dtype=np.float64), index=at["seed"].to_numpy(dtype=np.int64)
     ).sort_index()
@@ -298,7 +321,9 @@ def _values_at(runs: pd.DataFrame, evaluations: int) -> pd.Series:
 def _paired_test(cell: _Cell, evaluations: int, rule: ClaimsRule) -> _Test:
     """The two-sided paired test of ``cell`` at ``evaluations`` (module docstring)."""
     test = _Test(evaluations)
-    mine, theirs = _values_at(cell.own, evaluations), _values_at(cell.other, evaluations)
+    unit = _cost_unit(cell.own, cell.other)
+    mine = _values_at(cell.own, evaluations, unit)
+    theirs = _values_at(cell.other, evaluations, unit)
     seeds = mine.index.intersection(theirs.index)
     ran = set(cell.own["seed"]) | set(cell.other["seed"])
     test.n_seeds = int(seeds.size)
@@ -359,11 +384,13 @@ def _judge(cells: Sequence[_Cell], rule: ClaimsRule) -> None:
     """Test every cell at the primary budget ("") and each secondary one, Holm-adjust each
     budget's tests as one family, and give every test its verdict."""
     for cell in cells:
-        budgets = (int(cell.own["budget"].max()), int(cell.other["budget"].max()))
+        unit = _cost_unit(cell.own, cell.other)
+        budgets = (_spent(cell.own, unit), _spent(cell.other, unit))
         compared = min(budgets)
+        named = "evaluations" if unit == "evaluation" else "black-box calls"
         if budgets[0] != budgets[1]:
             capped = cell.method if budgets[0] < budgets[1] else cell.baseline
-            cell.notes.append(f"compared at {compared} evaluations ({capped}'s budget)")
+            cell.notes.append(f"compared at {compared} {named} ({capped}'s budget)")
         cell.tests[""] = _paired_test(cell, compared, rule)
         for budget in rule.secondary_budgets:
             evaluations = budget.evaluations(cell.setting[1], compared)

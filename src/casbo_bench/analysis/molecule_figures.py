@@ -1,6 +1,7 @@
 """Figures of the molecule benchmark: score curves and RDKit depictions of the best molecules.
 
-- :func:`score_figure`: best-so-far score against evaluations on one task, per method the
+- :func:`score_figure`: best-so-far score on one task against the two cost axes, black-box
+  calls (left) and denoiser evaluations (right; docs/method.md section 7b), per method the
   median over seeds with the bootstrap band of the median, in the method's style, described
   and placed as in every figure (:mod:`casbo_bench.analysis.styles`; scores are maximized:
   ``-best_so_far``);
@@ -19,14 +20,14 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from numpy.typing import NDArray
 from rdkit import Chem
 from rdkit.Chem.Draw import rdMolDraw2D
 
 from casbo_bench.analysis.figures import (
     PAPER_STYLE,
-    SINGLE_COLUMN_IN,
+    TWO_COLUMN_IN,
     cell_title,
-    convergence_curves,
     found_curves,
 )
 from casbo_bench.analysis.stats import bootstrap_median_band
@@ -43,8 +44,27 @@ from casbo_bench.schemas.trace import RUN_KEYS
 from casbo_bench.seeding import derive_rng
 
 SCORE_GRID_POINTS = 200
-"""Evaluation counts a score curve is drawn at (linear axis): bounds the bootstrap's memory
-at long budgets."""
+"""Costs a score curve is drawn at (log-spaced, on a log axis): bounds the bootstrap's
+memory at long budgets."""
+
+COST_AXES: dict[str, str] = {"calls": "black-box calls", "denoiser_evals": "denoiser evaluations"}
+"""The trace's cost columns the score curves are drawn against, and their axis labels."""
+
+
+def cost_curves(runs: pd.DataFrame, column: str, grid: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Best-so-far loss of every run at the costs of ``grid``: the least loss of its completed
+    samples whose cumulative ``column`` is at most the cost (inf before the first).
+
+    Returns:
+        A ``n_runs x m`` array, runs in the order of their keys.
+    """
+    rows = []
+    for _, run in runs.sort_values([*RUN_KEYS, "evaluation"]).groupby(list(RUN_KEYS), sort=True):
+        costs = run[column].to_numpy(dtype=np.int64)
+        best = run["best_so_far"].to_numpy(dtype=np.float64)
+        index = np.searchsorted(costs, grid, side="right") - 1  # last row within each cost
+        rows.append(np.where(index >= 0, best[np.maximum(index, 0)], np.inf))
+    return np.vstack(rows)
 
 
 def score_figure(
@@ -55,9 +75,11 @@ def score_figure(
     confidence: float = 0.95,
     title_prefix: str = "",
 ) -> Figure:
-    """Best-so-far score against evaluations on ``task``: per method the median over seeds
-    and its percentile-bootstrap band (each band's generator derived from ``seed``, the task
-    and the method), on at most :data:`SCORE_GRID_POINTS` evenly spaced evaluation counts.
+    """Best-so-far score on ``task`` against black-box calls and against denoiser
+    evaluations (:data:`COST_AXES`, one panel each): per method the median over seeds and its
+    percentile-bootstrap band (each band's generator derived from ``seed``, the task, the
+    method and the axis), on at most :data:`SCORE_GRID_POINTS` evenly spaced costs up to the
+    least any of its runs spent.
 
     Args:
         traces: validated traces of complete runs.
@@ -72,25 +94,30 @@ def score_figure(
     styles = styles if styles is not None else method_styles(traces["method"].unique())
     present = set(own["method"])
     with mpl.rc_context(PAPER_STYLE):
-        figure = Figure(figsize=(SINGLE_COLUMN_IN, 3.0), layout="constrained")
-        ax = figure.subplots()
+        figure = Figure(figsize=(TWO_COLUMN_IN, 3.0), layout="constrained")
+        axes = figure.subplots(1, len(COST_AXES), sharey=True)
         handles = []
         for method, style in styles.items():
             if method not in present:
                 continue
             runs = own[own["method"] == method]
-            spent = int(runs.groupby(list(RUN_KEYS))["evaluation"].max().min())
-            grid = np.unique(np.linspace(1, spent, SCORE_GRID_POINTS).round().astype(np.int64))
-            curves, grid = found_curves(convergence_curves(runs, grid), grid)
-            scores = -curves
-            low, high = bootstrap_median_band(
-                scores, derive_rng("band", seed, task, method), confidence
-            )
-            ax.fill_between(grid, low, high, color=style.colour, alpha=0.2, linewidth=0)
-            ax.plot(grid, np.median(scores, axis=0), label=method, **style.line_kwargs())
+            for ax, column in zip(axes, COST_AXES, strict=True):
+                spent = int(runs.groupby(list(RUN_KEYS))[column].max().min())
+                grid = np.unique(np.geomspace(1, spent, SCORE_GRID_POINTS).round().astype(np.int64))
+                curves, grid = found_curves(cost_curves(runs, column, grid), grid)
+                if not grid.size:
+                    continue
+                scores = -curves
+                rng = derive_rng("band", seed, task, method, column)
+                low, high = bootstrap_median_band(scores, rng, confidence)
+                ax.fill_between(grid, low, high, color=style.colour, alpha=0.2, linewidth=0)
+                ax.plot(grid, np.median(scores, axis=0), label=method, **style.line_kwargs())
             handles.append(style.handle(method))
-        ax.set_xlabel("evaluations")
-        ax.set_ylabel("best-so-far score")
+        for ax, label in zip(axes, COST_AXES.values(), strict=True):
+            # Log axes: a steering method may spend 20 times the calls of a rollout method.
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{label} (log scale)")
+        axes[0].set_ylabel("best-so-far score")
         figure.suptitle(cell_title(title_prefix, task, "best-so-far score"), fontsize="medium")
         figure_legend(figure, handles, band_description(confidence))
     return figure

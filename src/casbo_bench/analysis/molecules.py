@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -73,7 +73,7 @@ from casbo_bench.schemas.molecules import (
     SCORE_COLUMNS,
     validate_molecule_table,
 )
-from casbo_bench.schemas.trace import DETAIL_PREFIX, RUN_KEYS, complete_runs
+from casbo_bench.schemas.trace import COST_COLUMNS, DETAIL_PREFIX, RUN_KEYS, complete_runs
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ def _detail(name: str) -> str:
 def check_molecule_traces(traces: pd.DataFrame) -> None:
     """Raise :class:`ReportError` unless every row carries the molecule details."""
     missing = [_detail(name) for name in DETAILS if _detail(name) not in traces.columns]
+    missing += [name for name in COST_COLUMNS if name not in traces.columns]
     if missing:
         raise ReportError(
             f"the traces lack {missing}: they are not molecule-task traces (casbo-bench run "
@@ -169,28 +170,60 @@ def run_summaries(traces: pd.DataFrame, optimized_fraction: float) -> pd.DataFra
                 "n_valid_table": int(tail[_detail("valid_table")].sum()),
                 "n_stable": int(tail[_detail("stable")].sum()),
                 "unique_smiles": frozenset(str(item) for item in smiles),
+                "duplicate_share": duplicate_share(list(run[_detail("smiles")])),
                 "checkpoint": str(best.get(_detail("checkpoint"), ""))[:12],
             }
         )
     return pd.DataFrame(rows)
 
 
-def _score_at(traces: pd.DataFrame, method: str, task: str, evaluations: int) -> pd.Series:
-    """Best score of each seed of ``method`` on ``task`` within ``evaluations``."""
+COST_AXES: dict[str, str] = {"best": "calls", "compute": "denoiser_evals"}
+"""The measures read at an equal cost -> the trace's cost column they are read at."""
+
+
+def _score_at(traces: pd.DataFrame, method: str, task: str, column: str, cost: int) -> pd.Series:
+    """Best score of each seed of ``method`` on ``task`` over its completed samples with
+    cumulative ``column`` (``calls``, ``denoiser_evals``) at most ``cost``; a seed with none
+    (a steering sweep costing more) is left out."""
     own = traces[(traces["method"] == method) & (traces["problem"] == task)]
-    within = own[own["evaluation"] <= evaluations]
+    within = own[(own[column] <= cost) & ~own["failed"]]
     return 0.0 - within.groupby("seed")["loss"].min()
 
 
+def _spent(traces: pd.DataFrame, method: str, task: str, column: str) -> int:
+    """The least ``column`` any run of ``method`` on ``task`` spent in all."""
+    own = traces[(traces["method"] == method) & (traces["problem"] == task)]
+    return int(own.groupby("seed")[column].max().min())
+
+
+def duplicate_share(smiles: Sequence[Any]) -> float:
+    """The share of valid molecules whose SMILES an earlier one of the run had (every call
+    counts, repeats included: the score depends on 3D geometry, so a repeat is not free).
+
+    >>> duplicate_share(["C", "CC", "C", None])
+    0.3333333333333333
+    """
+    valid = [str(item) for item in smiles if isinstance(item, str)]
+    return (len(valid) - len(set(valid))) / len(valid) if valid else 0.0
+
+
 def score_table(
-    traces: pd.DataFrame, reference: str = "casbo", alpha: float = 0.05, optimized: float = 0.25
+    traces: pd.DataFrame,
+    reference: str = "casbo",
+    alpha: float = 0.05,
+    optimized: float = 0.25,
+    budgets: Mapping[str, int | None] | None = None,
 ) -> pd.DataFrame:
     """The ``molecule_scores`` table (module docstring), one row per task and method.
+
+    ``budgets``: ``calls`` and ``denoiser_evals``, the config's budgets; a method's row reads
+    its scores at the smaller of each and what its runs spent (default: what they spent).
 
     Raises:
         ReportError: ``reference`` ran on none of the tasks.
     """
     check_molecule_traces(traces)
+    budgets = dict(budgets or {})
     traces = complete_runs(traces)
     runs = run_summaries(traces, optimized)
     if reference not in set(runs["method"]):
@@ -205,8 +238,16 @@ def score_table(
         base = runs[(runs["problem"] == task) & (runs["method"] == reference)].set_index("seed")
         row: dict[str, Any] = {"task": task, "method": method, "n_seeds": len(own)}
         row["budget"] = int(own["budget"].min())
+        for name, column in (("calls", "calls"), ("denoiser_evals", "denoiser_evals")):
+            spent = _spent(traces, method, task, column)
+            limit = budgets.get(name)
+            row[name] = spent if limit is None else min(int(limit), spent)
+        at_cost = {
+            measure: _score_at(traces, method, task, column, row[column])
+            for measure, column in COST_AXES.items()
+        }
         for measure in MEASURES:
-            values = own[f"{measure}_score"]
+            values = at_cost[measure] if measure in at_cost else own[f"{measure}_score"]
             row[f"{measure}_median"] = float(values.median())
             row[f"{measure}_q25"] = float(values.quantile(0.25))
             row[f"{measure}_q75"] = float(values.quantile(0.75))
@@ -216,10 +257,15 @@ def score_table(
             row[f"{measure}_win_fraction"] = np.nan
             if not comparable:
                 continue
-            if measure == "best":
-                common = int(min(own["budget"].min(), base["budget"].min()))
-                mine = _score_at(traces, method, task, common)
-                theirs = _score_at(traces, reference, task, common)
+            if measure in COST_AXES:
+                column = COST_AXES[measure]
+                common = min(row[column], _spent(traces, reference, task, column))
+                if budgets.get(column) is not None:
+                    common = min(common, int(budgets[column]))  # type: ignore[arg-type]
+                mine = _score_at(traces, method, task, column, common)
+                theirs = _score_at(traces, reference, task, column, common)
+                if mine.empty or theirs.empty:
+                    continue
             else:
                 mine, theirs = own["final_score"], base["final_score"]
             # Losses are -score: the tests' "lower is better" reads as "higher score".
@@ -238,6 +284,7 @@ def score_table(
             optimized_unique=len(unique) / n_valid if n_valid else np.nan,
             best_valid=float(own["best_valid"].mean()),
             best_connected=float(own["best_connected"].mean()),
+            duplicate_share=float(own["duplicate_share"].mean()),
             checkpoint=",".join(sorted(set(own["checkpoint"]))),
         )
         rows.append(row)
@@ -330,11 +377,19 @@ def check_properties(
 
 
 SCORE_CAPTION = (
-    "Molecule tasks: scores are maximized. best: the best score within the budget; final: "
+    "Molecule tasks: scores are maximized. Two cost axes: calls (black-box score calls, the "
+    "scores of intermediate x0_hat of the steering methods included) and denoiser_evals "
+    "(network forward passes); each row's columns calls and denoiser_evals are the equal "
+    "costs it is read at (the config's budgets, or less where the method's runs spent less). "
+    "best: the best score of a completed molecule within equal calls; compute: within equal "
+    "denoiser evaluations (empty where no seed completed one: a steering sweep costs more); "
+    "duplicate_share: the share of each run's valid molecules repeating an earlier SMILES, "
+    "mean over seeds (every call counts, repeats included); final: "
     "the mean score of fresh samples of the tuned sampler after the budget; median and "
     "interquartile range (q25, q75) over seeds. p_holm, verdict: each method against the "
     "reference over seeds (paired Wilcoxon signed-rank, Holm-adjusted over the rows; the "
-    "best score compared at the smaller budget of the two; difference = method - reference). "
+    "best and compute scores compared at the smaller cost of the two; difference = method - "
+    "reference). "
     "optimized_*: the last {fraction:.0%} of each run's evaluations, pooled over seeds: RDKit "
     "validity, validity in one fragment (only such molecules are scored; others get the "
     "penalty), EDM's table validity, molecule stability (heavy atoms), uniqueness of the "
@@ -413,11 +468,13 @@ def make_report(
     band_seed: int = 0,
     confidence: float = 0.95,
     title_prefix: str = "",
+    budgets: Mapping[str, int | None] | None = None,
 ) -> list[Path]:
     """Every output of the module docstring; returns the files written. ``band_seed``,
-    ``confidence`` and ``title_prefix`` go to :func:`.molecule_figures.score_figure`."""
+    ``confidence`` and ``title_prefix`` go to :func:`.molecule_figures.score_figure`;
+    ``budgets`` to :func:`score_table`."""
     traces = complete_runs(traces)
-    scores = score_table(traces, reference, alpha, optimized)
+    scores = score_table(traces, reference, alpha, optimized, budgets)
     best = best_molecules(traces)
     rebuilt = rebuild_best(best)
     checked = check_properties(best, rebuilt, predictor)

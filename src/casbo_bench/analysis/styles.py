@@ -51,7 +51,9 @@ LineStyle = Literal["-", "--", ":", "-."] | tuple[float, tuple[float, ...]]
 
 SOLID: LineStyle = "-"
 DASHED: LineStyle = "--"
-"""The line styles of the fixed methods: solid searches every noise, dashed the latent only."""
+STEERED: LineStyle = (0.0, (4.0, 1.5, 1.0, 1.5))
+"""The line styles of the fixed methods: solid searches every noise, dashed the latent only,
+dash-dot the steering methods (which run the sampler one step at a time)."""
 
 MARKER_SIZE = 3.0
 """Marker size in points (the figures' lines are 1.2 pt wide)."""
@@ -133,6 +135,10 @@ METHOD_STYLES: dict[str, Style] = {
     "turbo": Style(GREEN, "h", DASHED),
     "random": Style(GREY, "v", SOLID),
     "random-latent": Style(BLACK, "*", DASHED),
+    # Ten colours for twelve methods: the steering methods repeat two, with a marker and a
+    # line style no other method has.
+    "smc": Style(VERMILION, "8", STEERED),
+    "svdd": Style(BLUISH_GREEN, "H", STEERED),
 }
 """The default config's methods in plotting order, each with its fixed style."""
 

@@ -10,6 +10,7 @@ from casbo_bench.cli.common import (
     UsageError,
     add_band_arguments,
     add_title_prefix,
+    integer_at_least,
     probability,
     share,
     writable_file,
@@ -70,6 +71,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.25,
         help="share of each run's last evaluations counted as its optimized molecules",
     )
+    parser.add_argument(
+        "--call-budget",
+        type=integer_at_least(1),
+        help="the equal black-box calls the table reads every method at (default: the least "
+        "each method's runs spent)",
+    )
+    parser.add_argument(
+        "--denoiser-budget",
+        type=integer_at_least(1),
+        help="the equal denoiser evaluations the table reads every method at (default: the "
+        "least each method's runs spent)",
+    )
     add_band_arguments(parser, "the median score curve")
     add_title_prefix(parser)
     parser.add_argument("traces", nargs="+", type=Path, metavar="TRACE.parquet")
@@ -99,6 +112,7 @@ def handle(arguments: argparse.Namespace) -> int:
         band_seed=arguments.seed,
         confidence=arguments.confidence,
         title_prefix=arguments.title_prefix,
+        budgets={"calls": arguments.call_budget, "denoiser_evals": arguments.denoiser_budget},
     )
     logger.info("wrote %d files", len(written))
     return 0

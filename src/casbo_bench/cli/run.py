@@ -28,6 +28,8 @@ EXAMPLES = (
     "--budget 400 --fresh-samples 128 --device cpu --on-failure stop --out rastrigin.parquet",
     "casbo-bench run --method cmaes --problem bbob-f08 --dim 5 --seeds 0 1 2 3 4 --budget 5000 "
     "--coco-folder coco/cmaes/bbob-f08_d5 --out f08.parquet   # seeds 0-4: COCO instances 1-5",
+    "casbo-bench run --method smc --option particles=8 --problem mol-qed --dim 63 --steps 22 "
+    "--seeds 0 --budget 200 --denoiser-budget 4200 --out smc.parquet   # until both are spent",
     "casbo-bench list   # the optimizers and problems --method and --problem accept",
 )
 
@@ -117,7 +119,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--budget",
         required=True,
         type=integer_at_least(1),
-        help="evaluations per seed (one rollout is one evaluation)",
+        help="evaluations per seed (one rollout is one evaluation); on a molecule task the "
+        "black-box call budget (a steering method's scores of x0_hat count too)",
+    )
+    parser.add_argument(
+        "--denoiser-budget",
+        type=integer_at_least(1),
+        metavar="N",
+        help="molecule tasks: denoiser evaluations every run spends as well; an ask/tell "
+        "method then runs max(budget, ceil(N / (S + 1))) rollouts, a steering method until "
+        "both budgets are spent (default: the call budget alone)",
     )
     parser.add_argument(
         "--fresh-samples",
@@ -225,6 +236,7 @@ def handle(arguments: argparse.Namespace) -> int:
             on_failure=arguments.on_failure,
             failure_penalty=arguments.failure_penalty,
             coco_folder=None if arguments.coco_folder is None else str(arguments.coco_folder),
+            denoiser_budget=arguments.denoiser_budget,
         )
     except JobError as error:
         raise UsageError(str(error)) from None

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -474,3 +474,164 @@ class FixedSizeSampler:
             mask = torch.ones(chunk.shape[0], self.n_atoms, dtype=torch.bool)
             parts.append(self.diffusion.sample_from_noise(chunk, mask, self.schedule))
         return MoleculeSamples.concatenate(parts)
+
+
+@dataclass(frozen=True)
+class ChainBatch:
+    """A batch of B partial reverse chains of a :class:`FixedSizeSampler`, all at one step.
+
+    Steering methods hold these as opaque handles (:class:`StepwiseChains`); nothing but the
+    sampler reads their fields.
+
+    Attributes:
+        z: the ``B x n x 7`` states ``z_t`` at ``t = timesteps[index]``.
+        eps: the ``B x n x 7`` denoiser predictions ``eps_theta(z_t, t)``, or None until
+            first needed (each is computed once: the next transition and ``x0_hat`` share it).
+        index: i, the reverse transitions taken (0: ``z_T``; S: ``z_0``).
+    """
+
+    z: Tensor
+    eps: Tensor | None
+    index: int
+
+    def __len__(self) -> int:
+        return int(self.z.shape[0])
+
+
+class StepwiseChains:
+    """The reverse chain of a :class:`FixedSizeSampler` one transition at a time.
+
+    ``start`` -> ``step`` (S times) -> ``finish`` gives exactly the molecules of one call of
+    the sampler on the same noises (tested), and between transitions
+
+        x0_hat(z_t) = (z_t - sigma_t eps_theta(z_t, t)) / alpha_t
+
+    is the predicted clean sample (at ``t = 0`` it is ``x`` without the final noise).
+    ``select`` picks rows of a batch (with repeats) without replaying any transition, and
+    every molecule's denoiser evaluation is counted in :attr:`forward_passes`: one per
+    molecule per evaluation, cached per state, so a whole chain costs ``S + 1`` like a rollout.
+
+    >>> chains = StepwiseChains(sampler)  # doctest: +SKIP
+    >>> batch = chains.start(noise[:, 0])  # doctest: +SKIP
+    """
+
+    def __init__(self, sampler: FixedSizeSampler) -> None:
+        self.sampler = sampler
+        self.diffusion = sampler.diffusion
+        self.schedule = sampler.schedule
+        coefficients = reverse_coefficients(self.diffusion.gamma.cpu(), self.schedule)
+        self._alpha_ts = coefficients.alpha_ts.tolist()
+        self._eps_scale = coefficients.eps_scale.tolist()
+        self._noise_scale = coefficients.noise_scale.tolist()
+        gamma = self.diffusion.gamma.cpu().to(torch.float64)
+        kept = torch.tensor(self.schedule.timesteps, dtype=torch.long)
+        self._alpha = torch.sigmoid(-gamma[kept]).sqrt().tolist()
+        self._sigma = torch.sigmoid(gamma[kept]).sqrt().tolist()
+        self.forward_passes = 0
+
+    @property
+    def n_transitions(self) -> int:
+        """S, the reverse transitions between ``start`` and ``finish``."""
+        return self.schedule.n_steps
+
+    def _tensor(self, noise: Tensor | NDArray[Any]) -> Tensor:
+        """``B x n x 7`` noise (or ``B x d``) on the model's device and dtype."""
+        noise = torch.as_tensor(noise)
+        n = self.sampler.n_atoms
+        if noise.ndim == 2:
+            noise = noise.reshape(noise.shape[0], n, N_FEATURES)
+        if noise.ndim != 3 or tuple(noise.shape[1:]) != (n, N_FEATURES):
+            raise DiffusionError(
+                f"a step takes noise of shape (B, {n}, {N_FEATURES}) or (B, {self.sampler.dim}); "
+                f"got {tuple(noise.shape)}"
+            )
+        dtype = next(self.diffusion.denoiser.parameters()).dtype
+        return noise.to(device=self.diffusion.gamma.device, dtype=dtype)
+
+    def _mask(self, batch: int) -> Tensor:
+        return torch.ones(
+            batch, self.sampler.n_atoms, dtype=torch.bool, device=self.diffusion.gamma.device
+        )
+
+    @torch.no_grad()
+    def _with_eps(self, chains: ChainBatch) -> ChainBatch:
+        """``chains`` with its denoiser predictions (computed and counted once)."""
+        if chains.eps is not None:
+            return chains
+        t = self.schedule.timesteps[chains.index]
+        time = torch.full(
+            (len(chains),),
+            t / self.diffusion.timesteps,
+            dtype=chains.z.dtype,
+            device=chains.z.device,
+        )
+        eps = self.diffusion.denoiser(chains.z, time, self._mask(len(chains)))
+        self.forward_passes += len(chains)
+        return ChainBatch(chains.z, eps, chains.index)
+
+    def start(self, noise: Tensor | NDArray[Any]) -> ChainBatch:
+        """Chains at ``z_T``, the projected initial latents ``noise`` (``B x n x 7``)."""
+        z = project_noise(self._tensor(noise), self._mask(len(noise)))
+        return ChainBatch(z, None, 0)
+
+    @torch.no_grad()
+    def step(self, chains: ChainBatch, noise: Tensor | NDArray[Any]) -> ChainBatch:
+        """One reverse transition ``t -> s`` of every chain with its ``B x n x 7`` noise."""
+        i = chains.index
+        if i >= self.n_transitions:
+            raise DiffusionError(f"these chains took all {i} transitions; finish them")
+        chains = self._with_eps(chains)
+        assert chains.eps is not None
+        xi = self._tensor(noise)
+        mask = self._mask(len(chains))
+        z = (
+            chains.z / self._alpha_ts[i]
+            - self._eps_scale[i] * chains.eps
+            + self._noise_scale[i] * project_noise(xi, mask)
+        )
+        z = torch.cat([remove_mean(z[..., :3], mask), z[..., 3:]], dim=-1)
+        return ChainBatch(z, None, i + 1)
+
+    def select(self, chains: ChainBatch, index: Sequence[int] | NDArray[Any]) -> ChainBatch:
+        """The chains ``index`` (repeats allowed), predictions kept: nothing is replayed.
+
+        A chain picked more than once gets its prediction computed before it is copied, so
+        its copies share that one denoiser evaluation."""
+        picked = np.asarray(index, dtype=np.int64)
+        if chains.eps is None and len(np.unique(picked)) < len(picked):
+            chains = self._with_eps(chains)
+        rows = torch.as_tensor(picked, device=chains.z.device)
+        eps = None if chains.eps is None else chains.eps[rows]
+        return ChainBatch(chains.z[rows], eps, chains.index)
+
+    def _molecules(self, x: Tensor) -> MoleculeSamples:
+        mask = self._mask(x.shape[0])
+        positions = remove_mean(x[..., :3], mask)
+        return MoleculeSamples(positions=positions, atom_types=x[..., 3:].argmax(dim=-1), mask=mask)
+
+    def predicted_clean(self, chains: ChainBatch) -> tuple[ChainBatch, MoleculeSamples]:
+        """``x0_hat`` of every chain as molecules, and the chains with their predictions."""
+        chains = self._with_eps(chains)
+        assert chains.eps is not None
+        i = chains.index
+        return chains, self._molecules((chains.z - self._sigma[i] * chains.eps) / self._alpha[i])
+
+    def finish(
+        self, chains: ChainBatch, noise: Tensor | NDArray[Any] | None = None
+    ) -> MoleculeSamples:
+        """The molecules ``x ~ p(x | z_0)`` of chains at ``z_0``, with the final ``B x n x 7``
+        noise (required when the schedule has ``final_noise``)."""
+        if chains.index != self.n_transitions:
+            raise DiffusionError(
+                f"finish takes chains at z_0 (after {self.n_transitions} transitions); these "
+                f"took {chains.index}"
+            )
+        chains = self._with_eps(chains)
+        assert chains.eps is not None
+        x = (chains.z - self._sigma[-1] * chains.eps) / self._alpha[-1]
+        if self.schedule.final_noise:
+            if noise is None:
+                raise DiffusionError("this schedule injects a final noise; give it")
+            scale = self._sigma[-1] / self._alpha[-1]
+            x = x + scale * project_noise(self._tensor(noise), self._mask(len(chains)))
+        return self._molecules(x)

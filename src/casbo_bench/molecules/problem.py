@@ -29,6 +29,16 @@ which kind it runs. The step losses are zero except the last column, ``-score``.
   :func:`~casbo_bench.molecules.data.parse_xyz`) |
 | ``checkpoint`` | str | sha256 of the sampler's checkpoint (every run of a table must share it) |
 
+**Stepwise interface** (for the steering methods, :mod:`casbo_bench.optimizers.steering`):
+``start(n, rng)`` draws n initial latents, ``step(handles, noise)`` takes one reverse
+transition with the caller's ``n x d`` noises, ``score_x0(handles)`` scores each chain's
+predicted clean sample ``x0_hat`` with the task's black box (counted as one call each; a cost,
+never a result), ``select(handles, index)`` picks chains without replaying them, and
+``finish(handles, noise)`` completes the chains at ``z_0`` into molecules scored like a
+rollout (same step losses and details; one call each). :attr:`MoleculeProblem.cost` counts
+the black-box calls and the denoiser evaluations (one network forward pass per molecule) of
+every path, rollouts included: a rollout costs one call and ``S + 1`` evaluations.
+
 Models are loaded once per process and folder (:mod:`casbo_bench.molecules.checkpoint`
 verifies them against their manifests), so every repetition of a job samples the same
 weights even while a training run rewrites the folder.
@@ -60,7 +70,12 @@ from casbo_bench.molecules.checkpoint import (
     predictor_folder,
 )
 from casbo_bench.molecules.data import format_xyz
-from casbo_bench.molecules.diffusion import FixedSizeSampler
+from casbo_bench.molecules.diffusion import (
+    ChainBatch,
+    FixedSizeSampler,
+    MoleculeSamples,
+    StepwiseChains,
+)
 from casbo_bench.molecules.metrics import stable_atoms
 from casbo_bench.molecules.rebuild import RebuiltMolecule, rebuild_batch
 from casbo_bench.molecules.scores import QED_PENALTY, XtbResult, qed_score, xtb_properties
@@ -238,6 +253,29 @@ SCORERS: dict[str, type[Scorer]] = {
 """A task's ``kind`` -> its scorer class; a new kind of score is one class and one entry."""
 
 
+@dataclass
+class SteeringCost:
+    """What a problem's black box and sampler have spent (docs/method.md section 7b).
+
+    Attributes:
+        calls: black-box score calls: one per rollout, per scored ``x0_hat``, per finished chain.
+        denoiser_evals: network forward passes, one per molecule per evaluation.
+    """
+
+    calls: int = 0
+    denoiser_evals: int = 0
+
+
+@dataclass(frozen=True)
+class MoleculeHandles:
+    """Opaque handles of partial chains for steering methods (:meth:`MoleculeProblem.start`)."""
+
+    chains: ChainBatch
+
+    def __len__(self) -> int:
+        return len(self.chains)
+
+
 # --- the problem -----------------------------------------------------------------------------
 
 
@@ -269,6 +307,7 @@ class MoleculeProblem(Problem):
         self.name = task.name
         self.dim = sampler.dim
         self.n_steps = sampler.n_injections
+        self.cost = SteeringCost()
 
     @classmethod
     def load(
@@ -318,8 +357,77 @@ class MoleculeProblem(Problem):
         """Step losses and the per-rollout details of the module docstring's table."""
         noise = self.check_noise(noise)
         samples = self.sampler(noise)
-        positions = samples.positions.detach().cpu().double().numpy()
-        atom_types = samples.atom_types.detach().cpu().numpy()
+        self.cost.calls += len(noise)
+        self.cost.denoiser_evals += len(noise) * self.forward_passes_per_rollout
+        return self._details(samples)
+
+    # --- the stepwise interface (module docstring) -------------------------------------------
+
+    @property
+    def forward_passes_per_rollout(self) -> int:
+        """Denoiser evaluations of one rollout: ``S + 1`` (S transitions and ``p(x | z_0)``)."""
+        return int(self.sampler.schedule.n_steps) + 1
+
+    @functools.cached_property
+    def _chains(self) -> StepwiseChains:
+        return StepwiseChains(self.sampler)
+
+    @property
+    def n_transitions(self) -> int:
+        """S, the reverse transitions between :meth:`start` and :meth:`finish`."""
+        return self._chains.n_transitions
+
+    def _counted(self, before: int) -> None:
+        self.cost.denoiser_evals += self._chains.forward_passes - before
+
+    def start(self, n: int, rng: np.random.Generator) -> MoleculeHandles:
+        """n chains at ``z_T``, their initial latents ``n x d`` draws of N(0, I) from ``rng``."""
+        latent = rng.standard_normal((n, self.dim))
+        return MoleculeHandles(self._chains.start(latent))
+
+    def step(self, handles: MoleculeHandles, noise: FloatArray) -> MoleculeHandles:
+        """One reverse transition of every chain with its noise (``n x d``)."""
+        before = self._chains.forward_passes
+        chains = self._chains.step(handles.chains, np.asarray(noise, dtype=np.float64))
+        self._counted(before)
+        return MoleculeHandles(chains)
+
+    def select(
+        self, handles: MoleculeHandles, index: Sequence[int] | NDArray[Any]
+    ) -> MoleculeHandles:
+        """The chains ``index`` (repeats allowed), as they are: nothing is replayed (a chain
+        picked twice has its denoiser prediction computed once, before it is copied)."""
+        before = self._chains.forward_passes
+        chains = self._chains.select(handles.chains, index)
+        self._counted(before)
+        return MoleculeHandles(chains)
+
+    def score_x0(self, handles: MoleculeHandles) -> tuple[MoleculeHandles, FloatArray]:
+        """The task score of each chain's ``x0_hat`` (one black-box call each) and the
+        handles with their denoiser predictions kept (so the next step reuses them)."""
+        before = self._chains.forward_passes
+        chains, samples = self._chains.predicted_clean(handles.chains)
+        self._counted(before)
+        self.cost.calls += len(chains)
+        positions, atom_types = _arrays(samples)
+        scores, _ = self._score(rebuild_batch(positions, atom_types), positions, atom_types)
+        return MoleculeHandles(chains), scores
+
+    def finish(
+        self, handles: MoleculeHandles, noise: FloatArray
+    ) -> tuple[FloatArray, RolloutDetails]:
+        """The completed molecules of chains at ``z_0`` with their final noise (``n x d``),
+        scored like :meth:`rollout_details` (one call each)."""
+        before = self._chains.forward_passes
+        final = np.asarray(noise, dtype=np.float64) if self.sampler.schedule.final_noise else None
+        samples = self._chains.finish(handles.chains, final)
+        self._counted(before)
+        self.cost.calls += len(handles.chains)
+        return self._details(samples)
+
+    def _details(self, samples: MoleculeSamples) -> tuple[FloatArray, RolloutDetails]:
+        """Step losses and details of sampled molecules (:meth:`rollout_details`)."""
+        positions, atom_types = _arrays(samples)
         rebuilt = rebuild_batch(positions, atom_types)
         scores, values = self._score(rebuilt, positions, atom_types)
         losses = np.zeros((len(rebuilt), self.n_steps))
@@ -356,6 +464,12 @@ class MoleculeProblem(Problem):
         values = self.scorer.values(SampledMolecules(positions, atom_types, rebuilt, scorable))
         scored = np.isfinite(values)
         return np.where(scored, self.scorer.scores(values), self.penalty), values
+
+
+def _arrays(samples: MoleculeSamples) -> tuple[NDArray[np.float64], NDArray[Any]]:
+    """``B x n x 3`` positions (float64) and ``B x n`` atom types of ``samples``."""
+    positions = samples.positions.detach().cpu().double().numpy()
+    return positions, samples.atom_types.detach().cpu().numpy()
 
 
 def _molecule_stable(molecule: RebuiltMolecule) -> bool:

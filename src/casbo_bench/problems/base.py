@@ -83,6 +83,14 @@ class Problem(ABC):
         """
         return self.rollout(noise), {}
 
+    @property
+    def forward_passes_per_rollout(self) -> int | None:
+        """Denoiser evaluations (network forward passes) one rollout costs, for problems
+        with a pre-trained sampler (the molecule tasks); None for problems without one. The
+        runner records the two cost axes (black-box calls, denoiser evaluations) exactly
+        where it is given (docs/method.md section 7b)."""
+        return None
+
     def end_search(self) -> None:
         """The runner's call when a repetition's search ends (its budget spent, or the search
         failed): the rollouts after it, the fresh samples, measure the tuned sampler and are

@@ -44,8 +44,9 @@ NOT_TESTED = "not tested"
 
 MOLECULE_VERDICTS: tuple[str, ...] = (*VERDICTS, REFERENCE_VERDICT, NOT_TESTED)
 
-MEASURES: tuple[str, ...] = ("best", "final")
-"""The scores compared: best within the budget, and final (fresh samples after it)."""
+MEASURES: tuple[str, ...] = ("best", "compute", "final")
+"""The scores compared: best within equal black-box calls (``calls``), best within equal
+denoiser evaluations (``denoiser_evals``), and final (fresh samples after the budgets)."""
 
 STATISTICS: tuple[str, ...] = ("median", "q25", "q75", "difference", "p_holm", "verdict")
 """Per measure: its median and quartiles over seeds, and the comparison with the reference."""
@@ -58,10 +59,13 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "method",
     "n_seeds",
     "budget",
+    "calls",
+    "denoiser_evals",
     *(f"{measure}_{statistic}" for measure in MEASURES for statistic in STATISTICS),
     *(f"optimized_{quality}" for quality in OPTIMIZED_QUALITIES),
     "best_valid",
     "best_connected",
+    "duplicate_share",
     "checkpoint",
 )
 """The columns of the ``molecule_scores`` table, in order."""
@@ -112,9 +116,10 @@ def _tested_iff_compared(measure: str) -> pa.Check:
 
 def _measure_columns(measure: str) -> dict[str, pa.Column]:
     return {
-        f"{measure}_median": _real(_finite),
-        f"{measure}_q25": _real(_finite),
-        f"{measure}_q75": _real(_finite),
+        # NaN where no seed completed a sample within the cost (a costly steering sweep).
+        f"{measure}_median": _real(_finite, nullable=measure != "final"),
+        f"{measure}_q25": _real(_finite, nullable=measure != "final"),
+        f"{measure}_q75": _real(_finite, nullable=measure != "final"),
         f"{measure}_difference": _real(_finite, nullable=True),
         f"{measure}_p_holm": _real(_probability, nullable=True),
         f"{measure}_verdict": pa.Column(
@@ -139,6 +144,8 @@ MOLECULE_SCORES_SCHEMA = pa.DataFrameSchema(
         **_TASK_AND_METHOD,
         "n_seeds": _count(1),
         "budget": _count(1),
+        "calls": _count(1),
+        "denoiser_evals": _count(0),
         **{
             name: column
             for measure in MEASURES
@@ -150,6 +157,7 @@ MOLECULE_SCORES_SCHEMA = pa.DataFrameSchema(
         },
         "best_valid": _real(_probability),
         "best_connected": _real(_probability),
+        "duplicate_share": _real(_probability),
         "checkpoint": pa.Column(str),
     },
     checks=[

@@ -58,6 +58,14 @@ TRACE_COLUMNS: dict[str, str] = {
 }
 """Column name -> dtype of a trace, in the order the runner writes them."""
 
+COST_COLUMNS: dict[str, str] = {"calls": "int64", "denoiser_evals": "int64"}
+"""The optional cost columns, written for problems with a pre-trained sampler (the molecule
+tasks; docs/method.md section 7b), after :data:`TRACE_COLUMNS`: the cumulative black-box calls
+(rollouts, scored ``x0_hat`` of steering methods, finished samples; repeats included) and the
+cumulative denoiser evaluations (network forward passes) spent when the row's sample was
+completed. Both never decrease within a run, and ``calls >= evaluation`` (every completed
+sample cost at least its own call)."""
+
 COMPLETE = "complete"
 """The ``status`` of a run that spent its whole budget (its failed evaluations included)."""
 
@@ -103,7 +111,7 @@ def _usable(frame: pd.DataFrame, columns: Sequence[str]) -> bool:
     for column in columns:
         if column not in frame.columns:
             return False
-        kinds = _NUMERIC_KINDS.get(TRACE_COLUMNS[column])
+        kinds = _NUMERIC_KINDS.get({**TRACE_COLUMNS, **COST_COLUMNS}[column])
         if column in RUN_KEYS or kinds is None:
             continue
         if frame[column].dtype.kind not in kinds:
@@ -180,6 +188,12 @@ def _evaluation_within_budget(frame: pd.DataFrame) -> pd.Series:
     return frame["evaluation"] <= frame["budget"]
 
 
+def _calls_cover_evaluations(frame: pd.DataFrame) -> pd.Series:
+    if "calls" not in frame.columns or not _usable(frame, ["calls", "evaluation"]):
+        return pd.Series(True, index=frame.index)
+    return frame["calls"] >= frame["evaluation"]
+
+
 def _has_rows(frame: pd.DataFrame) -> bool:
     return len(frame) > 0
 
@@ -236,10 +250,22 @@ TRACE_SCHEMA = pa.DataFrameSchema(
             str,
             pa.Check.isin(list(RUN_STATUSES), error=f"must be one of {', '.join(RUN_STATUSES)}"),
         ),
+        **{
+            name: pa.Column("int64", pa.Check.ge(0, error="must be >= 0"), required=False)
+            for name in COST_COLUMNS
+        },
         f"^{DETAIL_PREFIX}.+$": pa.Column(nullable=True, required=False, regex=True),
     },
     checks=[
         pa.Check(_has_rows, error="a trace must have at least one row"),
+        pa.Check(
+            _calls_cover_evaluations,
+            error="calls must be >= evaluation (every completed sample costs its own call)",
+        ),
+        *(
+            _run_check(_non_decreasing(name), [name], f"{name} must not decrease within a run")
+            for name in COST_COLUMNS
+        ),
         pa.Check(_evaluation_within_budget, error="evaluation must be <= budget"),
         _run_check(
             _evaluations_unique,
