@@ -187,3 +187,25 @@ def test_plan_refuses_a_missing_config_in_one_line() -> None:
     assert result.stderr.strip() == (
         "casbo-bench plan: error: --configfile no/such.yaml: no such file; name a config"
     )
+
+
+def test_a_molecule_jobs_calibration_scales_both_budgets_together() -> None:
+    job = costs.RunJob.parse(
+        [
+            "--method",
+            "smc",
+            "--problem",
+            "mol-qed",
+            "--dim",
+            "63",
+            "--steps",
+            "22",
+            "--seeds",
+            "0",
+            "--budget",
+            "200",
+            "--denoiser-budget",
+            "4200",
+        ]
+    )
+    assert job.scaled_budgets(20) == {"--budget": ["20"], "--denoiser-budget": ["420"]}

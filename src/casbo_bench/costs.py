@@ -15,7 +15,8 @@ job's estimate is
 
 with B the job's budget, F its fresh samples, f the calibration's fresh samples and n_seeds
 the job's seeds: a start-up cost ``c`` (imports, models) and a cost ``s`` per rollout, the
-optimizer's step included. The optimizers whose step grows with the evaluations seen
+optimizer's step included. A molecule job's denoiser budget is scaled with B, so that a
+calibration run spends both budgets in the job's ratio and ``s`` is the cost per unit of B. The optimizers whose step grows with the evaluations seen
 (TuRBO's GP: ``O(n^3)`` fits) are underestimated by a linear fit; the plan says so by
 marking them. The peak memory of a job is the larger of the calibration's peak (at ``b2``)
 and the memory model of :mod:`casbo_bench.memory`.
@@ -211,6 +212,16 @@ class RunJob:
     n_seeds: int
     budget: int
     fresh: int
+    denoiser_budget: int | None = None
+
+    def scaled_budgets(self, budget: int) -> dict[str, list[str]]:
+        """The run arguments of a calibration run of ``budget`` rollouts: a molecule job's
+        denoiser budget shrinks in proportion, so the run spends both in the job's ratio."""
+        replace = {"--budget": [str(budget)]}
+        if self.denoiser_budget is not None:
+            scaled = math.ceil(self.denoiser_budget * budget / self.budget)
+            replace["--denoiser-budget"] = [str(scaled)]
+        return replace
 
     @classmethod
     def parse(cls, arguments: Sequence[str]) -> RunJob:
@@ -233,6 +244,7 @@ class RunJob:
             n_seeds=len(parsed.seeds),
             budget=parsed.budget,
             fresh=parsed.fresh_samples,
+            denoiser_budget=parsed.denoiser_budget,
         )
 
 
@@ -271,8 +283,8 @@ def _with(arguments: Sequence[str], replace: dict[str, list[str]]) -> list[str]:
     return out
 
 
-def timed_run(arguments: Sequence[str], budget: int, scratch: Path) -> tuple[float, float]:
-    """Wall seconds and peak MB of one calibration run (one seed, ``budget`` rollouts)."""
+def timed_run(job: RunJob, budget: int, scratch: Path) -> tuple[float, float]:
+    """Wall seconds and peak MB of one calibration run of ``job`` (one seed, ``budget``)."""
     trace = scratch / f"calibration_{time.monotonic_ns()}.parquet"
     command = [
         sys.executable,
@@ -280,10 +292,10 @@ def timed_run(arguments: Sequence[str], budget: int, scratch: Path) -> tuple[flo
         "casbo_bench",
         "run",
         *_with(
-            arguments,
+            job.arguments,
             {
+                **job.scaled_budgets(budget),
                 "--seeds": ["0"],
-                "--budget": [str(budget)],
                 "--fresh-samples": [str(CALIBRATION_FRESH_SAMPLES)],
                 # A bbob job's COCO data go to the scratch folder, never beside the results.
                 "--coco-folder": [str(trace.with_suffix(".coco"))],
@@ -320,8 +332,8 @@ def calibrate(jobs: Iterable[RunJob], calibration: Calibration, log: Any = print
     with tempfile.TemporaryDirectory(prefix="casbo-plan-") as folder:
         for i, (key, job) in enumerate(sorted(todo.items()), 1):
             b1, b2 = calibration_budgets(job.budget)
-            t1, _ = timed_run(job.arguments, b1, Path(folder))
-            t2, peak = timed_run(job.arguments, b2, Path(folder))
+            t1, _ = timed_run(job, b1, Path(folder))
+            t2, peak = timed_run(job, b2, Path(folder))
             per_rollout = max(0.0, (t2 - t1) / (b2 - b1)) if b2 > b1 else 0.0
             # Where the work is small beside the start-up's noise the slope is 0 and both
             # runs measure the start-up: their mean is the better estimate.
