@@ -16,7 +16,8 @@ job's estimate is
 with B the job's budget, F its fresh samples, f the calibration's fresh samples and n_seeds
 the job's seeds: a start-up cost ``c`` (imports, models) and a cost ``s`` per rollout, the
 optimizer's step included. A molecule job's denoiser budget is scaled with B, so that a
-calibration run spends both budgets in the job's ratio and ``s`` is the cost per unit of B. The optimizers whose step grows with the evaluations seen
+calibration run spends both budgets in the job's ratio and ``s`` is the cost per unit of B.
+The optimizers whose step grows with the evaluations seen
 (TuRBO's GP: ``O(n^3)`` fits) are underestimated by a linear fit; the plan says so by
 marking them. The peak memory of a job is the larger of the calibration's peak (at ``b2``)
 and the memory model of :mod:`casbo_bench.memory`.
