@@ -38,10 +38,9 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from casbo_bench import optimizers, problems
@@ -55,8 +54,11 @@ from casbo_bench.optimizers.base import (
     SearchSpace,
 )
 from casbo_bench.problems.base import Problem, ProblemError, RolloutDetails
-from casbo_bench.schemas.trace import COMPLETE, DETAIL_PREFIX, FAILED, TRACE_COLUMNS
+from casbo_bench.schemas.trace_columns import COMPLETE, DETAIL_PREFIX, FAILED, TRACE_COLUMNS
 from casbo_bench.seeding import derive_seed
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -651,6 +653,8 @@ class _Record:
 
     def frame(self) -> pd.DataFrame:
         """The recorded rows (:func:`optimize`'s columns); none before the first batch."""
+        import pandas as pd  # a job imports pandas only once it has run (start-up time)
+
         loss = _joined(self.loss, np.float64)
         failed = _joined(self.failed, bool)
         return pd.DataFrame(
@@ -1035,6 +1039,8 @@ def run_job(job: Job, records: dict[str, Any] | None = None) -> pd.DataFrame:
             message names the method, problem, d, K, scoring, seed and evaluation.
         JobFailedError: every repetition failed before its first evaluation.
     """
+    import pandas as pd
+
     frames: list[pd.DataFrame] = []
     reasons: list[str] = []
     for seed in job.seeds:
