@@ -653,7 +653,7 @@ class _Record:
 
     def frame(self) -> pd.DataFrame:
         """The recorded rows (:func:`optimize`'s columns); none before the first batch."""
-        import pandas as pd  # a job imports pandas only once it has run (start-up time)
+        import pandas as pd  # a job imports pandas only once it has run (start-up)
 
         loss = _joined(self.loss, np.float64)
         failed = _joined(self.failed, bool)
@@ -1039,8 +1039,6 @@ def run_job(job: Job, records: dict[str, Any] | None = None) -> pd.DataFrame:
             message names the method, problem, d, K, scoring, seed and evaluation.
         JobFailedError: every repetition failed before its first evaluation.
     """
-    import pandas as pd
-
     frames: list[pd.DataFrame] = []
     reasons: list[str] = []
     for seed in job.seeds:
@@ -1055,4 +1053,6 @@ def run_job(job: Job, records: dict[str, Any] | None = None) -> pd.DataFrame:
             f"every seed of {job.describe()} failed before its first evaluation ({reasons[0]}); "
             f"fix that error (the log names each seed's) and run the job again"
         )
+    import pandas as pd  # only now: a job imports pandas once its work is done (start-up)
+
     return _as_trace(pd.concat(kept, ignore_index=True))
