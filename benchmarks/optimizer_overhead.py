@@ -15,22 +15,41 @@ Both libraries run on one thread each by default (``--threads``): on a small mac
 with other jobs, multi-threaded BLAS and OpenMP regions mostly measure how long a thread waits
 for a busy core, not what the algorithm costs. ``--threads 0`` keeps each library's default.
 
+A second table sets CASBO's step against its floor at d = 500, 1000, 2000 (``--step-dims``):
+three ``d x d`` by ``d x N`` float64 products (``A eps^T`` to propose, ``A U`` and the rank-N
+update of A in the step as first written), each a plain ``torch`` product on one thread. It
+times the step (``ask`` plus ``tell``) and the floor alternately, and the parts of the step
+that do not shrink with a cheaper update: the ``N x d`` standard normal draw, the proposal's
+product and the update's rank-N product that adds into A; "rest" is what remains (the QR and
+eigendecomposition of ``N x N`` matrices, the score normalization, some forty small torch
+calls). These are CPU times of the timing thread (``time.thread_time``), not wall times: on a
+shared machine a thread's wall time includes the time it waits for a core. ``--ref REF`` times
+``casbo.py`` as it is at git ref REF beside today's, in the same loop.
+
 Run from the repository root::
 
     .venv/bin/python benchmarks/optimizer_overhead.py
+    .venv/bin/python benchmarks/optimizer_overhead.py --dims 1000 --ref HEAD~1
 
-The last line printed is ``overhead ratio casbo/pycma at d=1000: <x>`` (ratio of the means).
+The pycma table's last line is ``overhead ratio casbo/pycma at d=1000: <x>`` (ratio of the
+means); the step table's lines end ``step/floor at d=<d>: <x>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
 import cma
 import numpy as np
@@ -41,6 +60,9 @@ from casbo_bench.optimizers import SearchSpace
 from casbo_bench.optimizers.casbo import CASBO
 
 DIMENSIONS = (10, 100, 500, 1000, 2000)
+STEP_DIMENSIONS = (500, 1000, 2000)
+BURST = 5
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -134,6 +156,126 @@ def time_dimension(
     )
 
 
+@dataclass(frozen=True)
+class StepTiming:
+    """CPU times (seconds) of CASBO's step, its floor and its parts at one dimension."""
+
+    dim: int
+    popsize: int
+    floor: np.ndarray
+    step: np.ndarray
+    step_before: np.ndarray | None
+    draw: np.ndarray
+    proposal: np.ndarray
+    rank_update: np.ndarray
+
+
+def casbo_at(ref: str) -> ModuleType:
+    """``casbo_bench.optimizers.casbo`` as it is at git ref ``ref``, loaded under its own name
+    (it imports what it needs from today's package)."""
+    source = subprocess.run(
+        ["git", "show", f"{ref}:src/casbo_bench/optimizers/casbo.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as file:
+        file.write(source)
+    spec = importlib.util.spec_from_file_location("casbo_before", file.name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    os.unlink(file.name)
+    return module
+
+
+def cpu_seconds(call: Callable[[], object]) -> float:
+    """The CPU time of this thread that ``call()`` takes."""
+    start = time.thread_time()
+    call()
+    return time.thread_time() - start
+
+
+def time_step(dim: int, seed: int, iterations: int, before: ModuleType | None) -> StepTiming:
+    """Alternate CASBO steps (today's, and ``before``'s if given), the floor and the parts."""
+    space = SearchSpace(n_blocks=1, dim=dim)
+    optimizers = {"after": CASBO(space, seed=seed, device="cpu")}
+    if before is not None:
+        optimizers["before"] = before.CASBO(space, seed=seed, device="cpu")
+    n = optimizers["after"].popsize
+    generator = torch.Generator().manual_seed(seed)
+    matrix = torch.randn(dim, dim, dtype=torch.float64, generator=generator)
+    columns = torch.randn(dim, n, dtype=torch.float64, generator=generator)
+    tiny = 1e-300  # the rank-N update adds a negligible product: the matrix stays as it is
+
+    parts: dict[str, list[float]] = {
+        name: [] for name in ("floor", "after", "before", "draw", "proposal", "rank_update")
+    }
+    timed: dict[str, Callable[[], float]] = {
+        "floor": lambda: cpu_seconds(
+            lambda: (matrix @ columns, matrix @ columns, matrix @ columns)
+        ),
+        "draw": lambda: cpu_seconds(
+            lambda: torch.randn(n, 1, dim, dtype=torch.float64, generator=generator)
+        ),
+        "proposal": lambda: cpu_seconds(lambda: matrix @ columns),
+        "rank_update": lambda: cpu_seconds(lambda: matrix.addmm_(columns, columns.T, alpha=tiny)),
+    }
+    for name, optimizer in optimizers.items():
+        timed[name] = lambda optimizer=optimizer: step_seconds(optimizer)
+        step_seconds(optimizer)  # warm-up: first calls load kernels and allocate
+    # Rounds of BURST calls of each in turn, the order reversed every other round: consecutive
+    # steps find A where a run's do (in cache), as the floor's three products do.
+    for round_number in range(math.ceil(iterations / BURST)):
+        for name in sorted(timed, reverse=round_number % 2 == 1):
+            parts[name] += [timed[name]() for _ in range(BURST)]
+    return StepTiming(
+        dim=dim,
+        popsize=n,
+        floor=np.array(parts["floor"]),
+        step=np.array(parts["after"]),
+        step_before=np.array(parts["before"]) if before is not None else None,
+        draw=np.array(parts["draw"]),
+        proposal=np.array(parts["proposal"]),
+        rank_update=np.array(parts["rank_update"]),
+    )
+
+
+def step_seconds(optimizer: CASBO) -> float:
+    """CPU seconds of one ``ask`` plus one ``tell``, the losses (shifted sphere) left out."""
+    start = time.thread_time()
+    candidates = optimizer.ask()
+    asked = time.thread_time() - start
+    losses = shifted_sphere(candidates[:, 0])[:, None]
+    start = time.thread_time()
+    optimizer.tell(candidates, losses)
+    return asked + time.thread_time() - start
+
+
+def step_table(timings: list[StepTiming]) -> str:
+    """A Markdown table of medians, milliseconds of CPU time, with step/floor ratios."""
+    with_before = all(t.step_before is not None for t in timings)
+    head = "| d | N | floor ms | step ms | step/floor |"
+    if with_before:
+        head += " step ms before | before/floor |"
+    head += " draw ms | proposal product ms | rank-N update ms | rest ms |"
+    lines = [head, "|" + "---:|" * head.count(" |")]
+    for t in timings:
+        floor, step = np.median(t.floor), np.median(t.step)
+        parts = [np.median(t.draw), np.median(t.proposal), np.median(t.rank_update)]
+        cells = [f"{t.dim}", f"{t.popsize}", f"{1e3 * floor:.3f}", f"{1e3 * step:.3f}"]
+        cells.append(f"{step / floor:.2f}")
+        if with_before and t.step_before is not None:
+            before = np.median(t.step_before)
+            cells += [f"{1e3 * before:.3f}", f"{before / floor:.2f}"]
+        cells += [f"{1e3 * part:.3f}" for part in parts]
+        cells.append(f"{1e3 * (step - sum(parts)):.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def numpy_blas_threads() -> str:
     """Threads of the BLAS numpy (hence pycma) calls, as threadpoolctl reports them."""
     pools = [
@@ -174,7 +316,18 @@ def table(timings: list[Timing]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line, pin the threads, run :func:`report`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dims", type=int, nargs="+", default=list(DIMENSIONS))
+    parser.add_argument(
+        "--dims", type=int, nargs="*", default=list(DIMENSIONS), help="pycma table ('': none)"
+    )
+    parser.add_argument(
+        "--step-dims",
+        type=int,
+        nargs="*",
+        default=list(STEP_DIMENSIONS),
+        help="step-against-floor table (default 500 1000 2000; '': none)",
+    )
+    parser.add_argument("--step-iterations", type=int, default=60)
+    parser.add_argument("--ref", help="git ref whose casbo.py the step table times beside today's")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--eigendecompositions",
@@ -192,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         "default)",
     )
     args = parser.parse_args(argv)
-    if 1000 not in args.dims:
+    if args.dims and 1000 not in args.dims:
         parser.error("--dims must include 1000: the last line reports the ratio there")
     if args.threads < 0:
         parser.error(f"--threads must be >= 0; got {args.threads}")
@@ -208,6 +361,25 @@ def report(args: argparse.Namespace) -> None:
     """Time every dimension of ``args.dims`` and print the machine, the table, the ratio."""
     print(machine_line(), flush=True)
     print(f"torch {torch.__version__}, cma {cma.__version__}, numpy {np.__version__}")
+    if args.dims:
+        pycma_report(args)
+    if args.step_dims:
+        before = casbo_at(args.ref) if args.ref else None
+        print(
+            f"casbo step against the floor (CPU time of the thread, median of "
+            f"{args.step_iterations}); after: this checkout"
+            + (f", before: casbo.py at {args.ref}" if args.ref else ""),
+            flush=True,
+        )
+        steps = [time_step(dim, args.seed, args.step_iterations, before) for dim in args.step_dims]
+        print(f"{machine_line()}")
+        print(step_table(steps))
+        for t in steps:
+            print(f"step/floor at d={t.dim}: {np.median(t.step) / np.median(t.floor):.2f}")
+
+
+def pycma_report(args: argparse.Namespace) -> None:
+    """The pycma table: every dimension of ``args.dims``, the ratio at d = 1000."""
     print(f"casbo device: {args.device}; seed {args.seed}; timing ask + tell, losses excluded")
     timings = []
     started = time.perf_counter()

@@ -14,6 +14,7 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata
@@ -115,15 +116,15 @@ def hardware_description(requested: str = "cpu") -> dict[str, Any]:
 
     Returns:
         ``cpu`` (model name), ``logical_cores``, ``load_average`` (1, 5, 15 minutes, where the
-        OS has one), and with torch importable ``torch_threads`` and, on CUDA,
-        ``cuda_device`` and ``cuda_version``.
+        OS has one), and where this process has imported torch (it ran torch code)
+        ``torch_threads`` and, on CUDA, ``cuda_device`` and ``cuda_version``.
     """
     description: dict[str, Any] = {"cpu": _cpu_model(), "logical_cores": os.cpu_count()}
     if hasattr(os, "getloadavg"):
         description["load_average"] = [round(load, 2) for load in os.getloadavg()]
-    try:
-        import torch
-    except ImportError:
+    # Importing torch only to describe it would cost a job that ran no torch code seconds.
+    torch = sys.modules.get("torch")
+    if torch is None:
         return description
     description["torch_threads"] = torch.get_num_threads()
     if requested != "cpu" and torch.cuda.is_available():

@@ -38,10 +38,9 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from casbo_bench import optimizers, problems
@@ -56,7 +55,7 @@ from casbo_bench.optimizers.base import (
 )
 from casbo_bench.optimizers.steering import SteeringMethod, StepwiseProblem, Sweep
 from casbo_bench.problems.base import Problem, ProblemError, RolloutDetails
-from casbo_bench.schemas.trace import (
+from casbo_bench.schemas.trace_columns import (
     COMPLETE,
     COST_COLUMNS,
     DETAIL_PREFIX,
@@ -64,6 +63,9 @@ from casbo_bench.schemas.trace import (
     TRACE_COLUMNS,
 )
 from casbo_bench.seeding import derive_seed
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -681,6 +683,8 @@ class _Record:
 
     def frame(self) -> pd.DataFrame:
         """The recorded rows (:func:`optimize`'s columns); none before the first batch."""
+        import pandas as pd  # a job imports pandas only once it has run (start-up)
+
         loss = _joined(self.loss, np.float64)
         failed = _joined(self.failed, bool)
         return pd.DataFrame(
@@ -1258,4 +1262,6 @@ def run_job(job: Job, records: dict[str, Any] | None = None) -> pd.DataFrame:
             f"every seed of {job.describe()} failed before its first evaluation ({reasons[0]}); "
             f"fix that error (the log names each seed's) and run the job again"
         )
+    import pandas as pd  # only now: a job imports pandas once its work is done (start-up)
+
     return _as_trace(pd.concat(kept, ignore_index=True))

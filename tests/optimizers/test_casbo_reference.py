@@ -27,20 +27,32 @@ def random_laws(rng: np.random.Generator, n_blocks: int, dim: int) -> tuple[np.n
 
 
 def fast_and_reference(
-    seed: int, dim: int, popsize: int, beta: float, mean_rule: str, n_blocks: int = 3
+    seed: int,
+    dim: int,
+    popsize: int,
+    beta: float,
+    mean_rule: str,
+    n_blocks: int = 3,
+    with_deviations: bool = False,
 ) -> tuple[list[tuple[np.ndarray, np.ndarray, bool]], list[tuple[np.ndarray, np.ndarray, bool]]]:
-    """One step on ``n_blocks`` random blocks, by :func:`whitened_update` and the reference."""
+    """One step on ``n_blocks`` random blocks, by :func:`whitened_update` and the reference.
+
+    ``with_deviations`` hands the update the products ``A eps`` as a proposal forms them.
+    """
     rng = np.random.default_rng(seed)
     means, factors = random_laws(rng, n_blocks, dim)
     eps = rng.standard_normal((popsize, n_blocks, dim))
     g = rng.standard_normal((popsize, n_blocks))
+    deviations = np.einsum("bij,nbj->nbi", factors, eps) if with_deviations else None
     step = whitened_update(
         torch.from_numpy(means),
-        torch.from_numpy(factors),
+        torch.from_numpy(factors.copy()),
         torch.from_numpy(eps),
         torch.from_numpy(g),
         beta,
         mean_rule=mean_rule,  # type: ignore[arg-type]
+        deviations=None if deviations is None else torch.from_numpy(deviations),
+        overwrite_factor=with_deviations,
     )
     fast, oracle = [], []
     for b in range(n_blocks):
@@ -55,12 +67,17 @@ def fast_and_reference(
 
 
 @pytest.mark.parametrize("mean_rule", ["exact", "first_order"])
-@pytest.mark.parametrize(("dim", "popsize"), [(4, 10), (9, 10), (25, 8)])
+@pytest.mark.parametrize(("dim", "popsize"), [(4, 10), (9, 10), (25, 8), (80, 16)])
 @pytest.mark.parametrize(("beta", "acts"), [(0.05, False), (1.5, True)])
+@pytest.mark.parametrize("with_deviations", [False, True])
 def test_whitened_update_equals_reference(
-    mean_rule: str, dim: int, popsize: int, beta: float, acts: bool
+    mean_rule: str, dim: int, popsize: int, beta: float, acts: bool, with_deviations: bool
 ) -> None:
-    fast, oracle = fast_and_reference(dim * 100 + popsize, dim, popsize, beta, mean_rule)
+    """Both forms of the update: the Householder QR with A multiplied again, and (given the
+    proposal's A eps where d >= REUSE_ASPECT N: 25 x 8, 80 x 16) the Cholesky QR reusing it."""
+    fast, oracle = fast_and_reference(
+        dim * 100 + popsize, dim, popsize, beta, mean_rule, with_deviations=with_deviations
+    )
     for (mean, cov, clipped), (ref_mean, ref_cov, ref_clipped) in zip(fast, oracle, strict=True):
         assert clipped == ref_clipped
         np.testing.assert_allclose(mean, ref_mean, rtol=0, atol=TOLERANCE)
@@ -146,11 +163,13 @@ def test_reference_rejects_unknown_rules() -> None:
 @pytest.mark.parametrize("mean_rule", ["exact", "first_order"])
 @pytest.mark.parametrize("normalization", ["zscore", "rank"])
 @pytest.mark.parametrize("schedule", ["constant", "inverse_sqrt"])
+@pytest.mark.parametrize("dim", [4, 40])
 def test_optimizer_iterations_equal_reference(
-    mean_rule: str, normalization: str, schedule: str
+    mean_rule: str, normalization: str, schedule: str, dim: int
 ) -> None:
-    """Ask/tell of CASBO on 3 blocks, step by step against the reference from the same law."""
-    space = SearchSpace(n_blocks=3, dim=4)
+    """Ask/tell of CASBO on 3 blocks, step by step against the reference from the same law
+    (at d = 40, N = 16 the update reuses the proposal's A eps: d >= REUSE_ASPECT N)."""
+    space = SearchSpace(n_blocks=3, dim=dim)
     opt = CASBO(
         space,
         seed=11,
@@ -161,11 +180,11 @@ def test_optimizer_iterations_equal_reference(
         device="cpu",
     )
     rng = np.random.default_rng(12)
-    shift = rng.standard_normal((3, 4))
+    shift = rng.standard_normal((3, dim))
     for t in range(1, 6):
         before = opt.gaussian_law()
         candidates = opt.ask()
-        losses = ((candidates - shift) ** 2).sum(axis=2) + rng.standard_normal((8, 3))
+        losses = ((candidates - shift) ** 2).sum(axis=2) + rng.standard_normal((opt.popsize, 3))
         opt.tell(candidates, losses)
         after = opt.gaussian_law()
         to_go = reference.score_to_go(losses)

@@ -192,7 +192,6 @@ def handle(arguments: argparse.Namespace) -> int:
     from casbo_bench import optimizers, problems, provenance
     from casbo_bench.memory import job_memory_mb, machine_memory_mb
     from casbo_bench.runner import Job, JobError, run_job
-    from casbo_bench.traces import write_trace
 
     options = dict(parse_option(text) for text in arguments.option)
     if len(options) != len(arguments.option):
@@ -248,6 +247,8 @@ def handle(arguments: argparse.Namespace) -> int:
         claims_rule_hash=arguments.rule_hash,
         repetitions=repetitions,
     )
+    from casbo_bench.traces import write_trace  # pandas and pandera: only to write
+
     write_trace(trace, arguments.out, record)
     logger.info("wrote %d rows to %s", len(trace), arguments.out)
     return 0

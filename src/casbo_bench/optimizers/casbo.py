@@ -185,6 +185,18 @@ def normalize_scores(scores: Tensor, normalization: Normalization) -> tuple[Tens
     return g, active
 
 
+REUSE_ASPECT = 2
+""":func:`whitened_update` reads ``A U`` off the proposal's ``A eps`` where ``d >= 2 N``.
+
+It divides by R, the ``N x N`` factor of ``eps^T = Q R``, whose condition number is that of
+the ``d x N`` standard normal matrix ``eps^T``: about ``(sqrt(d) + sqrt(N)) / (sqrt(d) -
+sqrt(N))``, at most about 6 for ``d >= 2 N``, and it finds R as the Cholesky factor of the Gram
+``eps eps^T``, whose condition number is that squared (about 34): together they cost about two
+of float64's 16 digits. As d nears N the condition number has no bound, and the update takes
+the Householder QR and multiplies by A again instead.
+"""
+
+
 @dataclass(frozen=True)
 class WhitenedStep:
     """The result of :func:`whitened_update` for ``B`` blocks.
@@ -211,6 +223,9 @@ def whitened_update(
     beta: float,
     mean_rule: MeanRule = "exact",
     pd_floor: float = DEFAULT_PD_FLOOR,
+    *,
+    deviations: Tensor | None = None,
+    overwrite_factor: bool = False,
 ) -> WhitenedStep:
     """One whitened CASBO step for ``B`` blocks at once (see the module docstring).
 
@@ -228,24 +243,40 @@ def whitened_update(
         beta: the step size beta_t > 0.
         mean_rule: ``"exact"`` or ``"first_order"``.
         pd_floor: the floor on M's eigenvalues, in (0, 1].
+        deviations: the ``N x B x d`` products ``A eps`` behind the candidates (``z - mu``),
+            as the caller formed them to propose. Where ``N <= d / REUSE_ASPECT``, ``A U`` is
+            read off them instead of multiplying by A again: ``A eps^T = (A Q) R`` with R
+            square and well conditioned there, so ``A U = (A eps^T) R^{-1} V``, ``O(d N^2)``;
+            R then comes from the Cholesky factor of the ``N x N`` Gram ``eps eps^T``.
+        overwrite_factor: update ``factor`` in place and return it as the new factor (for a
+            caller that owns it): saves allocating, and writing into, a second ``B x d x d``.
 
     Returns:
-        A :class:`WhitenedStep`; costs ``O(d^2 N)`` per block.
+        A :class:`WhitenedStep`. Per block it costs one or two ``d x d`` by ``d x r`` products
+        (``A + (A U) diag(f) U^T`` as one product that adds into A, and ``A U`` unless it is
+        read off ``deviations``), plus ``O(d N^2)`` for the QR and ``O(N^3)`` for the
+        eigendecomposition.
 
     >>> eps = torch.randn(6, 1, 3, generator=torch.Generator().manual_seed(0))
     >>> step = whitened_update(torch.zeros(1, 3), torch.eye(3)[None], eps, torch.zeros(6, 1), 0.5)
     >>> torch.equal(step.factor, torch.eye(3)[None])  # g = 0: nothing to learn, M = I
     True
     """
-    n = eps.shape[0]
+    n, dim = eps.shape[0], eps.shape[-1]
     eps_t = eps.permute(1, 2, 0)  # B x d x N: columns are the eps_i
     weights = g.transpose(0, 1) / n  # B x N: g_i / N
-    # Thin QR eps^T = Q R through Householder reflectors; R is read off as Q^T eps^T.
-    # (torch.linalg.qr extracts R with a separate triangular copy, a parallel region that
-    # stalls for milliseconds when the cores are shared, and R's triangle is never needed.)
-    reflectors, tau = torch.geqrf(eps_t)  # tau: B x r, r = min(d, N)
-    q = torch.linalg.householder_product(reflectors[..., : tau.shape[-1]], tau)  # B x d x r
-    r = q.transpose(-1, -2) @ eps_t  # B x r x N
+    reused = None if deviations is None or REUSE_ASPECT * n > dim else deviations.permute(1, 2, 0)
+    if reused is not None:
+        # Cholesky QR: R^T R = eps eps^T (the N x N Gram), so Q = eps^T R^{-1} is never formed
+        # (no O(d N^2) Householder work); squaring R's condition number is harmless here.
+        r = torch.linalg.cholesky(eps_t.transpose(-1, -2) @ eps_t, upper=True)  # B x N x N
+    else:
+        # Thin QR eps^T = Q R through Householder reflectors; R is read off as Q^T eps^T.
+        # (torch.linalg.qr extracts R with a separate triangular copy, a parallel region that
+        # stalls for milliseconds when the cores are shared, and R's triangle is never needed.)
+        reflectors, tau = torch.geqrf(eps_t)  # tau: B x r, r = min(d, N)
+        q = torch.linalg.householder_product(reflectors[..., : tau.shape[-1]], tau)  # B x d x r
+        r = q.transpose(-1, -2) @ eps_t  # B x r x N
     s = beta * (r * weights.unsqueeze(-2)) @ r.transpose(-1, -2)
     s = 0.5 * (s + s.transpose(-1, -2))
     lam, v = torch.linalg.eigh(s)  # lam: B x r, ascending
@@ -253,11 +284,18 @@ def whitened_update(
     smallest = 1.0 + lam[:, 0]
     clipped = lam[:, 0] < floor
     lam = lam.clamp(min=floor)
-    u = q @ v  # B x d x r, orthonormal columns: M = I + U diag(lam) U^T
     # expm1/log1p keep (1 + lam)^(-1/2) - 1 accurate when |lam| is tiny (beta_t -> 0): the
     # naive form cancels to a few digits there, and the correction is all of the step.
     inv_sqrt_minus_one = torch.expm1(-0.5 * torch.log1p(lam))
-    a_u = factor @ u  # B x d x r
+    # U = Q V, orthonormal columns: M = I + U diag(lam) U^T.
+    if reused is not None:
+        # U = eps^T (R^{-1} V) and A U = (A eps^T) (R^{-1} V): A is not multiplied again.
+        r_inv_v = torch.linalg.solve_triangular(r, v, upper=True)  # B x N x N
+        u = eps_t @ r_inv_v  # B x d x N
+        a_u = reused @ r_inv_v  # B x d x N
+    else:
+        u = q @ v  # B x d x r
+        a_u = factor @ u  # B x d x r
 
     # g_bar = (1/N) eps^T g = Q R w lies in span(U), so A f(M) g_bar = (A U) f(1 + lam) U^T g_bar.
     g_bar_in_u = (v.transpose(-1, -2) @ (r @ weights.unsqueeze(-1))).squeeze(-1)  # U^T g_bar
@@ -266,7 +304,13 @@ def whitened_update(
     elif mean_rule != "first_order":
         raise OptimizerError(f"unknown mean_rule {mean_rule!r}; choose one of {MEAN_RULES}")
     new_mean = mean - beta * (a_u @ g_bar_in_u.unsqueeze(-1)).squeeze(-1)
-    new_factor = factor + (a_u * inv_sqrt_minus_one.unsqueeze(-2)) @ u.transpose(-1, -2)
+    # A + (A U) diag(f) U^T as one GEMM that adds into its output (BLAS's C <- X Y + C): a
+    # separate sum would read two d x d matrices and write a third, as long as the product.
+    scaled = a_u * inv_sqrt_minus_one.unsqueeze(-2)
+    if overwrite_factor:
+        new_factor = factor.baddbmm_(scaled, u.transpose(-1, -2))
+    else:
+        new_factor = torch.baddbmm(factor, scaled, u.transpose(-1, -2))
     return WhitenedStep(
         mean=new_mean,
         factor=new_factor,
@@ -517,13 +561,21 @@ class CASBO(CASBOBase):
         b, d = space.n_blocks, space.dim
         start = space.initial_scale * torch.eye(d, **self._tensor_kind)
         self.factor = start.expand(b, d, d).clone()
+        self._proposed: tuple[Tensor, Tensor] | None = None
 
     def _propose(self, eps: Tensor) -> Tensor:
-        """``z = mu + A eps`` for a ``n x B x d`` tensor ``eps``."""
-        return self.mean + torch.einsum("bij,nbj->nbi", self.factor, eps)
+        """``z = mu + A eps`` for a ``n x B x d`` tensor ``eps``; keeps ``(eps, A eps)``, which
+        the update of the same ``eps`` reuses (:func:`whitened_update`'s ``deviations``)."""
+        # A (eps^T) as a plain batched product: einsum's own layout here is a slower GEMM.
+        deviations = (self.factor @ eps.permute(1, 2, 0)).permute(2, 0, 1)
+        self._proposed = (eps, deviations)
+        return self.mean + deviations
 
     def _update(self, eps: Tensor, g: Tensor, beta: float) -> tuple[Tensor, Tensor]:
         """The whitened low-rank step of :func:`whitened_update` on every block."""
+        proposed, self._proposed = self._proposed, None
+        # Only the products of this very eps (sample_final proposes from others).
+        deviations = proposed[1] if proposed is not None and proposed[0] is eps else None
         step = whitened_update(
             self.mean,
             self.factor,
@@ -532,6 +584,8 @@ class CASBO(CASBOBase):
             beta,
             mean_rule=self.settings.mean_rule,
             pd_floor=self.settings.pd_floor,
+            deviations=deviations,
+            overwrite_factor=True,
         )
         self.mean, self.factor = step.mean, step.factor
         return step.clipped, step.smallest_eigenvalue

@@ -10,12 +10,14 @@ global changes and two optimizers never share a stream.
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-import cma
 import numpy as np
 
 from casbo_bench.optimizers.base import (
@@ -28,6 +30,40 @@ from casbo_bench.optimizers.base import (
     default_population_size,
 )
 from casbo_bench.seeding import derive_seed
+
+PYCMA_OPTIONAL_IMPORTS: tuple[str, ...] = ("matplotlib", "scipy.stats")
+"""What ``import cma`` imports for features this module never calls: pyplot for ``cma.plot``
+and ``cma.s``, scipy.stats for the Kendall tau of pycma's surrogate models (about 1 s of a
+job's start-up, measured by benchmarks/startup.py). pycma imports each inside ``try ...
+except ImportError`` and goes on without it."""
+
+
+def import_pycma(skipped: tuple[str, ...] = PYCMA_OPTIONAL_IMPORTS) -> ModuleType:
+    """The ``cma`` package, imported without the modules ``skipped`` that are not yet imported.
+
+    Each such module is hidden (``sys.modules[name] = None``, which makes its import raise
+    ImportError) only while ``cma`` itself is imported, and unhidden afterwards, so a later
+    ``import matplotlib`` anywhere works as usual. A module that is already imported is left
+    as it is, and pycma uses it.
+    """
+    if "cma" in sys.modules:
+        return sys.modules["cma"]
+    hidden = [name for name in skipped if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        with warnings.catch_warnings():
+            # cma.s warns that plotting is unavailable: true and expected here.
+            warnings.filterwarnings("ignore", message=".*matplotlib", category=UserWarning)
+            import cma
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+    return cma
+
+
+cma = import_pycma()
 
 Covariance = Literal["full", "diagonal"]
 
