@@ -113,7 +113,7 @@ from casbo_bench.schemas.claims import (
     secondary_labels,
     validate_claims,
 )
-from casbo_bench.schemas.trace import SETTING_KEYS, complete_runs
+from casbo_bench.schemas.trace import RUN_KEYS, SETTING_KEYS, complete_runs
 
 __all__ = [
     "CONTRADICTED",
@@ -287,9 +287,16 @@ def _cells(
 
 def _values_at(runs: pd.DataFrame, evaluations: int) -> pd.Series:
     """Best-so-far per seed at ``evaluations`` of the complete runs (failed runs, and runs
-    that stopped earlier, are left out: their seeds are missing)."""
-    complete = complete_runs(runs)
-    at = complete[complete["evaluation"] == evaluations]
+    that stopped earlier, are left out: their seeds are missing).
+
+    Read from each run's last row with ``evaluation <= evaluations`` among the runs whose
+    last evaluation reaches ``evaluations``: on a full trace that is the row of evaluation
+    ``evaluations`` itself, and a compact trace (:mod:`casbo_bench.publish`, only the rows
+    where best-so-far changes and the last) gives the same value."""
+    complete = complete_runs(runs).sort_values([*RUN_KEYS, "evaluation"], kind="stable")
+    keys = list(RUN_KEYS)
+    reaches = complete.groupby(keys, sort=False)["evaluation"].transform("max") >= evaluations
+    at = complete[reaches & (complete["evaluation"] <= evaluations)].groupby(keys).tail(1)
     return pd.Series(
         at["best_so_far"].to_numpy(dtype=np.float64), index=at["seed"].to_numpy(dtype=np.int64)
     ).sort_index()
