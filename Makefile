@@ -2,6 +2,8 @@
 #
 #   make reproduce   create .venv, install, run the default workflow (config/config.yaml)
 #   make test        create .venv if needed, run the tests
+#   make figures     every table, the ledger and every figure of a published archive, rebuilt
+#                    from the archive alone (ARCHIVE, default published/paper-local)
 #
 # torch is installed first and pinned: letting pip resolve it from the other requirements
 # may pull a multi-GB CUDA build.
@@ -10,11 +12,12 @@ PYTHON ?= python3
 VENV ?= .venv
 CORES ?= 2
 CONFIG ?= config/config.yaml
+ARCHIVE ?= published/paper-local
 BIN := $(VENV)/bin
 # Rules run `python -m casbo_bench`: the venv's interpreter must come first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: reproduce rerun-failed faults test venv lint clean
+.PHONY: reproduce rerun-failed faults figures test venv lint clean
 
 venv: $(VENV)/.installed
 
@@ -39,6 +42,13 @@ rerun-failed: venv
 # The fault suite alone (tests/faults), with its count table.
 faults: venv
 	$(BIN)/python -m pytest tests/faults -q
+
+# Writes results/<name>-archive and paper_figures/<name>-archive, never the run's own folders;
+# runs no optimizer.
+figures: venv
+	$(BIN)/python -m casbo_bench regenerate --archive $(ARCHIVE) \
+		--results-out results/$(notdir $(ARCHIVE))-archive \
+		--figures-out paper_figures/$(notdir $(ARCHIVE))-archive
 
 test: venv
 	$(BIN)/python -m pytest

@@ -113,7 +113,7 @@ from casbo_bench.schemas.claims import (
     secondary_labels,
     validate_claims,
 )
-from casbo_bench.schemas.trace import SETTING_KEYS, complete_runs
+from casbo_bench.schemas.trace import RUN_KEYS, SETTING_KEYS, complete_runs
 
 __all__ = [
     "CONTRADICTED",
@@ -303,16 +303,19 @@ def _spent(runs: pd.DataFrame, unit: str) -> int:
 
 def _values_at(runs: pd.DataFrame, evaluations: int, unit: str = "evaluation") -> pd.Series:
     """Best-so-far per seed at ``evaluations`` of the complete runs (failed runs, and runs
-    that stopped earlier, are left out: their seeds are missing); with ``unit`` ``"calls"``,
-    at the last completed sample within that many black-box calls, of the runs that spent
-    at least that many."""
-    complete = complete_runs(runs)
-    if unit == "calls":
-        reached = complete.groupby("seed")["calls"].transform("max") >= evaluations
-        within = complete[reached & (complete["calls"] <= evaluations)]
-        at = within.sort_values("evaluation").groupby("seed").tail(1)
-    else:
-        at = complete[complete["evaluation"] == evaluations]
+    that stopped earlier, are left out: their seeds are missing).
+
+    With ``unit`` ``"evaluation"``: each run's last row with ``evaluation <= evaluations``
+    among the runs whose last evaluation reaches ``evaluations``; on a full trace that is the
+    row of evaluation ``evaluations`` itself, and a compact trace (:mod:`casbo_bench.publish`,
+    only the rows where best-so-far changes and the last) gives the same value. With ``unit``
+    ``"calls"``: the last completed sample within that many black-box calls, of the runs that
+    spent at least that many (again the same on a compact trace)."""
+    complete = complete_runs(runs).sort_values([*RUN_KEYS, "evaluation"], kind="stable")
+    keys = list(RUN_KEYS)
+    column = "calls" if unit == "calls" else "evaluation"
+    reaches = complete.groupby(keys, sort=False)[column].transform("max") >= evaluations
+    at = complete[reaches & (complete[column] <= evaluations)].groupby(keys).tail(1)
     return pd.Series(
         at["best_so_far"].to_numpy(dtype=np.float64), index=at["seed"].to_numpy(dtype=np.int64)
     ).sort_index()

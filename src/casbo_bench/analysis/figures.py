@@ -118,16 +118,21 @@ def convergence_curves(traces: pd.DataFrame, grid: IntArray) -> FloatArray:
 
     Args:
         traces: validated traces of runs that all recorded at least ``grid[-1]``
-            evaluations (evaluations 1..n in order, so row e - 1 of a run is evaluation e).
+            evaluations, each starting at evaluation 1.
         grid: a ``m`` array of evaluation counts.
 
     Returns:
-        A ``n_runs x m`` array, runs in the order of their keys.
+        A ``n_runs x m`` array, runs in the order of their keys: entry (r, j) is run r's
+        best-so-far on its last row with ``evaluation <= grid[j]`` (by value, so a compact
+        trace of the rows where best-so-far changes, :mod:`casbo_bench.publish`, draws the
+        same curves as the full trace).
     """
     ordered = traces.sort_values([*RUN_KEYS, "evaluation"], kind="stable")
     return np.vstack(
         [
-            frame["best_so_far"].to_numpy(dtype=np.float64)[grid - 1]
+            frame["best_so_far"].to_numpy(dtype=np.float64)[
+                np.searchsorted(frame["evaluation"].to_numpy(), grid, side="right") - 1
+            ]
             for _, frame in ordered.groupby(list(RUN_KEYS), sort=True)
         ]
     )

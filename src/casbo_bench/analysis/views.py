@@ -68,13 +68,16 @@ def best_at(traces: pd.DataFrame, evaluations: Sequence[int]) -> pd.DataFrame:
         One row per run and count ``e <= the run's budget``: the :data:`RUN_KEYS`,
         ``budget`` (the run's), ``failed`` (the run failed), ``at`` (= e) and ``value``: the
         run's best-so-far after e evaluations, +inf for a failed run (at every e) and before
-        the first successful evaluation.
+        the first successful evaluation. It is read from the run's last row with
+        ``evaluation <= e`` (rows sorted by evaluation; the first is evaluation 1), so a
+        trace that keeps only evaluation 1, the rows where best-so-far changes and the last
+        row gives the same values as the full trace.
     """
     ordered = traces.sort_values([*RUN_KEYS, "evaluation"], kind="stable", ignore_index=True)
     run_id = ordered.groupby(list(RUN_KEYS), sort=False).ngroup().to_numpy()
     starts = np.flatnonzero(np.r_[True, run_id[1:] != run_id[:-1]])
-    lengths = np.diff(np.r_[starts, run_id.size])
     best = ordered["best_so_far"].to_numpy(dtype=np.float64)
+    evaluation = ordered["evaluation"].to_numpy(dtype=np.int64)
     runs = ordered.loc[starts, [*RUN_KEYS, "budget"]].reset_index(drop=True)
     failed = ordered["status"].to_numpy()[starts] == FAILED
     budgets = runs["budget"].to_numpy(dtype=np.int64)
@@ -83,8 +86,10 @@ def best_at(traces: pd.DataFrame, evaluations: Sequence[int]) -> pd.DataFrame:
         if at < 1:
             raise ValueError(f"evaluation counts must be >= 1; got {at}")
         within = budgets >= at
-        # a complete run has exactly `budget` rows; a failed one is +inf whatever it recorded
-        row = starts + np.minimum(at, lengths) - 1
+        # The last row with evaluation <= at, read by value, not position: a compact trace
+        # (casbo_bench.publish) keeps only the rows where best-so-far changes. A failed run
+        # is +inf whatever it recorded.
+        row = starts + np.add.reduceat((evaluation <= at).astype(np.int64), starts) - 1
         value = np.where(failed, np.inf, best[row])
         blocks.append(runs[within].assign(failed=failed[within], at=at, value=value[within]))
     return pd.concat(blocks, ignore_index=True)

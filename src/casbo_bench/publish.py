@@ -1,0 +1,518 @@
+"""Published archives: what a finished run found, compact enough for the repository, from which
+every table, the claims ledger, the rate-check verdicts and every figure are rebuilt.
+
+:func:`publish` reads ``results/<name>`` and ``paper_figures/<name>`` and writes the archive
+(layout in docs/architecture.md, "Published archives"); :func:`check_archive` verifies one
+(the sha256 of every file against the manifest, every table and trace against its schema);
+:func:`regenerate` rebuilds from an archive alone, with the same builders as the workflow
+(:func:`~casbo_bench.analysis.tables.build_tables`, :func:`~casbo_bench.analysis.figures.
+make_figures`, :func:`~casbo_bench.analysis.rates.judge_rate_checks`, :func:`~casbo_bench.
+analysis.claims.build_ledger`), and never runs an optimizer.
+
+**Why a compact trace is exact.** Every table, verdict and figure depends on a run r
+through (a) its step function ``b_r(e)`` = best-so-far after e evaluations, read as the
+value of its last row with ``evaluation <= e`` (:func:`~casbo_bench.analysis.views.best_at`,
+:func:`~casbo_bench.analysis.figures.convergence_curves`, the ledger's values at a budget);
+(b) the first evaluation at which ``b_r`` reaches each target, the first row with
+best-so-far ``<= t`` (:mod:`~casbo_bench.analysis.ert`); (c) the loss of evaluation 1 (the
+median initial gap of relative targets) and whether any loss is below 0, which is then
+``min_e b_r(e) < 0``; (d) run-level values on the last row (budget, evaluations spent,
+fresh-sample loss, safeguard events, status) and (e) the count of failed evaluations. A
+compact trace keeps evaluation 1, every row where ``b_r`` changes, every failed row and the
+last row (:func:`compact_trace`): ``b_r`` is a step function that changes only on kept rows,
+so (a) and (b) read the same values, and (c) to (e) are kept rows. The rate check depends on
+the runs only through ``R_T`` at its T grid, which the archive keeps exactly
+(``rate_checks/gaps.parquet``). The molecule report rebuilds and scores molecules with RDKit
+and the property predictor from the last evaluations of every run: its tables, figures and
+SDF file are kept as written (``kept/``) and copied, not rebuilt.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from casbo_bench.errors import UserFacingError
+from casbo_bench.files import sha256_file, write_atomically, write_text_atomically
+from casbo_bench.schemas.archive import (
+    COMPACT_COLUMNS,
+    ArchiveValidationError,
+    validate_compact_trace,
+)
+from casbo_bench.schemas.trace import COST_COLUMNS, RUN_KEYS
+
+ARCHIVE_FORMAT = 1
+"""The layout version written to ``manifest.json``."""
+
+MANIFEST = "manifest.json"
+MOLECULE_GROUP = "molecules"
+"""The ledger's name of the molecule benchmark (workflow/rules/claims_common.smk)."""
+
+COMPACT_RULE = (
+    "per run: evaluation 1, every evaluation where best_so_far changes, every failed "
+    "evaluation and the last evaluation; columns " + ", ".join(COMPACT_COLUMNS)
+)
+
+
+class ArchiveError(UserFacingError, ValueError):
+    """An archive or a run folder is missing or incomplete; the message names it and the fix."""
+
+
+def compact_trace(traces: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``traces`` that every analysis reads a value from (module docstring).
+
+    Args:
+        traces: validated traces (:func:`casbo_bench.traces.read_trace`), ``n`` rows.
+
+    Returns:
+        ``m <= n`` rows with the columns :data:`~casbo_bench.schemas.archive.COMPACT_COLUMNS`
+        (and the cost columns ``calls`` and ``denoiser_evals`` where every row has them),
+        sorted by run and evaluation: row ``i`` of a run is kept iff it is the run's first or
+        last row, ``failed`` is true, or ``best_so_far[i] != best_so_far[i - 1]``.
+    """
+    ordered = traces.sort_values([*RUN_KEYS, "evaluation"], kind="stable", ignore_index=True)
+    run_id = ordered.groupby(list(RUN_KEYS), sort=False).ngroup().to_numpy()
+    first = np.r_[True, run_id[1:] != run_id[:-1]]
+    last = np.r_[run_id[1:] != run_id[:-1], True]
+    best = ordered["best_so_far"].to_numpy(dtype=np.float64)
+    changed = np.r_[True, best[1:] != best[:-1]]
+    keep = first | last | changed | ordered["failed"].to_numpy(dtype=bool)
+    # The molecule tasks' cost columns travel along: best-so-far at a cost is read off the
+    # same kept rows (the costs never decrease within a run).
+    columns = {**COMPACT_COLUMNS}
+    for name, dtype in COST_COLUMNS.items():
+        if name in ordered.columns and ordered[name].notna().all():
+            columns[name] = dtype
+    kept = ordered.loc[keep, list(columns)].reset_index(drop=True)
+    return kept.astype(columns)
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomically(
+        path, lambda sink: pq.write_table(table, sink, compression="zstd", compression_level=19)
+    )
+
+
+def _compact_files(paths: Sequence[Path], source: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The compact traces of ``paths`` (read and reduced one file at a time) and their
+    provenance records."""
+    from casbo_bench.traces import read_provenance, read_trace
+
+    frames = [compact_trace(read_trace(path)) for path in paths]
+    records = [read_provenance(path) for path in paths]
+    frame = pd.concat(frames, ignore_index=True).sort_values(
+        [*RUN_KEYS, "evaluation"], kind="stable", ignore_index=True
+    )
+    return validate_compact_trace(frame, source), records
+
+
+def _cpu_hours(results: Path) -> float | None:
+    """The CPU-hours of every Snakemake benchmark file under ``results/benchmarks`` (the
+    ``cpu_time`` column, seconds), or None when there is none."""
+    files = sorted((results / "benchmarks").rglob("*.tsv"))
+    seconds = [
+        float(pd.read_csv(path, sep="\t")["cpu_time"].fillna(0.0).sum())
+        for path in files
+        if "cpu_time" in pd.read_csv(path, sep="\t", nrows=0).columns
+    ]
+    return sum(seconds) / 3600.0 if seconds else None
+
+
+def _git_commit() -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def _provenance_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def distinct(key: str) -> list[Any]:
+        return sorted({str(record.get(key)) for record in records if record.get(key) is not None})
+
+    machines = sorted(
+        {
+            json.dumps(
+                {"host": record.get("host"), "os": record.get("os"), **record.get("device", {})},
+                sort_keys=True,
+            )
+            for record in records
+        }
+    )
+    times = distinct("time_utc")
+    return {
+        "config_hashes": distinct("config_hash"),
+        "registration_hashes": distinct("claims_rule_hash"),
+        "run_commits": distinct("git_commit"),
+        "machines": [json.loads(machine) for machine in machines],
+        "first_job_utc": times[0] if times else None,
+        "last_job_utc": times[-1] if times else None,
+    }
+
+
+def _kept_files(results: Path, figures: Path) -> dict[str, Path]:
+    """Archive path -> source of what the archive keeps as written."""
+    kept: dict[str, Path] = {}
+    for path in sorted((results / "tables").rglob("*.csv")):
+        kept[f"tables/{path.relative_to(results / 'tables')}"] = path
+    for name in ("claims.csv", "claims.md", "claims_spec.json", "config.yaml"):
+        if (results / name).is_file():
+            kept[name] = results / name
+    for name in ("verdicts.csv", "local_slopes.csv", "calibration.csv"):
+        if (results / "rate_checks" / name).is_file():
+            kept[f"rate_checks/{name}"] = results / "rate_checks" / name
+    # Rebuilt only with RDKit, the predictor and every run's last evaluations: kept as is.
+    molecule_tables = results / "tables" / MOLECULE_GROUP
+    for path in sorted(molecule_tables.glob("*")) if molecule_tables.is_dir() else []:
+        kept[f"kept/tables/{MOLECULE_GROUP}/{path.name}"] = path
+    for path in sorted((figures / MOLECULE_GROUP).glob("*")):
+        kept[f"kept/figures/{MOLECULE_GROUP}/{path.name}"] = path
+    sdf = results / MOLECULE_GROUP / "best_molecules.sdf"
+    if sdf.is_file():
+        kept[f"kept/{MOLECULE_GROUP}/best_molecules.sdf"] = sdf
+    return kept
+
+
+def _group_names(config: Mapping[str, Any]) -> list[str]:
+    return [str(benchmark["name"]) for benchmark in config.get("benchmarks", [])]
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The resolved config at ``path`` (``results/<name>/config.yaml``)."""
+    if not path.is_file():
+        raise ArchiveError(
+            f"{path} does not exist; publish a finished run (the workflow writes its resolved "
+            f"config there)"
+        )
+    config: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return config
+
+
+def publish(results: Path, figures: Path, out: Path) -> Path:
+    """Write the archive of the finished run ``results`` (with its figures ``figures``) to
+    ``out``; returns the manifest's path.
+
+    Raises:
+        ArchiveError: ``results`` lacks its config or a group's traces, or ``out`` is not empty.
+        TraceFileError, TraceValidationError: a trace is missing or invalid.
+        ArchiveValidationError: a compact trace fails its schema (a run in two files).
+    """
+    started = time.perf_counter()
+    config = read_config(results / "config.yaml")
+    if out.exists() and any(out.iterdir()):
+        raise ArchiveError(f"{out} is not empty; give a new folder to --out or remove it")
+    written: dict[str, Path] = {}
+    records: list[dict[str, Any]] = []
+    runs = 0
+    sources = {name: results / "raw" / name for name in _group_names(config)}
+    for name, folder in sources.items():
+        files = sorted(folder.glob("*/*.parquet"))
+        if not files:
+            raise ArchiveError(
+                f"{folder} holds no traces of group {name}; run the workflow to the end first"
+            )
+        own, own_records = _compact_files(files, f"{folder}/*/*.parquet")
+        written[f"traces/{name}.parquet"] = _write_parquet(own, out / "traces" / f"{name}.parquet")
+        records += own_records
+        runs += len(own.drop_duplicates(list(RUN_KEYS)))
+        variants = sorted((results / "robustness" / "raw" / name).glob("*/*.parquet"))
+        if variants:
+            frame, variant_records = _compact_files(variants, f"robustness/raw/{name}")
+            path = out / "traces" / f"{name}.variants.parquet"
+            written[f"traces/{name}.variants.parquet"] = _write_parquet(frame, path)
+            records += variant_records
+            runs += len(frame.drop_duplicates(list(RUN_KEYS)))
+    molecule_files = sorted((results / MOLECULE_GROUP / "raw").glob("*/*.parquet"))
+    if molecule_files:
+        frame, molecule_records = _compact_files(molecule_files, f"{MOLECULE_GROUP}/raw")
+        path = out / "traces" / f"{MOLECULE_GROUP}.parquet"
+        written[f"traces/{MOLECULE_GROUP}.parquet"] = _write_parquet(frame, path)
+        records += molecule_records
+        runs += len(frame.drop_duplicates(list(RUN_KEYS)))
+    if config.get("rate_check") is not None:
+        from casbo_bench.analysis.rates import read_typed_csv
+        from casbo_bench.schemas.claims import GAP_COLUMNS, validate_gaps
+
+        gaps_csv = results / "rate_checks" / "gaps.csv"
+        if not gaps_csv.is_file():
+            raise ArchiveError(f"{gaps_csv} does not exist; run the rate check first")
+        # The gaps again from the traces (Parquet keeps every bit a CSV may round), in the
+        # order of the run's gaps.csv (the order of the rule's inputs, which the verdicts and
+        # the figures follow).
+        recorded = read_typed_csv(gaps_csv, GAP_COLUMNS)
+        keys = [*RUN_KEYS, "T"]
+        gaps = recorded[keys].merge(_rate_gaps(results, config), on=keys, how="left")
+        gaps = validate_gaps(gaps[list(GAP_COLUMNS)].astype(GAP_COLUMNS), str(gaps_csv))
+        if len(gaps) != len(recorded) or not np.allclose(
+            gaps["gap"], recorded["gap"], rtol=1e-12, atol=0.0
+        ):
+            raise ArchiveError(
+                f"{gaps_csv} differs from the gaps of {results}/rate_checks/raw; rerun the "
+                f"rate check before publishing"
+            )
+        path = out / "rate_checks" / "gaps.parquet"
+        written["rate_checks/gaps.parquet"] = _write_parquet(gaps, path)
+    for name, source in _kept_files(results, figures).items():
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        written[name] = target
+    config_file = out / "config.yaml"
+    manifest = {
+        "format": ARCHIVE_FORMAT,
+        "name": config["name"],
+        "label": f"{config['name']} (published archive of results/{config['name']})",
+        "config": "config.yaml",
+        "config_sha256": sha256_file(config_file),
+        **_provenance_summary(records),
+        "published_commit": _git_commit(),
+        "published_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "published_on": platform.node(),
+        "cpu_hours": _cpu_hours(results),
+        "cpu_hours_source": "Snakemake benchmark files results/<name>/benchmarks/**/*.tsv "
+        "(cpu_time); null where the run wrote none",
+        "runs": runs,
+        "compact_traces": COMPACT_RULE,
+        "exact": "tables, ledger, rate verdicts and benchmark figures are rebuilt exactly "
+        "(docs/architecture.md, Published archives)",
+        "kept_as_written": sorted(name for name in written if name.startswith("kept/")),
+        "publish_seconds": round(time.perf_counter() - started, 1),
+        "files": {name: sha256_file(path) for name, path in sorted(written.items())},
+    }
+    return write_text_atomically(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+
+
+def _rate_gaps(results: Path, config: Mapping[str, Any]) -> pd.DataFrame:
+    from casbo_bench.analysis.rates import average_gaps_of_files
+    from casbo_bench.traces import read_provenance
+
+    files = sorted((results / "rate_checks" / "raw").glob("*/*.parquet"))
+    if not files:
+        raise ArchiveError(f"{results}/rate_checks/raw holds no traces; run the rate check first")
+    iterations = [int(t) for t in config["rate_check"]["iterations"]]
+    return average_gaps_of_files(files, iterations, read_provenance)
+
+
+def read_manifest(archive: Path) -> dict[str, Any]:
+    """The manifest of ``archive``.
+
+    Raises:
+        ArchiveError: no archive or no readable manifest there.
+    """
+    path = archive / MANIFEST
+    if not path.is_file():
+        raise ArchiveError(
+            f"{path} does not exist; give the folder written by 'casbo-bench publish' "
+            f"(e.g. published/paper-local)"
+        )
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArchiveError(f"{path} is not valid JSON ({error}); publish the run again") from None
+    return manifest
+
+
+def read_compact(archive: Path, name: str) -> pd.DataFrame:
+    """The compact trace ``traces/<name>.parquet`` of ``archive``, validated."""
+    path = archive / "traces" / f"{name}.parquet"
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as error:
+        raise ArchiveValidationError(
+            f"{path} is not a readable Parquet file ({error}); publish the run again"
+        ) from None
+    return validate_compact_trace(frame, str(path))
+
+
+def check_archive(archive: Path) -> dict[str, Any]:
+    """Verify ``archive``: every file of the manifest present with its sha256, no file
+    missing from the manifest, every compact trace, table, verdict and the ledger valid.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        ArchiveError: no manifest.
+        ArchiveValidationError: a file is missing, changed, unlisted or fails its schema;
+            the message names it.
+    """
+    from casbo_bench.analysis import claims, rates
+    from casbo_bench.schemas.claims import GAP_COLUMNS, validate_gaps
+    from casbo_bench.schemas.tables import validate_table
+
+    manifest = read_manifest(archive)
+    listed: dict[str, str] = manifest.get("files", {})
+    for name, digest in listed.items():
+        path = archive / name
+        if not path.is_file():
+            raise ArchiveValidationError(
+                f"{path} is missing; restore it (git checkout) or publish again"
+            )
+        if sha256_file(path) != digest:
+            raise ArchiveValidationError(
+                f"{path} differs from the sha256 in {archive / MANIFEST} (changed or "
+                f"damaged); restore it (git checkout) or publish again"
+            )
+    present = {str(path.relative_to(archive)) for path in archive.rglob("*") if path.is_file()} - {
+        MANIFEST
+    }
+    unlisted = sorted(present - set(listed))
+    if unlisted:
+        raise ArchiveValidationError(
+            f"{archive} holds files its manifest does not list: {', '.join(unlisted)}; "
+            f"remove them or publish again"
+        )
+    for name in listed:
+        path = archive / name
+        if name.startswith("traces/"):
+            read_compact(archive, Path(name).name.removesuffix(".parquet"))
+        elif name.startswith("tables/") and path.parent.name != MOLECULE_GROUP:
+            table = path.stem
+            if table != "rate_checks":
+                validate_table(table, pd.read_csv(path))
+        elif name == "rate_checks/verdicts.csv":
+            rates.read_verdicts(path)
+        elif name == "rate_checks/gaps.parquet":
+            validate_gaps(pd.read_parquet(path).astype(GAP_COLUMNS), str(path))
+        elif name == "claims.csv":
+            claims.read_ledger(path)
+    return manifest
+
+
+def analysis_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The tables' and figures' settings of a resolved config, as the workflow's rules
+    ``tables`` and ``figures`` pass them (workflow/rules/analysis.smk)."""
+    from casbo_bench.analysis.ert import TargetRule
+
+    targets = (
+        TargetRule.absolute(config["targets"])
+        if "targets" in config
+        else TargetRule.relative(config["target_fractions"])
+    )
+    return {
+        "reference": config["reference"],
+        "alpha": float(config["alpha"]),
+        "seed": int(config["bootstrap_seed"]),
+        "confidence": float(config["band_confidence"]),
+        "fixed_budgets": tuple(config["fixed_budgets"]),
+        "targets": targets,
+    }
+
+
+def _rate_rule(rule: Mapping[str, Any]) -> Any:
+    """The rate rule of a resolved config's ``rate_check.rule`` (rule ``rate_check``'s
+    arguments, workflow/rules/rates_common.smk)."""
+    from casbo_bench.analysis.rates import RateRule
+
+    calibration = rule["calibration"]
+    return RateRule(
+        t_tolerance=float(rule["t_tolerance"]),
+        d_tolerance=float(rule["d_tolerance"]),
+        bound_factor=float(rule["bound_factor"]),
+        confidence=float(rule["confidence"]),
+        n_resamples=int(rule["resamples"]),
+        seed=int(rule["seed"]),
+        steepening_confidence=float(rule["steepening_confidence"]),
+        floor_tolerance=float(rule["floor_tolerance"]),
+        calibration_replicates=int(calibration["replicates"]),
+        calibration_t_exponents=tuple(float(a) for a in calibration["t_exponents"]),
+        calibration_d_exponents=tuple(float(b) for b in calibration["d_exponents"]),
+    )
+
+
+def regenerate(archive: Path, results_out: Path, figures_out: Path) -> list[Path]:
+    """Rebuild every table, the rate check, the ledger and every figure of ``archive`` into
+    ``results_out`` (tables/, rate_checks/, claims.*) and ``figures_out`` (one folder per
+    group, rate_checks/, and the molecule report's figures as kept). Nothing runs an optimizer.
+
+    Raises:
+        ArchiveError, ArchiveValidationError: as :func:`check_archive`, which runs first.
+    """
+    from casbo_bench.analysis import claims, figures, rate_figures, rates, tables
+
+    manifest = check_archive(archive)
+    config = read_config(archive / manifest["config"])
+    settings = analysis_settings(config)
+    written: list[Path] = []
+    groups: dict[str, pd.DataFrame] = {}
+    for name in _group_names(config):
+        own = read_compact(archive, name)
+        built = tables.build_tables(
+            own,
+            reference=settings["reference"],
+            targets=settings["targets"],
+            alpha=settings["alpha"],
+            seed=settings["seed"],
+            fixed_budgets=settings["fixed_budgets"],
+            confidence=settings["confidence"],
+        )
+        written += tables.write_tables(built, results_out / "tables" / name)
+        written += figures.make_figures(
+            own,
+            figures_out / name,
+            seed=settings["seed"],
+            confidence=settings["confidence"],
+            targets=settings["targets"],
+            title_prefix=f"{config['name']} · {name}",
+        )
+        variants = archive / "traces" / f"{name}.variants.parquet"
+        groups[name] = (
+            pd.concat([own, read_compact(archive, f"{name}.variants")], ignore_index=True)
+            if variants.is_file()
+            else own
+        )
+    if (archive / "traces" / f"{MOLECULE_GROUP}.parquet").is_file():
+        groups[MOLECULE_GROUP] = read_compact(archive, MOLECULE_GROUP)
+    verdicts = None
+    if (archive / "rate_checks" / "gaps.parquet").is_file():
+        from casbo_bench.schemas.claims import GAP_COLUMNS
+
+        gaps = pd.read_parquet(archive / "rate_checks" / "gaps.parquet").astype(GAP_COLUMNS)
+        recorded = rates.read_verdicts(archive / "rate_checks" / "verdicts.csv")
+        identities = recorded[["method", "problem", "role", "expectation", "variant_of"]]
+        checks = [
+            rates.RateCheck(*map(str, row))
+            for row in identities.drop_duplicates().itertuples(index=False)
+        ]
+        results = rates.judge_rate_checks(gaps, checks, _rate_rule(config["rate_check"]["rule"]))
+        written += rates.write_rate_outputs(
+            results, gaps, results_out / "rate_checks", results_out / "tables"
+        )
+        written += rate_figures.make_rate_figures(
+            gaps,
+            results.verdicts,
+            results.local_slopes,
+            figures_out / "rate_checks",
+            title_prefix=str(config["name"]),
+        )
+        verdicts = results.verdicts
+    if (archive / "claims_spec.json").is_file():
+        spec = claims.read_spec(archive / "claims_spec.json")
+        ledger = claims.build_ledger(spec, groups, rate_verdicts=verdicts)
+        written += claims.write_ledger(ledger, results_out, spec)
+    for name in manifest.get("kept_as_written", []):
+        relative = Path(name).relative_to("kept")
+        base = figures_out if relative.parts[0] == "figures" else results_out
+        inner = Path(*relative.parts[1:]) if relative.parts[0] == "figures" else relative
+        target = base / inner
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(archive / name, target)
+        written.append(target)
+    return written

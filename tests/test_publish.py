@@ -1,0 +1,148 @@
+"""Publishing a finished run and rebuilding it from the archive alone (casbo_bench.publish).
+
+One tiny workflow run (tests/workflow/tiny.yaml) is published; the tables, rate-check outputs
+and ledger rebuilt from the archive must equal the run's byte for byte, every figure file of
+the run must be rebuilt, and a damaged archive must be refused naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from casbo_bench.analysis.views import best_at
+from casbo_bench.publish import ArchiveError, check_archive, compact_trace
+from casbo_bench.schemas.archive import ArchiveValidationError
+from casbo_bench.traces import load_traces
+from tests.snakemake_runs import ENVIRONMENT, REPOSITORY, TINY_CONFIG, run_snakemake
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny run in a scratch folder, published to ``published/tiny`` and rebuilt
+    into ``results/tiny-archive`` and ``paper_figures/tiny-archive``."""
+    workdir = tmp_path_factory.mktemp("publish")
+    (workdir / "config").mkdir()
+    shutil.copy(TINY_CONFIG, workdir / "config" / "config.yaml")
+    result = run_snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    publish = ["publish", "--results", "results/tiny", "--figures", "paper_figures/tiny"]
+    rebuild = ["regenerate", "--archive", "published/tiny", "--results-out"]
+    for arguments in (
+        [*publish, "--out", "published/tiny"],
+        [*rebuild, "results/tiny-archive", "--figures-out", "paper_figures/tiny-archive"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "casbo_bench", *arguments],
+            cwd=workdir,
+            env=ENVIRONMENT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-4000:]
+    return workdir
+
+
+def _rebuilt_files(run: Path) -> list[str]:
+    """The run's table, rate-check and ledger files, relative to results/<name>."""
+    names = [
+        str(path.relative_to(run))
+        for pattern in ("tables/**/*.csv", "tables/**/*.md", "rate_checks/*.csv")
+        for path in run.glob(pattern)
+    ]
+    return sorted([*names, "claims.csv", "claims.md"])
+
+
+@pytest.mark.slow
+def test_rebuilt_tables_and_ledger_equal_the_runs(published: Path) -> None:
+    run, rebuilt = published / "results" / "tiny", published / "results" / "tiny-archive"
+    names = _rebuilt_files(run)
+    assert any(name.startswith("tables/plain/") for name in names)
+    differ = [name for name in names if (run / name).read_bytes() != (rebuilt / name).read_bytes()]
+    assert not differ, differ
+
+
+@pytest.mark.slow
+def test_every_figure_of_the_run_is_rebuilt(published: Path) -> None:
+    def figures(folder: Path) -> set[str]:
+        return {
+            str(path.relative_to(folder))
+            for path in folder.rglob("*")
+            if path.suffix in (".pdf", ".png", ".svg")
+        }
+
+    original = figures(published / "paper_figures" / "tiny")
+    assert any(name.startswith("rate_checks/") for name in original)
+    assert original <= figures(published / "paper_figures" / "tiny-archive")
+
+
+@pytest.mark.slow
+def test_archive_checks_and_refuses_a_damaged_file(published: Path, tmp_path: Path) -> None:
+    manifest = check_archive(published / "published" / "tiny")
+    assert manifest["config_sha256"] and manifest["runs"] > 0
+    copy = tmp_path / "tiny"
+    shutil.copytree(published / "published" / "tiny", copy)
+    table = copy / "traces" / "plain.parquet"
+    table.write_bytes(table.read_bytes()[:-10])
+    with pytest.raises(ArchiveValidationError, match=r"plain\.parquet differs from the sha256"):
+        check_archive(copy)
+    with pytest.raises(ArchiveError, match="does not exist"):
+        check_archive(tmp_path / "nowhere")
+
+
+@pytest.mark.slow
+def test_compact_trace_keeps_every_value_the_analysis_reads(published: Path) -> None:
+    traces = load_traces(sorted((published / "results" / "tiny" / "raw").glob("*/*/*.parquet")))
+    compact = compact_trace(traces)
+    assert len(compact) < len(traces)
+    evaluations = list(range(1, int(traces["budget"].max()) + 1))
+    full, short = best_at(traces, evaluations), best_at(compact, evaluations)
+    np.testing.assert_array_equal(full["value"].to_numpy(), short["value"].to_numpy())
+
+
+def test_compact_trace_keeps_changes_failures_and_ends() -> None:
+    best = [np.inf, 5.0, 5.0, 3.0, 3.0, 3.0]
+    trace = pd.DataFrame(
+        {
+            "method": "m",
+            "optimizer": "random",
+            "problem": "sphere",
+            "d": 2,
+            "K": 1,
+            "scoring": "final",
+            "seed": 0,
+            "budget": 6,
+            "evaluation": np.arange(1, 7),
+            "loss": [np.nan, 5.0, 6.0, 3.0, np.nan, 4.0],
+            "best_so_far": best,
+            "fresh_sample_loss": 1.0,
+            "safeguard_events": 0,
+            "failed": [True, False, False, False, True, False],
+            "error": ["loss is nan", "", "", "", "loss is nan", ""],
+            "status": "complete",
+        }
+    )
+    assert compact_trace(trace)["evaluation"].tolist() == [1, 2, 4, 5, 6]
+
+
+def test_published_folder_is_not_ignored_by_git() -> None:
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "published/paper-local/manifest.json"],
+        cwd=REPOSITORY,
+        check=False,
+    )
+    assert ignored.returncode == 1
+
+
+def test_manifest_lists_its_files_with_sha256(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text(json.dumps({"files": {"a.csv": "0" * 64}}))
+    with pytest.raises(ArchiveValidationError, match=r"a\.csv is missing"):
+        check_archive(tmp_path)
