@@ -113,7 +113,7 @@ from casbo_bench.schemas.claims import (
     secondary_labels,
     validate_claims,
 )
-from casbo_bench.schemas.trace import RUN_KEYS, SETTING_KEYS, complete_runs
+from casbo_bench.schemas.trace import SETTING_KEYS, complete_runs
 
 __all__ = [
     "CONTRADICTED",
@@ -311,11 +311,11 @@ def _values_at(runs: pd.DataFrame, evaluations: int, unit: str = "evaluation") -
     only the rows where best-so-far changes and the last) gives the same value. With ``unit``
     ``"calls"``: the last completed sample within that many black-box calls, of the runs that
     spent at least that many (again the same on a compact trace)."""
-    complete = complete_runs(runs).sort_values([*RUN_KEYS, "evaluation"], kind="stable")
-    keys = list(RUN_KEYS)
+    # ``runs`` is one side of one cell: its seed names the run.
+    complete = complete_runs(runs).sort_values(["seed", "evaluation"], kind="stable")
     column = "calls" if unit == "calls" else "evaluation"
-    reaches = complete.groupby(keys, sort=False)[column].transform("max") >= evaluations
-    at = complete[reaches & (complete[column] <= evaluations)].groupby(keys).tail(1)
+    reaches = complete.groupby("seed", sort=False)[column].transform("max") >= evaluations
+    at = complete[reaches & (complete[column] <= evaluations)].groupby("seed").tail(1)
     return pd.Series(
         at["best_so_far"].to_numpy(dtype=np.float64), index=at["seed"].to_numpy(dtype=np.int64)
     ).sort_index()
