@@ -41,7 +41,6 @@ import argparse
 import importlib.util
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from casbo_bench.optimizers import SearchSpace
 from casbo_bench.optimizers.casbo import CASBO
+from casbo_bench.provenance import hardware_description
 
 DIMENSIONS = (10, 100, 500, 1000, 2000)
 STEP_DIMENSIONS = (500, 1000, 2000)
@@ -81,18 +81,6 @@ class Timing:
     def ratio_of_means(self) -> float:
         """Mean CASBO time over mean pycma time."""
         return float(self.casbo.mean() / self.pycma.mean())
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or what the platform module knows)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def shifted_sphere(candidates: np.ndarray) -> np.ndarray:
@@ -290,7 +278,7 @@ def machine_line() -> str:
     """CPU model, core count, thread counts of both libraries and the load average."""
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
-        f"machine: {cpu_model()}, {os.cpu_count()} cores; torch threads "
+        f"machine: {hardware_description()['cpu']}, {os.cpu_count()} cores; torch threads "
         f"{torch.get_num_threads()}, numpy BLAS threads {numpy_blas_threads()}; "
         f"load average (1, 5, 15 min) {load}"
     )

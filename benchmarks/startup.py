@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from casbo_bench.provenance import hardware_description
+
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("random", "cmaes", "xnes", "casbo", "turbo")
 ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -122,18 +124,6 @@ def median(children: list[Child]) -> Child:
     )
 
 
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or what the platform module knows)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def load() -> str:
     """The load average over 1, 5 and 15 minutes."""
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -192,7 +182,8 @@ def report(args: argparse.Namespace, sources: dict[str, Path], scratch: Path) ->
         + (" (+ working tree)" if source == ROOT and git("status", "--porcelain") else "")
         for label, source in sources.items()
     }
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; python {platform.python_version()}")
+    cpu = hardware_description()["cpu"]
+    print(f"machine: {cpu}, {os.cpu_count()} cores; python {platform.python_version()}")
     print("checkouts: " + "; ".join(f"{label} {ref}" for label, ref in described.items()))
     print(
         f"job: sphere d=4, 1 seed, {args.budget} evaluations, one thread; median of "

@@ -134,15 +134,12 @@ class Calibration:
 
 
 def machine_record() -> dict[str, Any]:
-    """Processor, logical cores and Python of this machine (a calibration holds only here)."""
+    """This machine (a calibration holds only here): the hardware record, Python, node."""
     import platform
 
-    return {
-        "processor": platform.processor() or platform.machine(),
-        "logical_cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "node": platform.node(),
-    }
+    from casbo_bench.provenance import hardware_description
+
+    return {**hardware_description(), "python": platform.python_version(), "node": platform.node()}
 
 
 # --- the workflow's jobs ---------------------------------------------------------------------
