@@ -25,9 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tables-dir", required=True, type=writable_folder("table"), help="folder of the table"
     )
-    parser.add_argument(
-        "--methods", nargs="*", default=[], help="the methods' order in the table"
-    )
+    parser.add_argument("--methods", nargs="*", default=[], help="the methods' order in the table")
     parser.add_argument(
         "--resamples", type=integer_at_least(100), default=2000, help="bootstrap resamples"
     )

@@ -95,7 +95,9 @@ def handle(arguments: argparse.Namespace) -> int:
     device = str(resolve_device(arguments.device, NAME, UsageError))
     predictor = load_predictor(predictor_folder(arguments.models_dir), device)
     manifest = predictor.manifest
-    target = float(manifest["property_split_percentiles"][task.quantity][f"p{task.target_percentile}"])
+    target = float(
+        manifest["property_split_percentiles"][task.quantity][f"p{task.target_percentile}"]
+    )
     calibration_dir = arguments.calibration or arguments.models_dir / "xtb_calibration"
     fits = load_calibration(calibration_dir)
     fit = fits.get(task.quantity)
@@ -130,7 +132,9 @@ def handle(arguments: argparse.Namespace) -> int:
         best = best[best["task"] == task.name]
         for method, runs in best.groupby("method", sort=True):
             frames.append(
-                ladder.rung_frame(task.name, str(method), "method", runs["xyz"], runs["seed"])
+                ladder.rung_frame(
+                    task.name, str(method), "method", runs["xyz"].tolist(), runs["seed"]
+                )
             )
     molecules = ladder.score_molecules(
         pd.concat(frames, ignore_index=True), predictor.model, task.quantity, target, fit

@@ -185,7 +185,9 @@ def score_molecules(
     return scored.reset_index(drop=True)
 
 
-def rung_frame(task: str, rung: str, kind: str, texts: Sequence[str], replicates: Any = None) -> pd.DataFrame:
+def rung_frame(
+    task: str, rung: str, kind: str, texts: Sequence[str], replicates: Any = None
+) -> pd.DataFrame:
     """Rows (``task``, ``rung``, ``kind``, ``replicate``, ``xyz``) of one rung's molecules;
     ``replicate`` is the molecule's index in the draw, or the run seed of a method's best."""
     replicate = np.arange(len(texts)) if replicates is None else np.asarray(replicates)
