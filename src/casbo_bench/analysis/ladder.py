@@ -25,9 +25,11 @@ no floor for molecules optimized against that predictor, so xTB judges them too.
 own error (the ``xTB calibration MAE`` row): a method that hit the target exactly would show
 ``mae_xtb`` near that floor and ``predictor_minus_xtb`` near minus it; a method games the
 predictor to the extent its ``mae_xtb`` stands above the xTB floor while its
-``mae_predictor`` is below the predictor's test MAE. The published values (:data:`PUBLISHED_FILE`) are all-atom conditional
-generation judged by EDM's classifiers: a different model, hydrogens and protocol, printed
-for orientation only, ``comparable`` false.
+``mae_predictor`` is below the predictor's test MAE.
+
+The published values (:data:`PUBLISHED_FILE`) are all-atom conditional generation judged by
+EDM's classifiers: a different model, hydrogens and protocol, printed for orientation only,
+``comparable`` false.
 """
 
 from __future__ import annotations

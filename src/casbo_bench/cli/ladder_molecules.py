@@ -92,15 +92,14 @@ def handle(arguments: argparse.Namespace) -> int:
             f"(casbo_bench.molecules.tasks); --target-percentile {arguments.target_percentile} "
             f"would judge its molecules against another target"
         )
+    calibration_dir = arguments.calibration or arguments.models_dir / "xtb_calibration"
+    fit = load_calibration(calibration_dir).get(task.quantity)
     device = str(resolve_device(arguments.device, NAME, UsageError))
     predictor = load_predictor(predictor_folder(arguments.models_dir), device)
     manifest = predictor.manifest
     target = float(
         manifest["property_split_percentiles"][task.quantity][f"p{task.target_percentile}"]
     )
-    calibration_dir = arguments.calibration or arguments.models_dir / "xtb_calibration"
-    fits = load_calibration(calibration_dir)
-    fit = fits.get(task.quantity)
     dataset = load_dataset(arguments.data)
     model, checkpoint = load_sampler(edm_folder(arguments.models_dir), device)
     sampler = FixedSizeSampler(model.diffusion, arguments.n_atoms, arguments.sampler_steps)
