@@ -19,6 +19,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/rates.smk"
 include: "workflow/rules/molecules.smk"
+include: "workflow/rules/ladder.smk"
 include: "workflow/rules/claims.smk"
 include: "workflow/rules/coco.smk"
 # Last: every block above has registered its runs in the job table.
@@ -33,4 +34,5 @@ rule all:
         rate_check_outputs(),
         claims_outputs(),
         molecule_outputs(),
+        ladder_outputs(),
         coco_outputs(),

@@ -332,6 +332,24 @@ def _check_rate_block(rate: Mapping[str, Any]) -> None:
             )
 
 
+def _check_target_percentile(i: int, task: Mapping[str, Any]) -> None:
+    """A predictor task states its target percentile, the task table's; no other task has one."""
+    from casbo_bench.molecules.tasks import get_task
+
+    table = get_task(task["name"]).target_percentile
+    stated = task.get("target_percentile")
+    if table is None and stated is not None:
+        raise ConfigError(
+            f"molecules.tasks[{i}] ({task['name']}): target_percentile is for predictor tasks; "
+            f"this task has no target, so remove it"
+        )
+    if table is not None and stated != table:
+        raise ConfigError(
+            f"molecules.tasks[{i}] ({task['name']}): state target_percentile: {table} (the "
+            f"task optimizes toward the p{table} value of QM9's property split); got {stated}"
+        )
+
+
 def _check_molecules(config: Mapping[str, Any]) -> None:
     """Molecule tasks exist with sizes the task table admits; methods known, reference run."""
     from casbo_bench.molecules.tasks import (
@@ -355,6 +373,7 @@ def _check_molecules(config: Mapping[str, Any]) -> None:
             )
         except UserFacingError as error:
             raise ConfigError(f"molecules.tasks[{i}] ({task['name']}): {error}") from None
+        _check_target_percentile(i, task)
     folder = block.get("models_dir")
     trained = Path("results") / config["name"] / "models"
     if folder is not None and Path(folder) != trained:

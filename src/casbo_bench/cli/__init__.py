@@ -46,6 +46,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train_predictor",
     "evaluate_edm",
     "molecule_report",
+    "calibrate_xtb",
+    "ladder_molecules",
+    "error_ladder",
 )
 """The subcommand modules of this package, in the order ``--help`` lists them."""
 
