@@ -41,6 +41,7 @@ DETAIL_KEYS = {
     "valid_table",
     "stable",
     "fragments",
+    "n_atoms",
     "smiles",
     "xyz",
     "checkpoint",
@@ -117,6 +118,7 @@ def test_rollout_shapes_losses_and_details(qed_problem: MoleculeProblem) -> None
     np.testing.assert_array_equal(details["score"][scored], details["value"][scored])
     assert (details["score"][~scored] == QED_PENALTY).all()
     assert np.isnan(details["value"][~scored]).all()
+    assert (details["n_atoms"] == N_ATOMS).all()
     for text, valid in zip(details["xyz"], details["valid"], strict=True):
         positions, types = parse_xyz(text)
         assert positions.shape == (N_ATOMS, 3)

@@ -8,11 +8,15 @@ from casbo_bench.molecules.atoms import MAX_ATOMS, N_FEATURES
 from casbo_bench.molecules.tasks import (
     DEFAULT_ATOMS,
     DEFAULT_SAMPLER_STEPS,
+    DRAWN_SIZE,
+    DRAWN_SUFFIX,
     MOLECULE_TASKS,
     check_scoring,
     describe_tasks,
     get_task,
+    problem_name,
     sampler_size,
+    split_name,
     task_names,
     task_size,
 )
@@ -27,12 +31,30 @@ def test_sizes_follow_the_rule_both_ways() -> None:
             dim, n_steps = task_size(n_atoms, steps)
             assert (dim, n_steps) == (N_FEATURES * n_atoms, steps + 2)
             assert sampler_size("mol-qed", dim, n_steps) == (n_atoms, steps)
+    # drawn sizes: padded to 9 atoms whatever S, and the name says so both ways
+    for steps in (1, 20):
+        dim, n_steps = task_size(DRAWN_SIZE, steps)
+        assert (dim, n_steps) == (N_FEATURES * MAX_ATOMS, steps + 2)
+        name = problem_name("mol-gap", DRAWN_SIZE)
+        assert name == "mol-gap" + DRAWN_SUFFIX
+        assert sampler_size(name, dim, n_steps) == (DRAWN_SIZE, steps)
+    assert problem_name("mol-gap", 9) == "mol-gap" and problem_name("mol-gap") == "mol-gap"
 
 
-@pytest.mark.parametrize(("n_atoms", "steps"), [(0, 20), (10, 20), (9, 0)])
-def test_impossible_task_sizes_are_refused(n_atoms: int, steps: int) -> None:
-    with pytest.raises(ProblemError, match="1 <= n_atoms <= 9 and sampler_steps >= 1"):
+@pytest.mark.parametrize(
+    ("n_atoms", "steps"), [(0, 20), (10, 20), (9, 0), ("qm8", 20), ("9", 20), (True, 20)]
+)
+def test_impossible_task_sizes_are_refused(n_atoms: int | str, steps: int) -> None:
+    with pytest.raises(
+        ProblemError, match=r"1 <= n_atoms <= 9 \(or n_atoms 'qm9'.*\) and sampler_steps >= 1"
+    ) as error:
         task_size(n_atoms, steps)
+    assert "\n" not in str(error.value)
+
+
+def test_a_drawn_size_problem_takes_dim_63_only() -> None:
+    with pytest.raises(ProblemError, match=r"pads it to 9 atoms, so it takes dim = 63; got dim=28"):
+        sampler_size("mol-qed" + DRAWN_SUFFIX, 28, 5)
 
 
 @pytest.mark.parametrize(
@@ -52,10 +74,16 @@ def test_impossible_problem_sizes_say_which_to_use(dim: int, steps: int, message
 
 
 def test_tasks_are_listed_described_and_looked_up() -> None:
-    assert task_names() == list(MOLECULE_TASKS)
+    drawn = [name + DRAWN_SUFFIX for name in MOLECULE_TASKS]
+    assert task_names() == [*MOLECULE_TASKS, *drawn]
     assert all(name.startswith("mol-") for name in task_names())
+    assert set(describe_tasks()) == set(task_names())
     assert describe_tasks()["mol-qed"] == "molecules: maximize RDKit's QED"
+    assert "drawn from QM9" in describe_tasks()["mol-qed-qm9size"]
     assert get_task("mol-mu").quantity == "mu"
+    assert get_task("mol-mu-qm9size") is get_task("mol-mu")
+    assert split_name("mol-mu-qm9size") == ("mol-mu", True)
+    assert split_name("mol-mu") == ("mol-mu", False)
     assert all(
         task.target_percentile for task in MOLECULE_TASKS.values() if task.kind == "predictor"
     )

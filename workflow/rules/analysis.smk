@@ -19,7 +19,7 @@ rule tables:
     log:
         f"{LOGS}/tables/{{benchmark}}.log",
     benchmark:
-        f"{BENCHMARKS_DIR}/tables/{{benchmark}}.tsv",
+        f"{BENCHMARKS_DIR}/tables/{{benchmark}}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -57,7 +57,7 @@ rule figures:
     log:
         f"{LOGS}/figures/{{benchmark}}.log",
     benchmark:
-        f"{BENCHMARKS_DIR}/figures/{{benchmark}}.tsv",
+        f"{BENCHMARKS_DIR}/figures/{{benchmark}}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1

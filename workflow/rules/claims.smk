@@ -51,7 +51,7 @@ rule claims:
     log:
         f"{LOGS}/claims.log",
     benchmark:
-        f"{BENCHMARKS_DIR}/claims.tsv",
+        f"{BENCHMARKS_DIR}/claims.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -23,7 +23,7 @@ rule cocopp:
     log:
         f"{LOGS}/cocopp.log",
     benchmark:
-        f"{BENCHMARKS_DIR}/cocopp.tsv",
+        f"{BENCHMARKS_DIR}/cocopp.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -4,6 +4,7 @@ from casbo_bench.molecules.tasks import (
     DEFAULT_ATOMS,
     DEFAULT_SAMPLER_STEPS,
     get_task,
+    problem_name,
     task_size,
 )
 
@@ -25,6 +26,11 @@ def molecule_task_size(task):
     """``(d, K)`` of a task entry of the config, by the task table's rule and defaults."""
     n_atoms = task.get("n_atoms", DEFAULT_ATOMS)
     return task_size(n_atoms, task.get("sampler_steps", DEFAULT_SAMPLER_STEPS))
+
+
+def molecule_problem(task):
+    """The problem name of a task entry: the task's, with -qm9size for n_atoms: qm9."""
+    return problem_name(task["name"], task.get("n_atoms", DEFAULT_ATOMS))
 
 
 def molecule_job_inputs(task):
@@ -50,8 +56,9 @@ def molecule_denoiser_budget(label):
 
 def _molecule_jobs():
     """Register every molecule run (methods x tasks x seed jobs); their traces. A task's
-    size is (d, K) = (7 n, S + 2) for n heavy atoms and S sampler steps, by the task table's
-    rule (casbo_bench.molecules.tasks, the one place it is written)."""
+    size is (d, K) = (7 n, S + 2) for n heavy atoms (d = 63 for sizes drawn per rollout) and S
+    sampler steps, by the task table's rule (casbo_bench.molecules.tasks, the one place it is
+    written)."""
     if MOLECULES is None:
         return []
     return [
@@ -64,7 +71,7 @@ def _molecule_jobs():
             "molecules/raw",
             METHODS[label],
             MOLECULES.get("seeds", config["seeds"]),
-            task["name"],
+            molecule_problem(task),
             d,
             K,
             "final",
@@ -146,6 +153,6 @@ MOLECULE_CLAIM_TRACES = [
     if all(
         task.get("count_in_claims", True)
         for task in MOLECULES["tasks"]
-        if os.path.basename(path).startswith(f"{task['name']}_d")
+        if os.path.basename(path).startswith(f"{molecule_problem(task)}_d")
     )
 ]

@@ -54,7 +54,7 @@ rule rate_check:
     log:
         f"{LOGS}/rate_checks/rate_check.log",
     benchmark:
-        f"{BENCHMARKS_DIR}/rate_check.tsv",
+        f"{BENCHMARKS_DIR}/rate_check.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1

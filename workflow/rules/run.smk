@@ -22,7 +22,7 @@ rule run:
     log:
         f"{LOGS}/{{job}}.log",
     benchmark:
-        f"{BENCHMARKS_DIR}/{{job}}.tsv",
+        f"{BENCHMARKS_DIR}/{{job}}.tsv"
     wildcard_constraints:
         # The folders the job table's callers register runs in, below results/<name>/.
         job=r"(raw|robustness/raw|rate_checks/raw|molecules/raw)/.+",
@@ -52,7 +52,7 @@ use rule run as run_coco with:
     log:
         f"{LOGS}/raw/{{benchmark}}/{{method}}/{{problem}}_d{{d}}_K1_final_s{{chunk}}.log",
     benchmark:
-        f"{BENCHMARKS_DIR}/raw/{{benchmark}}/{{method}}/{{problem}}_d{{d}}_K1_final_s{{chunk}}.tsv",
+        f"{BENCHMARKS_DIR}/raw/{{benchmark}}/{{method}}/{{problem}}_d{{d}}_K1_final_s{{chunk}}.tsv"
     wildcard_constraints:
         problem="|".join(re.escape(name) for name in COCO_PROBLEMS) or NO_MATCH,
 

@@ -38,6 +38,13 @@ The position part of each injected vector is projected to zero centre of mass by
 (``xi_x <- xi_x - mean(xi_x)``): a standard Gaussian in ``R^{n x 3}`` projected this way is the
 zero-centre-of-mass Gaussian the model was trained with, so an optimizer can search all of
 ``R^{n x 7}`` and the projection is part of the dynamics.
+
+Drawn sizes (:class:`DrawnSizeSampler`): every molecule is padded to N = 9 atom slots and its
+number of atoms n is read off its own initial latent, ``n = F^{-1}(Phi(u))`` with ``u`` the
+latent's (normalized) sum of the first position coordinate over all N slots
+(:func:`size_coordinate`), a direction the projection above discards for every n, and ``F``
+the cumulative atom-count histogram of the training set (:class:`AtomCountQuantile`). The
+rollout stays a deterministic function of its noise; padded slots' noise is masked.
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from casbo_bench.errors import UserFacingError
-from casbo_bench.molecules.atoms import N_FEATURES
+from casbo_bench.molecules.atoms import MAX_ATOMS, N_FEATURES
 from casbo_bench.molecules.egnn import EGNNDenoiser, remove_mean
 
 logger = logging.getLogger(__name__)
@@ -194,6 +201,22 @@ def project_noise(noise: Tensor, mask: Tensor) -> Tensor:
     """
     node_mask = mask.to(noise.dtype).unsqueeze(-1)
     return torch.cat([remove_mean(noise[..., :3], mask), noise[..., 3:] * node_mask], dim=-1)
+
+
+def histogram_weights(atom_count_histogram: NDArray[Any] | Tensor, max_atoms: int) -> Tensor:
+    """The float64 weights of atom counts 0..min(len - 1, N) of a histogram, 0 at n = 0.
+
+    Raises:
+        DiffusionError: negative or all-zero weights, or weight beyond ``max_atoms`` = N.
+    """
+    weights = torch.as_tensor(np.asarray(atom_count_histogram), dtype=torch.float64)
+    if weights.ndim != 1 or (weights < 0).any() or weights[1:].sum() <= 0:
+        raise DiffusionError("the atom-count histogram must be non-negative counts, not all 0")
+    if len(weights) > max_atoms + 1 and weights[max_atoms + 1 :].sum() > 0:
+        raise DiffusionError(f"the histogram has molecules larger than max_atoms={max_atoms}")
+    weights = weights[: max_atoms + 1].clone()
+    weights[0] = 0.0
+    return weights
 
 
 @dataclass(frozen=True)
@@ -373,13 +396,7 @@ class EquivariantDiffusion(nn.Module):
         Returns:
             ``n_samples`` molecules padded to ``max_atoms``.
         """
-        weights = torch.as_tensor(np.asarray(atom_count_histogram), dtype=torch.float64)
-        if weights.ndim != 1 or (weights < 0).any() or weights[1:].sum() <= 0:
-            raise DiffusionError("the atom-count histogram must be non-negative counts, not all 0")
-        if len(weights) > max_atoms + 1 and weights[max_atoms + 1 :].sum() > 0:
-            raise DiffusionError(f"the histogram has molecules larger than max_atoms={max_atoms}")
-        weights = weights[: max_atoms + 1].clone()
-        weights[0] = 0.0
+        weights = histogram_weights(atom_count_histogram, max_atoms)
         schedule = SamplingSchedule.respaced(
             self.timesteps, self.timesteps if n_steps is None else n_steps
         )
@@ -457,6 +474,11 @@ class FixedSizeSampler:
         """d = 7 n, the size of each injected noise vector (positions, then types, per atom)."""
         return self.n_atoms * N_FEATURES
 
+    def mask(self, latent: Tensor) -> Tensor:
+        """The ``B x n`` bool mask of real atoms of the molecules with initial latents
+        ``latent`` (``B x n x 7``): every atom is real at a fixed size."""
+        return torch.ones(latent.shape[0], self.n_atoms, dtype=torch.bool, device=latent.device)
+
     def __call__(self, noise: Tensor | NDArray[Any]) -> MoleculeSamples:
         """Molecules from a ``B x K x n x 7`` (or ``B x K x d``) noise tensor, batched."""
         noise = torch.as_tensor(noise)
@@ -471,9 +493,101 @@ class FixedSizeSampler:
         parts = []
         for start in range(0, noise.shape[0], self.batch_size):
             chunk = noise[start : start + self.batch_size]
-            mask = torch.ones(chunk.shape[0], self.n_atoms, dtype=torch.bool)
-            parts.append(self.diffusion.sample_from_noise(chunk, mask, self.schedule))
+            parts.append(
+                self.diffusion.sample_from_noise(chunk, self.mask(chunk[:, 0]), self.schedule)
+            )
         return MoleculeSamples.concatenate(parts)
+
+
+def size_coordinate(latent: Tensor) -> Tensor:
+    """The coordinate of initial latents that sets a drawn size: a ``B`` float64 tensor.
+
+    For a ``B x N x 7`` latent ``xi`` (all N slots, padding included),
+
+        u = (1 / sqrt(N)) sum_{j=1..N} xi_{j,1},
+
+    the normalized sum of the first position coordinate. The sampler never reads this
+    direction: it sees the latent only through :func:`project_noise`, whose position part
+    ``xi_{i,1} - (1/n) sum_{k<=n} xi_{k,1}`` on the n real atoms (0 on padding) has
+    coefficient vectors orthogonal to ``(1, ..., 1)`` for every n. So for N(0, I) noise u is
+    N(0, 1) and independent of everything the molecule is made of, whatever n it sets.
+    """
+    first = latent[..., 0].to(torch.float64)
+    return first.sum(dim=-1) / float(np.sqrt(first.shape[-1]))
+
+
+class AtomCountQuantile:
+    """Atom counts as the histogram's quantile of a standard normal coordinate.
+
+    With ``h`` the atom-count histogram (index n = number of atoms, ``h_0`` ignored) and
+    ``F_m = sum_{k<=m} h_k / sum_k h_k`` its cumulative distribution, a coordinate u maps to
+
+        n(u) = #{m in 0..N-1 : F_m <= Phi(u)},
+
+    so ``P(n = m) = F_m - F_{m-1} = h_m / sum_k h_k`` for u ~ N(0, 1): n follows the
+    histogram exactly, sizes of zero weight never occur, and n is monotone in u (an
+    optimizer that moves u moves the size).
+
+    Args:
+        atom_count_histogram: counts (or weights) of molecules by atom number, length at most
+            ``max_atoms + 1`` beyond which every weight is 0.
+        max_atoms: N, the padded size.
+
+    Raises:
+        DiffusionError: see :func:`histogram_weights`.
+    """
+
+    def __init__(self, atom_count_histogram: NDArray[Any] | Tensor, max_atoms: int = MAX_ATOMS):
+        padded = torch.zeros(max_atoms + 1, dtype=torch.float64)
+        kept = histogram_weights(atom_count_histogram, max_atoms)
+        padded[: len(kept)] = kept
+        self.max_atoms = max_atoms
+        self.probabilities = padded / padded.sum()
+        """P(n = m) for m = 0..N (a ``N + 1`` float64 tensor, 0 at m = 0)."""
+        self._cdf = torch.cumsum(self.probabilities, dim=0)[:-1]
+
+    def __call__(self, u: Tensor) -> Tensor:
+        """The ``B`` long tensor of counts n(u) of a ``B`` tensor of coordinates."""
+        phi = torch.special.ndtr(u.to(torch.float64).cpu())
+        return torch.searchsorted(self._cdf, phi, right=True).to(u.device)
+
+
+class DrawnSizeSampler(FixedSizeSampler):
+    """The noise hook for molecules whose size each rollout draws from a histogram.
+
+    Noise has the shape of a :class:`FixedSizeSampler` of ``max_atoms`` = N = 9 atoms
+    (``B x K x N x 7``, d = 7 N = 63); molecule b has ``n_b = counts(size_coordinate(
+    noise[b, 0]))`` real atoms (:func:`size_coordinate`, :class:`AtomCountQuantile`), the
+    first ``n_b`` slots, and the rest is padding: its noise is masked (projected to 0), so
+    those coordinates are dead for the optimizer except through u. Unguided (all noise
+    N(0, I)), n follows the histogram and the molecule given n is EDM's sample of that size.
+
+    Args:
+        diffusion: the model.
+        atom_count_histogram: the training set's molecules by atom number.
+        n_steps: S (None: the full T).
+        final_noise: whether ``p(x | z_0)`` injects noise.
+        batch_size: molecules per forward pass.
+        max_atoms: N, the padded size.
+    """
+
+    def __init__(
+        self,
+        diffusion: EquivariantDiffusion,
+        atom_count_histogram: NDArray[Any] | Tensor,
+        n_steps: int | None = None,
+        final_noise: bool = True,
+        batch_size: int = 1000,
+        max_atoms: int = MAX_ATOMS,
+    ) -> None:
+        super().__init__(diffusion, max_atoms, n_steps, final_noise, batch_size)
+        self.counts = AtomCountQuantile(atom_count_histogram, max_atoms)
+
+    def mask(self, latent: Tensor) -> Tensor:
+        """The ``B x N`` mask: slot j is real when ``j < n(size_coordinate(latent))``."""
+        counts = self.counts(size_coordinate(latent)).to(latent.device)
+        slots = torch.arange(self.n_atoms, device=latent.device)
+        return slots.unsqueeze(0) < counts.unsqueeze(1)
 
 
 @dataclass(frozen=True)
@@ -488,11 +602,14 @@ class ChainBatch:
         eps: the ``B x n x 7`` denoiser predictions ``eps_theta(z_t, t)``, or None until
             first needed (each is computed once: the next transition and ``x0_hat`` share it).
         index: i, the reverse transitions taken (0: ``z_T``; S: ``z_0``).
+        mask: the ``B x n`` bool mask of real atoms (set by the initial latent; all true at
+            a fixed size).
     """
 
     z: Tensor
     eps: Tensor | None
     index: int
+    mask: Tensor
 
     def __len__(self) -> int:
         return int(self.z.shape[0])
@@ -534,8 +651,8 @@ class StepwiseChains:
         """S, the reverse transitions between ``start`` and ``finish``."""
         return self.schedule.n_steps
 
-    def _tensor(self, noise: Tensor | NDArray[Any]) -> Tensor:
-        """``B x n x 7`` noise (or ``B x d``) on the model's device and dtype."""
+    def _shaped(self, noise: Tensor | NDArray[Any]) -> Tensor:
+        """``B x n x 7`` noise (or ``B x d``) as a ``B x n x 7`` tensor of its own dtype."""
         noise = torch.as_tensor(noise)
         n = self.sampler.n_atoms
         if noise.ndim == 2:
@@ -545,13 +662,12 @@ class StepwiseChains:
                 f"a step takes noise of shape (B, {n}, {N_FEATURES}) or (B, {self.sampler.dim}); "
                 f"got {tuple(noise.shape)}"
             )
-        dtype = next(self.diffusion.denoiser.parameters()).dtype
-        return noise.to(device=self.diffusion.gamma.device, dtype=dtype)
+        return noise
 
-    def _mask(self, batch: int) -> Tensor:
-        return torch.ones(
-            batch, self.sampler.n_atoms, dtype=torch.bool, device=self.diffusion.gamma.device
-        )
+    def _tensor(self, noise: Tensor | NDArray[Any]) -> Tensor:
+        """``B x n x 7`` noise (or ``B x d``) on the model's device and dtype."""
+        dtype = next(self.diffusion.denoiser.parameters()).dtype
+        return self._shaped(noise).to(device=self.diffusion.gamma.device, dtype=dtype)
 
     @torch.no_grad()
     def _with_eps(self, chains: ChainBatch) -> ChainBatch:
@@ -565,14 +681,17 @@ class StepwiseChains:
             dtype=chains.z.dtype,
             device=chains.z.device,
         )
-        eps = self.diffusion.denoiser(chains.z, time, self._mask(len(chains)))
+        eps = self.diffusion.denoiser(chains.z, time, chains.mask)
         self.forward_passes += len(chains)
-        return ChainBatch(chains.z, eps, chains.index)
+        return ChainBatch(chains.z, eps, chains.index, chains.mask)
 
     def start(self, noise: Tensor | NDArray[Any]) -> ChainBatch:
-        """Chains at ``z_T``, the projected initial latents ``noise`` (``B x n x 7``)."""
-        z = project_noise(self._tensor(noise), self._mask(len(noise)))
-        return ChainBatch(z, None, 0)
+        """Chains at ``z_T``, the projected initial latents ``noise`` (``B x n x 7``); each
+        chain's real atoms are set here, by the sampler's rule on its latent."""
+        latent = self._shaped(noise)
+        mask = self.sampler.mask(latent).to(self.diffusion.gamma.device)
+        z = project_noise(self._tensor(latent), mask)
+        return ChainBatch(z, None, 0, mask)
 
     @torch.no_grad()
     def step(self, chains: ChainBatch, noise: Tensor | NDArray[Any]) -> ChainBatch:
@@ -583,14 +702,14 @@ class StepwiseChains:
         chains = self._with_eps(chains)
         assert chains.eps is not None
         xi = self._tensor(noise)
-        mask = self._mask(len(chains))
+        mask = chains.mask
         z = (
             chains.z / self._alpha_ts[i]
             - self._eps_scale[i] * chains.eps
             + self._noise_scale[i] * project_noise(xi, mask)
         )
         z = torch.cat([remove_mean(z[..., :3], mask), z[..., 3:]], dim=-1)
-        return ChainBatch(z, None, i + 1)
+        return ChainBatch(z, None, i + 1, mask)
 
     def select(self, chains: ChainBatch, index: Sequence[int] | NDArray[Any]) -> ChainBatch:
         """The chains ``index`` (repeats allowed), predictions kept: nothing is replayed.
@@ -602,19 +721,23 @@ class StepwiseChains:
             chains = self._with_eps(chains)
         rows = torch.as_tensor(picked, device=chains.z.device)
         eps = None if chains.eps is None else chains.eps[rows]
-        return ChainBatch(chains.z[rows], eps, chains.index)
+        return ChainBatch(chains.z[rows], eps, chains.index, chains.mask[rows])
 
-    def _molecules(self, x: Tensor) -> MoleculeSamples:
-        mask = self._mask(x.shape[0])
+    @staticmethod
+    def _molecules(x: Tensor, mask: Tensor) -> MoleculeSamples:
+        """Molecules of ``B x n x 7`` clean states ``x`` with real atoms ``mask`` (as
+        :meth:`EquivariantDiffusion.sample_from_noise` returns them: types -1 on padding)."""
         positions = remove_mean(x[..., :3], mask)
-        return MoleculeSamples(positions=positions, atom_types=x[..., 3:].argmax(dim=-1), mask=mask)
+        atom_types = torch.where(mask, x[..., 3:].argmax(dim=-1), -1)
+        return MoleculeSamples(positions=positions, atom_types=atom_types, mask=mask)
 
     def predicted_clean(self, chains: ChainBatch) -> tuple[ChainBatch, MoleculeSamples]:
         """``x0_hat`` of every chain as molecules, and the chains with their predictions."""
         chains = self._with_eps(chains)
         assert chains.eps is not None
         i = chains.index
-        return chains, self._molecules((chains.z - self._sigma[i] * chains.eps) / self._alpha[i])
+        x0_hat = (chains.z - self._sigma[i] * chains.eps) / self._alpha[i]
+        return chains, self._molecules(x0_hat, chains.mask)
 
     def finish(
         self, chains: ChainBatch, noise: Tensor | NDArray[Any] | None = None
@@ -633,5 +756,5 @@ class StepwiseChains:
             if noise is None:
                 raise DiffusionError("this schedule injects a final noise; give it")
             scale = self._sigma[-1] / self._alpha[-1]
-            x = x + scale * project_noise(self._tensor(noise), self._mask(len(chains)))
-        return self._molecules(x)
+            x = x + scale * project_noise(self._tensor(noise), chains.mask)
+        return self._molecules(x, chains.mask)

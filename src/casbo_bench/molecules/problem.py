@@ -3,8 +3,11 @@
 
 One rollout of :class:`MoleculeProblem` is:
 
-1. the respaced EDM sampler (:class:`~casbo_bench.molecules.diffusion.FixedSizeSampler`) turns
-   the ``K x 7n`` injected noises into a structure of n heavy atoms;
+1. the respaced EDM sampler turns the ``K x d`` injected noises into a structure of n heavy
+   atoms: at a fixed size (:class:`~casbo_bench.molecules.diffusion.FixedSizeSampler`) d = 7 n;
+   with drawn sizes (:class:`~casbo_bench.molecules.diffusion.DrawnSizeSampler`, problem names
+   ending in ``-qm9size``) d = 63 and each rollout's n is read off its own initial latent by
+   the training set's atom-count histogram (the padded slots' noise is masked);
 2. :func:`~casbo_bench.molecules.rebuild.rebuild_molecule` reads it as an RDKit molecule
    (never raises; ``ok=False`` when RDKit cannot sanitize it);
 3. the task's :class:`Scorer` scores it (QED, the property predictor against a target, or
@@ -24,6 +27,7 @@ which kind it runs. The step losses are zero except the last column, ``-score``.
 | ``valid_table`` | bool | EDM's rule: the distance-table bond orders sanitize as they are |
 | ``stable`` | bool | molecule stability (every atom within its valence, heavy-atom rule) |
 | ``fragments`` | int64 | connected components of the bond graph |
+| ``n_atoms`` | int64 | heavy atoms of the molecule (the task's n, or the rollout's drawn n) |
 | ``smiles`` | str or None | canonical SMILES without stereochemistry (None where invalid) |
 | ``xyz`` | str | the structure, one ``symbol x y z`` line per atom (Angstrom;
   :func:`~casbo_bench.molecules.data.parse_xyz`) |
@@ -72,6 +76,7 @@ from casbo_bench.molecules.checkpoint import (
 from casbo_bench.molecules.data import format_xyz
 from casbo_bench.molecules.diffusion import (
     ChainBatch,
+    DrawnSizeSampler,
     FixedSizeSampler,
     MoleculeSamples,
     StepwiseChains,
@@ -79,7 +84,7 @@ from casbo_bench.molecules.diffusion import (
 from casbo_bench.molecules.metrics import stable_atoms
 from casbo_bench.molecules.rebuild import RebuiltMolecule, rebuild_batch
 from casbo_bench.molecules.scores import QED_PENALTY, XtbResult, qed_score, xtb_properties
-from casbo_bench.molecules.tasks import SCORING, MoleculeTask
+from casbo_bench.molecules.tasks import DRAWN_SIZE, SCORING, AtomCount, MoleculeTask, problem_name
 from casbo_bench.problems.base import FloatArray, Problem, ProblemError, RolloutDetails
 
 PREDICTOR_PENALTY_SIGMAS = 5.0
@@ -284,7 +289,8 @@ class MoleculeProblem(Problem):
 
     Attributes:
         task: what is scored.
-        sampler: the noise hook: ``B x K x 7n`` noise -> molecules of n atoms.
+        sampler: the noise hook: ``B x K x d`` noise -> molecules (of n atoms, d = 7 n; or of
+            drawn sizes padded to 9 atoms, d = 63).
         checkpoint_sha256: the sha256 of the sampler's weights.
         scorer: the task's scorer.
         penalty: the score of a molecule that cannot be scored (the scorer's).
@@ -298,13 +304,14 @@ class MoleculeProblem(Problem):
         sampler: FixedSizeSampler,
         checkpoint_sha256: str,
         scorer: Scorer,
+        name: str | None = None,
     ) -> None:
         self.task = task
         self.sampler = sampler
         self.checkpoint_sha256 = checkpoint_sha256
         self.scorer = scorer
         self.penalty = scorer.penalty
-        self.name = task.name
+        self.name = task.name if name is None else name
         self.dim = sampler.dim
         self.n_steps = sampler.n_injections
         self.cost = SteeringCost()
@@ -313,7 +320,7 @@ class MoleculeProblem(Problem):
     def load(
         cls,
         task: MoleculeTask,
-        n_atoms: int,
+        n_atoms: AtomCount,
         sampler_steps: int,
         models_dir: str | os.PathLike[str] | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
@@ -324,7 +331,8 @@ class MoleculeProblem(Problem):
 
         Args:
             task: the task.
-            n_atoms: n, the molecule size.
+            n_atoms: n, the molecule size, or ``"qm9"``: each rollout's size drawn from the
+                checkpoint's atom-count histogram (QM9's generative split).
             sampler_steps: S, the sampler's reverse steps.
             models_dir: the folder of the model folders (default ``models``).
             checkpoint: the EDM folder (default: ``edm_qm9_heavy`` in ``models_dir``).
@@ -345,12 +353,16 @@ class MoleculeProblem(Problem):
                 f"{task.name}: the sampler has T = {model.diffusion.timesteps} steps; ask for "
                 f"S <= {model.diffusion.timesteps} (n_steps <= {model.diffusion.timesteps + 2})"
             )
-        sampler = FixedSizeSampler(model.diffusion, n_atoms, sampler_steps)
+        sampler = (
+            DrawnSizeSampler(model.diffusion, model.atom_count_histogram, sampler_steps)
+            if n_atoms == DRAWN_SIZE
+            else FixedSizeSampler(model.diffusion, int(n_atoms), sampler_steps)
+        )
         scorer = SCORERS[task.kind].load(task, Path(predictor).resolve(), torch_device)
-        return cls(task, sampler, sha256, scorer)
+        return cls(task, sampler, sha256, scorer, problem_name(task.name, n_atoms))
 
     def rollout(self, noise: FloatArray) -> FloatArray:
-        """Step losses of a ``B x K x 7n`` batch: zero but the last column, ``-score``."""
+        """Step losses of a ``B x K x d`` batch: zero but the last column, ``-score``."""
         return self.rollout_details(noise)[0]
 
     def rollout_details(self, noise: FloatArray) -> tuple[FloatArray, RolloutDetails]:
@@ -381,7 +393,8 @@ class MoleculeProblem(Problem):
         self.cost.denoiser_evals += self._chains.forward_passes - before
 
     def start(self, n: int, rng: np.random.Generator) -> MoleculeHandles:
-        """n chains at ``z_T``, their initial latents ``n x d`` draws of N(0, I) from ``rng``."""
+        """n chains at ``z_T``, their initial latents ``n x d`` draws of N(0, I) from ``rng``
+        (with drawn sizes each latent also sets its chain's number of atoms, as in a rollout)."""
         latent = rng.standard_normal((n, self.dim))
         return MoleculeHandles(self._chains.start(latent))
 
@@ -439,6 +452,7 @@ class MoleculeProblem(Problem):
             "valid_table": np.array([m.table_sanitizes for m in rebuilt], dtype=bool),
             "stable": np.array([_molecule_stable(m) for m in rebuilt], dtype=bool),
             "fragments": np.array([m.n_fragments for m in rebuilt], dtype=np.int64),
+            "n_atoms": samples.num_atoms.detach().cpu().numpy().astype(np.int64),
             "smiles": np.array([m.smiles if m.ok else None for m in rebuilt], dtype=object),
             "xyz": np.array(
                 [format_xyz(p, t) for p, t in zip(positions, atom_types, strict=True)],

@@ -6,15 +6,22 @@ exist and which sizes they take; it imports only the standard library, so the pr
 registry (:mod:`casbo_bench.problems`), ``casbo-bench list`` and the workflow read it without
 loading a model.
 
-**Sizes.** A task generates molecules of exactly ``n`` heavy atoms with a sampler of ``S``
-reverse steps, so the problem contract's sizes are
+**Sizes.** A task either generates molecules of exactly ``n`` heavy atoms (a *fixed* size,
+``n_atoms: n`` in a config) or draws each rollout's ``n`` from QM9's size distribution
+(``n_atoms: qm9``, :data:`DRAWN_SIZE`), with a sampler of ``S`` reverse steps. The problem
+contract's sizes are
 
-    d = dim = 7 n        (per atom: 3 coordinates and 4 atom-type logits)
+    d = dim = 7 n        (fixed n; per atom: 3 coordinates and 4 atom-type logits)
+    d = dim = 7 * 9 = 63 (drawn n: every molecule padded to 9 atoms, the padding masked)
     K = n_steps = S + 2  (the initial latent, S reverse steps, the final draw of p(x | z_0))
 
 with 1 <= n <= 9 and S >= 1 (:func:`task_size`, and its inverse :func:`sampler_size`);
 anything else is refused with the sizes to use. The default task, n = 9 and S = 20, is
-``--dim 63 --steps 22``.
+``--dim 63 --steps 22``. A drawn-size task is registered under its task's name with
+:data:`DRAWN_SUFFIX` (``mol-qed-qm9size``; :func:`problem_name`), so a run's problem name
+says which size rule it ran and the two never share a trace. How ``n`` is drawn (a
+deterministic function of the rollout's own initial latent) is
+:class:`casbo_bench.molecules.diffusion.DrawnSizeSampler`'s rule.
 
 **Tasks** (:data:`MOLECULE_TASKS`). A structure RDKit cannot sanitize, or one that falls
 apart into several fragments, gets the task's penalty, never an error and never NaN:
@@ -40,6 +47,8 @@ later noises of the latent methods (common random numbers).
 (63, 22)
 >>> sampler_size("mol-qed", 63, 22)
 (9, 20)
+>>> problem_name("mol-gap", "qm9"), sampler_size("mol-gap-qm9size", 63, 22)
+('mol-gap-qm9size', ('qm9', 20))
 """
 
 from __future__ import annotations
@@ -58,6 +67,15 @@ DEFAULT_SAMPLER_STEPS = 20
 
 EXTRA_INJECTIONS = 2
 """Injections besides the S reverse steps: the initial latent and the final draw."""
+
+DRAWN_SIZE = "qm9"
+"""``n_atoms`` of a task whose rollouts draw their size from QM9's distribution."""
+
+DRAWN_SUFFIX = "-qm9size"
+"""The suffix of a drawn-size task's problem name (``mol-qed`` -> ``mol-qed-qm9size``)."""
+
+AtomCount = int | str
+"""A task's size: n heavy atoms (1..9), or :data:`DRAWN_SIZE`."""
 
 SCORING = "final"
 """The only scoring of a molecule task: intermediate diffusion states are not molecules."""
@@ -129,56 +147,95 @@ MOLECULE_TASKS: dict[str, MoleculeTask] = {
 
 
 def task_names() -> list[str]:
-    """The registry names of the molecule tasks."""
-    return list(MOLECULE_TASKS)
+    """The registry names of the molecule tasks: each task, then each with drawn sizes."""
+    return [*MOLECULE_TASKS, *(name + DRAWN_SUFFIX for name in MOLECULE_TASKS)]
 
 
 def describe_tasks() -> dict[str, str]:
-    """Every molecule task's name with its one-line description."""
-    return {name: f"molecules: {task.description}" for name, task in MOLECULE_TASKS.items()}
+    """Every molecule problem name with its one-line description."""
+    fixed = {name: f"molecules: {task.description}" for name, task in MOLECULE_TASKS.items()}
+    drawn = {
+        name + DRAWN_SUFFIX: f"{line}, each molecule's size drawn from QM9's"
+        for name, line in fixed.items()
+    }
+    return fixed | drawn
+
+
+def split_name(name: str) -> tuple[str, bool]:
+    """``(task name, drawn)``: a problem name without :data:`DRAWN_SUFFIX`, and whether it
+    had it.
+
+    >>> split_name("mol-qed-qm9size"), split_name("mol-qed")
+    (('mol-qed', True), ('mol-qed', False))
+    """
+    if name.endswith(DRAWN_SUFFIX):
+        return name.removesuffix(DRAWN_SUFFIX), True
+    return name, False
+
+
+def problem_name(task_name: str, n_atoms: AtomCount = DEFAULT_ATOMS) -> str:
+    """The problem name of task ``task_name`` at size ``n_atoms`` (a config's task entry):
+    the task's own for a fixed n, with :data:`DRAWN_SUFFIX` for :data:`DRAWN_SIZE`."""
+    return task_name + DRAWN_SUFFIX if n_atoms == DRAWN_SIZE else task_name
 
 
 def get_task(name: str) -> MoleculeTask:
-    """The task ``name``.
+    """The task of problem ``name`` (a task's name, or it with :data:`DRAWN_SUFFIX`).
 
     Raises:
         ProblemError: no task has that name (the message lists them).
     """
-    if name not in MOLECULE_TASKS:
+    task_name, _ = split_name(name)
+    if task_name not in MOLECULE_TASKS:
         raise ProblemError(
-            f"unknown molecule task {name!r}; choose one of {', '.join(MOLECULE_TASKS)}"
+            f"unknown molecule task {name!r}; choose one of {', '.join(MOLECULE_TASKS)} "
+            f"(each also with sizes drawn from QM9's: {DRAWN_SUFFIX} after the name)"
         )
-    return MOLECULE_TASKS[name]
+    return MOLECULE_TASKS[task_name]
 
 
 def task_size(
-    n_atoms: int = DEFAULT_ATOMS, sampler_steps: int = DEFAULT_SAMPLER_STEPS
+    n_atoms: AtomCount = DEFAULT_ATOMS, sampler_steps: int = DEFAULT_SAMPLER_STEPS
 ) -> tuple[int, int]:
-    """``(d, K) = (7 n, S + 2)``: the contract's sizes of a task with n atoms and S steps.
+    """``(d, K)``: the contract's sizes of a task with n atoms and S steps (the one rule).
+
+    ``d = 7 n`` for a fixed n and ``d = 7 * 9 = 63`` for :data:`DRAWN_SIZE` (molecules
+    padded to 9 atoms); ``K = S + 2``.
 
     Raises:
-        ProblemError: n is not in 1..9 or S < 1.
+        ProblemError: n is neither in 1..9 nor :data:`DRAWN_SIZE`, or S < 1.
 
-    >>> task_size(4, 3)
-    (28, 5)
+    >>> task_size(4, 3), task_size("qm9", 3)
+    ((28, 5), (63, 5))
     """
-    if not 1 <= n_atoms <= MAX_ATOMS or sampler_steps < 1:
+    fixed = isinstance(n_atoms, int) and not isinstance(n_atoms, bool)
+    if not (n_atoms == DRAWN_SIZE or (fixed and 1 <= int(n_atoms) <= MAX_ATOMS)) or (
+        sampler_steps < 1
+    ):
         raise ProblemError(
-            f"a molecule task needs 1 <= n_atoms <= {MAX_ATOMS} and sampler_steps >= 1; got "
-            f"n_atoms={n_atoms}, sampler_steps={sampler_steps}"
+            f"a molecule task needs 1 <= n_atoms <= {MAX_ATOMS} (or n_atoms {DRAWN_SIZE!r}: "
+            f"each molecule's size drawn from QM9's) and sampler_steps >= 1; got "
+            f"n_atoms={n_atoms!r}, sampler_steps={sampler_steps}"
         )
-    return N_FEATURES * n_atoms, sampler_steps + EXTRA_INJECTIONS
+    atoms = MAX_ATOMS if n_atoms == DRAWN_SIZE else int(n_atoms)
+    return N_FEATURES * atoms, sampler_steps + EXTRA_INJECTIONS
 
 
-def sampler_size(name: str, dim: int, n_steps: int) -> tuple[int, int]:
-    """``(n, S)`` of task ``name`` asked for with ``dim`` and ``n_steps``: the inverse of
-    :func:`task_size`.
+def sampler_size(name: str, dim: int, n_steps: int) -> tuple[AtomCount, int]:
+    """``(n, S)`` of problem ``name`` asked for with ``dim`` and ``n_steps``: the inverse of
+    :func:`task_size` (n is :data:`DRAWN_SIZE` for a name with :data:`DRAWN_SUFFIX`).
 
     Raises:
-        ProblemError: ``dim`` is not 7 n with 1 <= n <= 9, or ``n_steps`` < 3; the message
-            gives the sizes to use.
+        ProblemError: ``dim`` is not 7 n with 1 <= n <= 9 (63 for drawn sizes), or
+            ``n_steps`` < 3; the message gives the sizes to use.
     """
     default_dim, default_steps = task_size()
+    _, drawn = split_name(name)
+    if drawn and dim != default_dim:
+        raise ProblemError(
+            f"{name} draws each molecule's size and pads it to {MAX_ATOMS} atoms, so it takes "
+            f"dim = {default_dim}; got dim={dim}"
+        )
     if dim % N_FEATURES or not 1 <= dim // N_FEATURES <= MAX_ATOMS:
         raise ProblemError(
             f"{name} takes dim = 7 n for n heavy atoms, 1 <= n <= {MAX_ATOMS} (e.g. --dim "
@@ -189,7 +246,8 @@ def sampler_size(name: str, dim: int, n_steps: int) -> tuple[int, int]:
             f"{name} takes n_steps = S + 2 for a sampler of S >= 1 reverse steps (e.g. --steps "
             f"{default_steps} for S = {DEFAULT_SAMPLER_STEPS}); got n_steps={n_steps}"
         )
-    return dim // N_FEATURES, n_steps - EXTRA_INJECTIONS
+    n_atoms: AtomCount = DRAWN_SIZE if drawn else dim // N_FEATURES
+    return n_atoms, n_steps - EXTRA_INJECTIONS
 
 
 def check_scoring(name: str, scoring: str) -> None:

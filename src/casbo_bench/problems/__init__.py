@@ -142,14 +142,16 @@ def make_molecule_problem(
     predictor: str | None = None,
     device: str = "cpu",
 ) -> Problem:
-    """The molecule task ``name`` with ``n = dim / 7`` atoms and ``S = n_steps - 2`` steps.
+    """The molecule task ``name`` with ``n = dim / 7`` atoms (or, for a name ending in
+    ``-qm9size``, sizes drawn per rollout at ``dim = 63``) and ``S = n_steps - 2`` steps.
 
     Name, sizes and scoring are checked first, against the torch-free task table; only then
     is :data:`MOLECULE_PROBLEM_MODULE` imported (by name, like an optimizer plugin).
 
     Args:
-        name: a molecule task (:data:`casbo_bench.molecules.tasks.MOLECULE_TASKS`).
-        dim: d = 7 n.
+        name: a molecule task (:data:`casbo_bench.molecules.tasks.MOLECULE_TASKS`), or one
+            with :data:`~casbo_bench.molecules.tasks.DRAWN_SUFFIX` (sizes drawn per rollout).
+        dim: d = 7 n (63 for drawn sizes).
         n_steps: K = S + 2.
         scoring: only ``"final"``.
         seed: unused (every seed is the same problem).
