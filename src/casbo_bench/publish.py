@@ -147,10 +147,16 @@ def _provenance_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     def distinct(key: str) -> list[Any]:
         return sorted({str(record.get(key)) for record in records if record.get(key) is not None})
 
+    # A machine is its host, OS and hardware; the load and thread count change per job.
+    varying = ("load_average", "torch_threads")
     machines = sorted(
         {
             json.dumps(
-                {"host": record.get("host"), "os": record.get("os"), **record.get("device", {})},
+                {
+                    "host": record.get("host"),
+                    "os": record.get("os"),
+                    **{k: v for k, v in record.get("device", {}).items() if k not in varying},
+                },
                 sort_keys=True,
             )
             for record in records
@@ -479,7 +485,13 @@ def regenerate(archive: Path, results_out: Path, figures_out: Path) -> list[Path
             else own
         )
     if (archive / "traces" / f"{MOLECULE_GROUP}.parquet").is_file():
-        groups[MOLECULE_GROUP] = read_compact(archive, MOLECULE_GROUP)
+        from casbo_bench.molecules.tasks import claim_problems
+
+        # As the workflow does: a task marked count_in_claims: false is no claim cell.
+        molecules = read_compact(archive, MOLECULE_GROUP)
+        counted = claim_problems((config.get("molecules") or {}).get("tasks", []))
+        if counted:
+            groups[MOLECULE_GROUP] = molecules[molecules["problem"].isin(counted)]
     verdicts = None
     if (archive / "rate_checks" / "gaps.parquet").is_file():
         from casbo_bench.schemas.claims import GAP_COLUMNS

@@ -432,7 +432,7 @@ def test_a_record_whose_groups_were_not_run_is_inconclusive() -> None:
     ledger = build_ledger(spec, {"plain": traces})  # turbo has no runs: not an error here
     row = overall(ledger, "molecule")
     assert row["verdict"] == INCONCLUSIVE
-    assert row["reason"] == "benchmark group(s) molecules not run in this config"
+    assert row["reason"].startswith("benchmark group(s) molecules not run in this config")
     assert row["baseline"] == "cmaes, turbo"
     assert cells(ledger, "molecule").empty
     with_molecules = build_ledger(

@@ -97,3 +97,16 @@ def test_only_final_scoring() -> None:
     check_scoring("mol-qed", "final")
     with pytest.raises(ProblemError, match="use scoring 'final', not 'cumulative'"):
         check_scoring("mol-qed", "cumulative")
+
+
+def test_claim_problems_leave_out_saturated_tasks_and_name_drawn_sizes() -> None:
+    from casbo_bench.molecules.tasks import claim_problems
+
+    tasks = [
+        {"name": "mol-qed", "n_atoms": 9, "count_in_claims": False},
+        {"name": "mol-qed", "n_atoms": "qm9", "count_in_claims": False},
+        {"name": "mol-gap", "n_atoms": 9},
+        {"name": "mol-mu", "n_atoms": "qm9"},
+    ]
+    assert claim_problems(tasks) == {"mol-gap", "mol-mu-qm9size"}
+    assert claim_problems([]) == set()

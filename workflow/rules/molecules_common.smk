@@ -3,6 +3,7 @@
 from casbo_bench.molecules.tasks import (
     DEFAULT_ATOMS,
     DEFAULT_SAMPLER_STEPS,
+    claim_problems,
     get_task,
     problem_name,
     task_size,
@@ -147,12 +148,9 @@ def predictor_training_arguments():
 MOLECULE_TRACES = _molecule_jobs()
 # A task marked count_in_claims: false (its score saturates for every method, e.g. QED) is
 # reported in the molecule tables but is no cell of any claim: the ledger never reads it.
+_CLAIM_PROBLEMS = claim_problems(MOLECULES["tasks"]) if MOLECULES else set()
 MOLECULE_CLAIM_TRACES = [
     path
     for path in MOLECULE_TRACES
-    if all(
-        task.get("count_in_claims", True)
-        for task in MOLECULES["tasks"]
-        if os.path.basename(path).startswith(f"{molecule_problem(task)}_d")
-    )
+    if any(os.path.basename(path).startswith(f"{problem}_d") for problem in _CLAIM_PROBLEMS)
 ]

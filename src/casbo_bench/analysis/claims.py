@@ -605,8 +605,11 @@ def _comparison_claim(
         groups = ", ".join(record.groups)
         row.update(
             baseline=_joined([b for c in record.comparisons for b in c.baselines]),
-            reason=f"benchmark group(s) {groups} not run in this config",
-            evidence=f"no {groups} benchmark in {spec.config}",
+            reason=(
+                f"benchmark group(s) {groups} not run in this config, or none of its runs "
+                f"counts in claims (molecule tasks marked count_in_claims: false)"
+            ),
+            evidence=f"no {groups} runs judged in {spec.config}",
         )
         return [row]
     rows = _family_rows(record, record.comparisons, benchmarks, "", context)
@@ -778,7 +781,8 @@ def build_ledger(
             (:func:`casbo_bench.registration.read_spec`).
         benchmarks: benchmark group name -> its validated traces
             (:func:`casbo_bench.traces.load_traces`), variants' runs included. A record
-            none of whose groups is given is inconclusive ("not run in this config").
+            none of whose groups is given is inconclusive ("not run in this config, or none
+            of its runs counts in claims").
         rate_verdicts: the rate check's verdicts (:func:`casbo_bench.analysis.rates.
             read_verdicts`), or None where it was not run.
 

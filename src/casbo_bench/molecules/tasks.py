@@ -53,8 +53,9 @@ later noises of the latent methods (common random numbers).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from casbo_bench.errors import ProblemError
 from casbo_bench.molecules.atoms import MAX_ATOMS, N_FEATURES
@@ -177,6 +178,23 @@ def problem_name(task_name: str, n_atoms: AtomCount = DEFAULT_ATOMS) -> str:
     """The problem name of task ``task_name`` at size ``n_atoms`` (a config's task entry):
     the task's own for a fixed n, with :data:`DRAWN_SUFFIX` for :data:`DRAWN_SIZE`."""
     return task_name + DRAWN_SUFFIX if n_atoms == DRAWN_SIZE else task_name
+
+
+def claim_problems(tasks: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The problems of a config's task entries whose runs are claim cells: every task but
+    those marked ``count_in_claims: false`` (a score that saturates for every method, such as
+    QED near 0.62, is reported in the molecule tables and judged nowhere)."""
+    counted = {
+        problem_name(task["name"], task.get("n_atoms", DEFAULT_ATOMS))
+        for task in tasks
+        if task.get("count_in_claims", True)
+    }
+    excluded = {
+        problem_name(task["name"], task.get("n_atoms", DEFAULT_ATOMS))
+        for task in tasks
+        if not task.get("count_in_claims", True)
+    }
+    return counted - excluded
 
 
 def get_task(name: str) -> MoleculeTask:
