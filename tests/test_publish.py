@@ -146,3 +146,14 @@ def test_manifest_lists_its_files_with_sha256(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps({"files": {"a.csv": "0" * 64}}))
     with pytest.raises(ArchiveValidationError, match=r"a\.csv is missing"):
         check_archive(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "archive",
+    sorted(path.parent for path in (REPOSITORY / "published").glob("*/manifest.json")),
+    ids=lambda path: path.name,
+)
+def test_every_committed_archive_passes_its_check(archive: Path) -> None:
+    """Each archive under published/ holds exactly its listed files, intact and valid."""
+    manifest = check_archive(archive)
+    assert manifest["name"] == archive.name
