@@ -94,7 +94,11 @@ def test_an_estimate_is_start_plus_rollouts_times_their_cost() -> None:
     )
     calibration = costs.Calibration(
         settings={
-            costs.setting_key(job.setting): {"start_s": 2.0, "per_rollout_s": 0.01, "peak_mb": 1.0}
+            costs.setting_key(job.setting): {
+                "budgets": [10, 20],
+                "seconds": [2.1, 2.2],
+                "peak_mb": 1.0,
+            }
         }
     )
     estimate = costs.estimate_run(job, calibration)
@@ -124,7 +128,8 @@ def test_calibration_runs_each_setting_once_and_is_kept(tmp_path: Path) -> None:
     calibration = costs.Calibration()
     assert costs.calibrate(jobs, calibration, log=lambda _: None) == 1
     (measured,) = calibration.settings.values()
-    assert measured["start_s"] > 0 and measured["per_rollout_s"] >= 0 and measured["peak_mb"] > 10
+    start, per_rollout = costs.fitted_costs(measured)
+    assert start > 0 and per_rollout >= 0 and measured["peak_mb"] > 10
     path = tmp_path / "calibration.json"
     calibration.write(path)
     again = costs.Calibration.read(path)
@@ -209,3 +214,19 @@ def test_a_molecule_jobs_calibration_scales_both_budgets_together() -> None:
         ]
     )
     assert job.scaled_budgets(20) == {"--budget": ["20"], "--denoiser-budget": ["420"]}
+
+
+def test_a_calibration_of_another_machine_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.json"
+    costs.Calibration(machine={"cpu": "some other CPU", "logical_cores": 64}).write(path)
+    with pytest.raises(costs.PlanError, match="calibrated on another machine"):
+        costs.Calibration.read(path)
+
+
+def test_molecule_jobs_price_their_fresh_samples_and_test_functions_do_not() -> None:
+    common = ["--dim", "63", "--seeds", "0", "--budget", "200", "--fresh-samples", "16"]
+    molecule = costs.RunJob.parse(
+        ["--method", "casbo", "--problem", "mol-qed", "--steps", "22", *common]
+    )
+    sphere = costs.RunJob.parse(["--method", "casbo", "--problem", "sphere", *common])
+    assert (molecule.priced_rollouts, sphere.priced_rollouts) == (216, 200)

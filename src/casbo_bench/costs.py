@@ -10,13 +10,14 @@ two budgets ``b1 < b2`` (a tenth and a fifth of the job's budget, at least
 :data:`MIN_CALIBRATION_BUDGET`), in a scratch folder. With ``t1, t2`` their wall times the
 job's estimate is
 
-    t_job = c + s B n_seeds,    s = max(0, (t2 - t1) / (b2 - b1)),
-    c = (t1 + t2 - s (b1 + b2 + 2 f)) / 2
+    t_job = c + s B' n_seeds,    s = max(0, (t2 - t1) / (b2 - b1)),
+    c = (t1 + t2 - s (b1 + b2)) / 2
 
-with B the job's budget, f the calibration's fresh samples and n_seeds the job's seeds: a
-start-up cost ``c`` (imports, models) and a cost ``s`` per rollout, the optimizer's step
-included. The job's fresh samples (rollouts without an optimizer step) are left out: pricing
-them at ``s`` overestimated TuRBO's jobs 2.4-fold in the default run. A molecule job's
+with n_seeds the job's seeds and B' its budget, plus its fresh samples on the molecule tasks
+(:attr:`RunJob.priced_rollouts`): a start-up cost ``c`` (imports, models, and the
+calibration's few fresh samples) and a cost ``s`` per rollout, the optimizer's step
+included. On the test functions a fresh sample is a rollout without a step and nearly free:
+priced at ``s``, TuRBO's jobs came out 2.4-fold in the default run. A molecule job's
 denoiser budget is scaled with B, so that a calibration run spends both budgets in the job's
 ratio and ``s`` is the cost per unit of B.
 The optimizers whose step grows with the evaluations seen
@@ -111,10 +112,11 @@ class Calibration:
 
     Attributes:
         machine: where it was measured (processor, cores, Python).
-        settings: ``setting key -> {"start_s", "per_rollout_s", "peak_mb", "budgets"}``.
+        settings: ``setting key -> {"budgets": [b1, b2], "seconds": [t1, t2], "peak_mb"}``,
+            the raw measurements (:func:`fitted_costs` reads the model off them).
     """
 
-    machine: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=lambda: machine_record())
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -124,11 +126,18 @@ class Calibration:
             return cls(machine=machine_record())
         try:
             data = json.loads(path.read_text())
-            return cls(machine=data["machine"], settings=data["settings"])
+            stored = cls(machine=data["machine"], settings=data["settings"])
         except (ValueError, KeyError, TypeError) as error:
             raise PlanError(
                 f"{path} is not a calibration file ({error}); delete it to calibrate again"
             ) from None
+        here = machine_record()
+        if any(stored.machine.get(key) != here[key] for key in ("cpu", "logical_cores")):
+            raise PlanError(
+                f"{path} was calibrated on another machine ({stored.machine.get('cpu')}, "
+                f"{stored.machine.get('logical_cores')} cores); name a new --calibration file"
+            )
+        return stored
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +222,15 @@ class RunJob:
     budget: int
     fresh: int
     denoiser_budget: int | None = None
+
+    @property
+    def priced_rollouts(self) -> int:
+        """Rollouts per seed priced at the calibrated cost: the budget, plus the fresh samples
+        where a rollout costs what a step does (the molecule tasks: a sampler pass, or a
+        whole steered sweep); on the test functions a fresh sample is a rollout without an
+        optimizer step, nearly free (priced at a step, TuRBO's jobs came out 2.4-fold)."""
+        molecule = self.setting.kind.startswith("mol-")
+        return self.budget + (self.fresh if molecule else 0)
 
     def scaled_budgets(self, budget: int) -> dict[str, list[str]]:
         """The run arguments of a calibration run of ``budget`` rollouts: a molecule job's
@@ -334,20 +352,18 @@ def calibrate(jobs: Iterable[RunJob], calibration: Calibration, log: Any = print
             b1, b2 = calibration_budgets(job.budget)
             t1, _ = timed_run(job, b1, Path(folder))
             t2, peak = timed_run(job, b2, Path(folder))
-            per_rollout = max(0.0, (t2 - t1) / (b2 - b1)) if b2 > b1 else 0.0
-            # Where the work is small beside the start-up's noise the slope is 0 and both
-            # runs measure the start-up: their mean is the better estimate.
-            rollouts = (b1 + CALIBRATION_FRESH_SAMPLES, b2 + CALIBRATION_FRESH_SAMPLES)
-            start = max(0.0, (t1 + t2 - per_rollout * sum(rollouts)) / 2)
-            calibration.settings[key] = {
-                "start_s": start,
-                "per_rollout_s": per_rollout,
-                "peak_mb": peak,
-                "budgets": [b1, b2],
-                "seconds": [t1, t2],
-            }
+            calibration.settings[key] = {"budgets": [b1, b2], "seconds": [t1, t2], "peak_mb": peak}
             log(f"calibrated {i}/{len(todo)}: {job.setting} ({t1:.1f} s, {t2:.1f} s)")
     return len(todo)
+
+
+def fitted_costs(measured: dict[str, Any]) -> tuple[float, float]:
+    """``(c, s)``: the start-up and per-rollout seconds of two calibration runs (module
+    docstring). Where the work is small beside the start-up's noise the slope is 0 and both
+    runs measure the start-up: their mean is then the estimate."""
+    (b1, b2), (t1, t2) = measured["budgets"], measured["seconds"]
+    per_rollout = max(0.0, (t2 - t1) / (b2 - b1)) if b2 > b1 else 0.0
+    return max(0.0, (t1 + t2 - per_rollout * (b1 + b2)) / 2), per_rollout
 
 
 @dataclass(frozen=True)
@@ -363,9 +379,8 @@ class Estimate:
 
 def estimate_run(job: RunJob, calibration: Calibration) -> Estimate:
     measured = calibration.settings[setting_key(job.setting)]
-    # Fresh samples are rollouts without an optimizer step: their cost is left out (small
-    # beside the budget's; a TuRBO step priced per fresh sample overestimated 2.4-fold).
-    seconds = measured["start_s"] + measured["per_rollout_s"] * job.n_seeds * job.budget
+    start, per_rollout = fitted_costs(measured)
+    seconds = start + per_rollout * job.n_seeds * job.priced_rollouts
     model_mb = job_memory_mb(job.setting.dim, job.setting.steps, job.budget, job.fresh)
     return Estimate(
         rule="run",

@@ -809,3 +809,19 @@ def test_molecule_cells_compare_at_equal_black_box_calls() -> None:
     np.testing.assert_allclose(_values_at(steered, 2, "evaluation"), [0.9, 0.9])
     # a run that never reached the compared calls is missing, not read early
     assert _values_at(rollouts, 9, "calls").empty
+
+
+def test_a_molecule_side_whose_every_run_failed_is_reported_not_raised() -> None:
+    from casbo_bench.analysis.claims import _spent
+
+    failed = pd.DataFrame(
+        {
+            "seed": [0, 1],
+            "evaluation": [1, 1],
+            "best_so_far": [np.inf] * 2,
+            "calls": [4, 4],
+            "budget": [200, 200],
+            "status": ["failed", "failed"],
+        }
+    )
+    assert _spent(failed, "calls") == 200

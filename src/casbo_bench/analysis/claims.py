@@ -296,9 +296,11 @@ def _cost_unit(*sides: pd.DataFrame) -> str:
 
 def _spent(runs: pd.DataFrame, unit: str) -> int:
     """The cost every complete run of ``runs`` reached: the least of their totals."""
-    if unit == "evaluation":
+    complete = complete_runs(runs)
+    if unit == "evaluation" or complete.empty:
+        # No complete run: the budget, at which the test then reports the missing seeds.
         return int(runs["budget"].max())
-    return int(complete_runs(runs).groupby("seed")[unit].max().min())
+    return int(complete.groupby("seed")[unit].max().min())
 
 
 def _values_at(runs: pd.DataFrame, evaluations: int, unit: str = "evaluation") -> pd.Series:
