@@ -144,39 +144,47 @@ def test_a_damaged_calibration_file_is_refused_with_the_fix(tmp_path: Path) -> N
 
 
 def test_measured_rows_sum_snakemakes_benchmark_files_per_rule_and_method(tmp_path: Path) -> None:
-    header = "s\th:m:s\tmax_rss\n"
-    for relative, seconds in {
-        "raw/plain/casbo/sphere_d4_K1_final_s0.tsv": 3.0,
-        "raw/plain/casbo/sphere_d10_K1_final_s0.tsv": 4.0,
-        "rate_checks/raw/casbo-decay/sphere_d5_K3_cumulative_s0.tsv": 5.0,
-        "tables/plain.tsv": 7.0,
-        "claims.tsv": 1.0,
+    header = "s\th:m:s\tmax_rss\tcpu_time\n"
+    for relative, (seconds, rss) in {
+        "raw/plain/casbo/sphere_d4_K1_final_s0.tsv": (3.0, 120.0),
+        "raw/plain/casbo/sphere_d10_K1_final_s0.tsv": (4.0, 150.0),
+        "rate_checks/raw/casbo-decay/sphere_d5_K3_cumulative_s0.tsv": (5.0, 90.0),
+        "tables/plain.tsv": (7.0, 300.0),
+        "claims.tsv": (1.0, 80.0),
     }.items():
         path = tmp_path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(header + f"{seconds}\t0:00:0{seconds:.0f}\t100\n")
+        path.write_text(header + f"{seconds}\t0:00:0{seconds:.0f}\t{rss}\t{seconds / 2}\n")
     assert costs.measured_rows(tmp_path) == {
-        ("run", "casbo"): 7.0,
-        ("run", "casbo-decay"): 5.0,
-        ("tables", ""): 7.0,
-        ("claims", ""): 1.0,
+        ("run", "casbo"): costs.Measured(2, 7.0, 150.0),
+        ("run", "casbo-decay"): costs.Measured(1, 5.0, 90.0),
+        ("tables", ""): costs.Measured(1, 7.0, 300.0),
+        ("claims", ""): costs.Measured(1, 1.0, 80.0),
     }
 
 
-def test_the_plan_table_sets_the_measured_time_beside_the_estimate() -> None:
+def test_the_plan_table_sets_the_measured_cost_beside_the_estimate() -> None:
     from casbo_bench.cli.plan import format_plan
 
     estimates = [
         costs.Estimate("run", "casbo", 3600.0, 600.0),
         costs.Estimate("run", "turbo", 7200.0, 900.0, lower_bound=True),
+        costs.Estimate("run", "turbo", 7200.0, 900.0, lower_bound=True),
         costs.Estimate("tables", "", 36.0, 4000.0),
     ]
     rows = costs.summary_rows(estimates)
-    assert rows[-1].rule == "total" and rows[-1].cpu_hours == pytest.approx(3.01)
-    assert rows[-1].wall_hours(cores=2) == pytest.approx(2.0)  # the longest job decides
-    text = format_plan(rows, {("run", "casbo"): 1800.0}, Path("c.yaml"), cores=2)
-    assert "| run | casbo | 1 | 1.000 | 3600 | 600 | 0.500 | 2.00 |" in text
-    assert "turbo (lower bound)" in text and "largest job needs 4000 MB" in text
+    assert rows[-1].rule == "total" and rows[-1].cpu_hours == pytest.approx(5.01)
+    assert rows[-1].wall_hours(cores=2) == pytest.approx(2.505)
+    measured = {
+        ("run", "casbo"): costs.Measured(1, 1800.0, 550.0),
+        ("run", "turbo"): costs.Measured(1, 6800.0, 800.0),
+    }
+    text = format_plan(rows, measured, Path("c.yaml"), cores=2)
+    assert "| run | casbo | 1 | 1.000 | 3600 | 600 | 1 | 0.500 | 550 | 2.00 |" in text
+    # One of turbo's two jobs has finished: its cost is shown, no ratio is drawn from it.
+    assert "| run | turbo (lower bound) | 2 | 4.000 | 7200 | 900 | 1 | 1.889 | 800 |  |" in text
+    assert "| tables |  | 1 | 0.010 | 36 | 4000 | 0 |  |  |  |" in text
+    assert "largest job needs 4000 MB" in text
 
 
 def test_plan_refuses_a_missing_config_in_one_line() -> None:

@@ -455,8 +455,49 @@ def summary_rows(estimates: Sequence[Estimate]) -> list[PlanRow]:
     return [*rows, PlanRow.of("total", "", list(estimates))]
 
 
-def measured_rows(benchmarks: Path) -> dict[tuple[str, str], float]:
-    """Measured wall seconds per (rule, method) from a run's Snakemake benchmark files.
+@dataclass(frozen=True)
+class Measured:
+    """What a finished run's jobs of one (rule, method) cost, from Snakemake's benchmark files.
+
+    Attributes:
+        jobs: benchmark files read (a job that has not finished has none).
+        wall_seconds: summed wall time of the jobs (column ``s``), what the plan estimates:
+            a one-thread job's time on a core of its own. Snakemake's ``cpu_time`` column is
+            not used: it samples the process tree every 30 s after the first 15 s, so it
+            misses the tail of every job.
+        peak_mb: the largest resident memory of a job (column ``max_rss``, MB).
+    """
+
+    jobs: int = 0
+    wall_seconds: float = 0.0
+    peak_mb: float = 0.0
+
+    def plus(self, row: dict[str, str]) -> Measured:
+        """This record with one more job, a benchmark file's row."""
+
+        def number(column: str) -> float:
+            value = row.get(column, "")
+            return float(value) if value not in ("", "-", "NA") else 0.0
+
+        return Measured(
+            jobs=self.jobs + 1,
+            wall_seconds=self.wall_seconds + number("s"),
+            peak_mb=max(self.peak_mb, number("max_rss")),
+        )
+
+    @classmethod
+    def total(cls, records: Iterable[Measured]) -> Measured:
+        """All records together."""
+        records = list(records)
+        return cls(
+            jobs=sum(record.jobs for record in records),
+            wall_seconds=sum(record.wall_seconds for record in records),
+            peak_mb=max((record.peak_mb for record in records), default=0.0),
+        )
+
+
+def measured_rows(benchmarks: Path) -> dict[tuple[str, str], Measured]:
+    """What a run's jobs cost per (rule, method), from its Snakemake benchmark files.
 
     A run job's file lies at ``<rule folder>/<method>/<setting>.tsv`` below
     ``benchmarks/raw``, ``rate_checks/raw``, ``molecules/raw`` or ``robustness/raw``; any
@@ -464,16 +505,16 @@ def measured_rows(benchmarks: Path) -> dict[tuple[str, str], float]:
     """
     import csv
 
-    totals: dict[tuple[str, str], float] = {}
+    totals: dict[tuple[str, str], Measured] = {}
     for path in sorted(benchmarks.rglob("*.tsv")):
         parts = path.relative_to(benchmarks).parts
         with path.open() as handle:
             rows = list(csv.DictReader(handle, delimiter="\t"))
-        seconds = sum(float(row["s"]) for row in rows)
         if "raw" in parts[:-1]:
             raw = parts.index("raw")
             key = ("run", parts[raw + 2] if parts[0] == "raw" else parts[raw + 1])
         else:
             key = (Path(parts[0]).stem, "")
-        totals[key] = totals.get(key, 0.0) + seconds
+        for row in rows:
+            totals[key] = totals.get(key, Measured()).plus(row)
     return totals

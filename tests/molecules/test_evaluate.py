@@ -87,11 +87,18 @@ def test_metrics_are_recorded_in_the_manifest_of_the_measured_weights(tmp_path: 
     arguments += ["--samples", "4", "--steps", "2", "--device", "cpu", "--reference-split", "none"]
     assert main([*arguments, "--out", str(out), "--record-in-manifest"]) == 0
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    quality = manifest["quality"]
+    # A respaced sampler's quality sits beside the full sampler's, keyed by its steps.
+    headline = manifest.get("quality")
+    quality = manifest["quality_respaced"]["2"]
     assert quality["checkpoint"]["sampling_sha256"] == manifest["files"][SAMPLING_FILE]["sha256"]
     assert quality["sampler"] == json.loads(out.read_text())["sampler"]
     assert quality["samples"]["n_molecules"] == 4
+    full = {**quality, "sampler": {**quality["sampler"], "steps": quality["sampler"]["timesteps"]}}
+    record_quality(folder, full, quality["checkpoint"]["sampling_sha256"])
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    assert manifest["quality"] == full != headline
+    assert manifest["quality_respaced"] == {"2": quality}
     # Other weights than the measured ones: the record is refused, the JSON still written.
     with pytest.raises(CheckpointError, match="changed while it was measured"):
         record_quality(folder, quality, "0" * 64)
-    assert json.loads((folder / MANIFEST_FILE).read_text())["quality"] == quality
+    assert json.loads((folder / MANIFEST_FILE).read_text())["quality_respaced"]["2"] == quality

@@ -20,6 +20,8 @@ rule claims_spec:
         spec=CLAIMS_SPEC,
     log:
         f"{LOGS}/claims_spec.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/claims_spec.tsv"
     localrule: True
     threads: 1
     resources:

@@ -25,6 +25,8 @@ rule ladder_molecules:
         meta=f"{LADDER_DIR}/{{task}}.json",
     log:
         f"{LOGS}/molecules/ladder_{{task}}.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/ladder_molecules/{{task}}.tsv"
     conda:
         "../envs/molecules.yaml"
     threads: 1
@@ -52,6 +54,8 @@ rule error_ladder:
         ],
     log:
         f"{LOGS}/molecules/error_ladder.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/error_ladder.tsv"
     conda:
         "../envs/molecules.yaml"
     threads: 1

@@ -46,6 +46,8 @@ rule molecule_report:
         ),
     log:
         f"{LOGS}/molecules/report.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/molecule_report.tsv"
     conda:
         "../envs/molecules.yaml"
     threads: 1
@@ -68,6 +70,8 @@ rule molecule_data:
         QM9_DATA,
     log:
         "results/data/qm9_heavy.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/molecule_data.tsv"
     conda:
         "../envs/molecules.yaml"
     threads: 1
@@ -92,6 +96,8 @@ rule train_edm:
         curve=f"{TRAINED_MODELS}/edm_qm9_heavy/curve.csv",
     log:
         f"{LOGS}/molecules/train_edm.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/train_edm.tsv"
     conda:
         "../envs/molecules.yaml"
     threads: 2
@@ -117,6 +123,8 @@ rule train_property_predictor:
         curve=f"{TRAINED_MODELS}/property_predictor/curve.csv",
     log:
         f"{LOGS}/molecules/train_property_predictor.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/train_property_predictor.tsv"
     conda:
         "../envs/molecules.yaml"
     threads: 1

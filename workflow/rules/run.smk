@@ -67,6 +67,8 @@ rule resolved_config:
         RESOLVED_CONFIG,
     log:
         f"{LOGS}/resolved_config.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/resolved_config.tsv"
     localrule: True
     threads: 1
     resources:

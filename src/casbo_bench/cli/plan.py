@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from casbo_bench.cli.common import UsageError, integer_at_least
 
 if TYPE_CHECKING:
-    from casbo_bench.costs import PlanRow
+    from casbo_bench.costs import Measured, PlanRow
 
 NAME = "plan"
 HELP = "Estimate the CPU-hours and peak memory of a config's jobs from calibration runs."
@@ -74,14 +74,27 @@ def handle(arguments: argparse.Namespace) -> int:
 
 def format_plan(
     rows: Sequence[PlanRow],
-    measured: dict[tuple[str, str], float] | None,
+    measured: dict[tuple[str, str], Measured] | None,
     configfile: Path,
     cores: int,
 ) -> str:
-    """The plan as a Markdown table (with a measured column where a run is compared)."""
+    """The plan as a Markdown table, with what a run's jobs cost beside it when compared.
+
+    The estimate is of one-thread jobs each on a core of its own, so it is set against the
+    jobs' summed wall time (their CPU-hours when no job waited for a core), with their peak
+    memory beside it. The ratio is given only where every planned job of the row has a
+    benchmark file (a run still going has fewer).
+    """
+    from casbo_bench.costs import Measured
+
     header = ["rule", "method", "jobs", "CPU-hours", "longest job (s)", "peak MB"]
     if measured is not None:
-        header += ["measured CPU-hours", "estimate / measured"]
+        header += [
+            "measured jobs",
+            "measured job-hours",
+            "measured peak MB",
+            "estimate / measured",
+        ]
     lines = [
         f"# Plan of {configfile} on this machine ({cores} cores)",
         "",
@@ -99,15 +112,21 @@ def format_plan(
             str(row.peak_mb),
         ]
         if measured is not None:
-            seconds = (
-                sum(measured.values())
+            record = (
+                Measured.total(measured.values())
                 if row.rule == "total"
-                else measured.get((row.rule, row.method))
+                else measured.get((row.rule, row.method), Measured())
             )
-            if seconds:
-                cells += [f"{seconds / 3600:.3f}", f"{row.cpu_hours * 3600 / seconds:.2f}"]
+            if record.jobs:
+                complete = record.jobs == row.jobs and record.wall_seconds > 0
+                cells += [
+                    str(record.jobs),
+                    f"{record.wall_seconds / 3600:.3f}",
+                    f"{record.peak_mb:.0f}",
+                    f"{row.cpu_hours * 3600 / record.wall_seconds:.2f}" if complete else "",
+                ]
             else:
-                cells += ["", ""]
+                cells += ["0", "", "", ""]
         lines.append("| " + " | ".join(cells) + " |")
     total = rows[-1]
     lines += [

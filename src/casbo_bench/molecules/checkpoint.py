@@ -309,11 +309,16 @@ def seal_manifest(directory: str | os.PathLike[str]) -> bool:
 def record_quality(
     directory: str | os.PathLike[str], quality: dict[str, Any], sampling_sha256: str
 ) -> None:
-    """Write ``quality`` into the EDM folder's manifest as its ``"quality"`` entry.
+    """Write ``quality`` into the EDM folder's manifest.
+
+    A measurement of the full sampler (``quality["sampler"]["steps"]`` equal to its
+    ``"timesteps"``) is the ``"quality"`` entry, the model's headline quality; one of a
+    respaced sampler of S steps is ``"quality_respaced"[str(S)]``, beside it (the optimizers
+    sample with S = 20, so that is the quality of the molecules they start from).
 
     The entry describes one set of weights, so it is written only while the manifest still
     lists ``sampling_sha256`` for ``sampling.pt`` (the weights that were measured). A training
-    slice writes a fresh manifest, which drops the entry together with the old weights.
+    slice writes a fresh manifest, which drops the entries together with the old weights.
 
     Raises:
         CheckpointError: the manifest is damaged, or the checkpoint changed since it was
@@ -328,7 +333,11 @@ def record_quality(
             f"{sampling_sha256}: the checkpoint changed while it was measured; stop training "
             f"and measure again"
         )
-    manifest["quality"] = quality
+    sampler = quality["sampler"]
+    if sampler["steps"] == sampler["timesteps"]:
+        manifest["quality"] = quality
+    else:
+        manifest.setdefault("quality_respaced", {})[str(sampler["steps"])] = quality
     write_manifest(directory, manifest)
 
 
