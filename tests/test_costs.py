@@ -136,6 +136,16 @@ def test_calibration_runs_each_setting_once_and_is_kept(tmp_path: Path) -> None:
     assert costs.calibrate(jobs, again, log=lambda _: None) == 0
 
 
+def test_a_calibration_run_that_outlasts_its_timeout_is_stopped_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arguments = "--method random --problem sphere --dim 3 --seeds 0 --budget 40"
+    job = costs.RunJob.parse([*arguments.split(), "--fresh-samples", "4"])
+    monkeypatch.setattr(costs, "CALIBRATION_TIMEOUT_SECONDS", 0.2)
+    with pytest.raises(costs.PlanError, match=r"was stopped after 0.2 s; run it by hand"):
+        costs.timed_run(job, 40, tmp_path)
+
+
 def test_a_damaged_calibration_file_is_refused_with_the_fix(tmp_path: Path) -> None:
     path = tmp_path / "calibration.json"
     path.write_text("{not json")

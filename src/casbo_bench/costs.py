@@ -45,6 +45,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -59,6 +60,10 @@ MIN_CALIBRATION_BUDGET = 8
 
 CALIBRATION_FRESH_SAMPLES = 4
 """Fresh samples of a calibration run (``f`` above)."""
+
+CALIBRATION_TIMEOUT_SECONDS = 900
+"""A calibration run still going after this long is stopped and the plan refused (its budgets
+are small: on this project's machine the longest takes about a minute)."""
 
 ANALYSIS_START_SECONDS = 6.0
 """Start-up of an analysis rule's process (imports of pandas, pandera, matplotlib)."""
@@ -328,12 +333,22 @@ def timed_run(job: RunJob, budget: int, scratch: Path) -> tuple[float, float]:
         command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     assert process.stderr is not None
-    stderr = process.stderr.read()
-    # wait4, not communicate(): it gives this child's own peak (Linux: KiB).
-    _, status, usage = os.wait4(process.pid, 0)
+    watchdog = threading.Timer(CALIBRATION_TIMEOUT_SECONDS, process.kill)
+    watchdog.start()
+    try:
+        stderr = process.stderr.read()
+        # wait4, not communicate(): it gives this child's own peak (Linux: KiB).
+        _, status, usage = os.wait4(process.pid, 0)
+    finally:
+        watchdog.cancel()
     process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
     peak_mb = usage.ru_maxrss / 1024
+    if seconds >= CALIBRATION_TIMEOUT_SECONDS and process.returncode != 0:
+        raise PlanError(
+            f"calibration run {shlex.join(command)} was stopped after "
+            f"{CALIBRATION_TIMEOUT_SECONDS} s; run it by hand to see where it hangs"
+        )
     if process.returncode != 0:
         last = (stderr.strip().splitlines() or ["(no output)"])[-1]
         raise PlanError(f"calibration run {shlex.join(command)} failed: {last}")
