@@ -6,15 +6,30 @@ import platform
 
 import pytest
 
-from casbo_bench.memory import PROCESS_MB, bound_heap_growth, job_memory_mb
+from casbo_bench.memory import (
+    PROCESS_MB,
+    TORCH_PROCESS_MB,
+    bound_heap_growth,
+    job_memory_mb,
+    job_uses_torch,
+)
 
 
 def test_the_model_grows_with_every_size_it_names() -> None:
-    base = job_memory_mb(d=200, K=1, budget=300, fresh_samples=64)
+    base = job_memory_mb(d=200, K=1, budget=300, fresh_samples=64, uses_torch=False)
     assert base > PROCESS_MB
-    assert job_memory_mb(d=400, K=1, budget=300, fresh_samples=64) > base
-    assert job_memory_mb(d=200, K=5, budget=300, fresh_samples=64) > base
-    assert job_memory_mb(d=200, K=1, budget=300_000, fresh_samples=64) > base
+    assert job_memory_mb(d=400, K=1, budget=300, fresh_samples=64, uses_torch=False) > base
+    assert job_memory_mb(d=200, K=5, budget=300, fresh_samples=64, uses_torch=False) > base
+    assert job_memory_mb(d=200, K=1, budget=300_000, fresh_samples=64, uses_torch=False) > base
+    torch = job_memory_mb(d=200, K=1, budget=300, fresh_samples=64, uses_torch=True)
+    assert torch - base == TORCH_PROCESS_MB - PROCESS_MB > 0
+
+
+def test_a_job_runs_torch_code_where_its_optimizer_or_its_problem_declares_it() -> None:
+    assert not job_uses_torch("cmaes", "sphere")
+    assert job_uses_torch("casbo", "sphere")
+    assert job_uses_torch("cmaes", "mol-qed")
+    assert not job_uses_torch("random", "bbob-f01")
 
 
 @pytest.mark.skipif(

@@ -482,7 +482,8 @@ def _check_memory(config: Mapping[str, Any]) -> None:
         ]
     limit = config["max_job_mem_mb"]
     for field, d, K, budget, fresh in cells:
-        need = job_memory_mb(d, K, budget, fresh)
+        # Checked for the larger, torch-running process, whatever the group's methods.
+        need = job_memory_mb(d, K, budget, fresh, uses_torch=True)
         if need > limit:
             raise ConfigError(
                 f"{field}: a run at d = {d}, K = {K} needs about {need} MB by the memory model "

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from casbo_bench.errors import UserFacingError
-from casbo_bench.memory import job_memory_mb
+from casbo_bench.memory import job_memory_mb, job_uses_torch
 
 MIN_CALIBRATION_BUDGET = 8
 """The smallest calibration budget ``b1`` (``b2 = 2 b1``): below it the fit is all noise."""
@@ -227,6 +227,7 @@ class RunJob:
     budget: int
     fresh: int
     denoiser_budget: int | None = None
+    uses_torch: bool = False
 
     @property
     def priced_rollouts(self) -> int:
@@ -268,6 +269,7 @@ class RunJob:
             budget=parsed.budget,
             fresh=parsed.fresh_samples,
             denoiser_budget=parsed.denoiser_budget,
+            uses_torch=job_uses_torch(parsed.method, parsed.problem),
         )
 
 
@@ -396,7 +398,9 @@ def estimate_run(job: RunJob, calibration: Calibration) -> Estimate:
     measured = calibration.settings[setting_key(job.setting)]
     start, per_rollout = fitted_costs(measured)
     seconds = start + per_rollout * job.n_seeds * job.priced_rollouts
-    model_mb = job_memory_mb(job.setting.dim, job.setting.steps, job.budget, job.fresh)
+    model_mb = job_memory_mb(
+        job.setting.dim, job.setting.steps, job.budget, job.fresh, job.uses_torch
+    )
     return Estimate(
         rule="run",
         label=job.label,

@@ -11,9 +11,11 @@ run one after the other). With D = K d the numbers searched and n the budget, in
   points: ``5000 D``;
 - the trace: about 40 numbers per evaluation: ``40 n``; the fresh samples' noise: ``4 m D``.
 
-The process (Python with numpy, pandas, pandera and torch imported) is
-:data:`PROCESS_MB`. The model bounds every optimizer of the package at its default settings
-(options such as a larger population are not modelled). The workflow asks the scheduler for
+The process (Python with numpy, pandas and pandera imported) is :data:`PROCESS_MB`, or
+:data:`TORCH_PROCESS_MB` for a job that runs torch code (:func:`job_uses_torch`). The model
+bounds every optimizer of the package at its default settings (options such as a larger
+population are not modelled; TuRBO's Gaussian-process matrices are not either, so its jobs
+ask for the workflow's floor of 2,000 MB). The workflow asks the scheduler for
 ``max(rule's floor, model)`` per job and refuses a config whose job would need more than its
 ``max_job_mem_mb``; ``casbo-bench run`` refuses a job that would need more than the
 machine has.
@@ -27,9 +29,14 @@ import functools
 import math
 import os
 
-PROCESS_MB = 500
-"""Resident size of a job's Python process with its imports, before any array (measured:
-about 490 MB for a CMA-ES job on this project's machine)."""
+PROCESS_MB = 200
+"""Resident size of a job's Python process with its imports, before any array, when it runs
+no torch code (measured on this project's machine, Snakemake's max_rss of the default run's
+cmaes, random and xnes jobs: 118 to 153 MB)."""
+
+TORCH_PROCESS_MB = 450
+"""The same for a job that runs torch code (measured likewise: 333 to 342 MB for CASBO on the
+test functions, 360 to 377 MB for the molecule jobs, the diffusion model loaded)."""
 
 BYTES_PER_NUMBER = 8
 
@@ -41,12 +48,22 @@ _M_MMAP_THRESHOLD = -3
 """glibc's ``mallopt`` parameter number of ``M_MMAP_THRESHOLD`` (malloc.h)."""
 
 
-def job_memory_mb(d: int, K: int, budget: int, fresh_samples: int) -> int:
+def job_memory_mb(d: int, K: int, budget: int, fresh_samples: int, uses_torch: bool) -> int:
     """Peak memory of one job in MB by the model above, rounded up."""
     searched = K * d
     numbers = (K + 1) * d * d + 6 * searched**2 + 5000 * searched + 40 * budget
     numbers += 4 * fresh_samples * searched
-    return PROCESS_MB + math.ceil(numbers * BYTES_PER_NUMBER / 2**20)
+    process = TORCH_PROCESS_MB if uses_torch else PROCESS_MB
+    return process + math.ceil(numbers * BYTES_PER_NUMBER / 2**20)
+
+
+def job_uses_torch(method: str, problem: str) -> bool:
+    """Whether a job of optimizer ``method`` on ``problem`` runs torch code: the optimizer's
+    file declares ``uses_torch = True``, or the problem's family does (the molecule tasks'
+    sampler and predictor). Nothing heavy is imported."""
+    from casbo_bench import optimizers, problems
+
+    return method in optimizers.torch_optimizers() or problems.family_uses_torch(problem)
 
 
 def machine_memory_mb() -> int:

@@ -190,7 +190,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def handle(arguments: argparse.Namespace) -> int:
     from casbo_bench import optimizers, problems, provenance
-    from casbo_bench.memory import job_memory_mb, machine_memory_mb
+    from casbo_bench.memory import job_memory_mb, job_uses_torch, machine_memory_mb
     from casbo_bench.runner import Job, JobError, run_job
 
     options = dict(parse_option(text) for text in arguments.option)
@@ -210,7 +210,13 @@ def handle(arguments: argparse.Namespace) -> int:
         from casbo_bench.problems.bbob import check_coco_folder
 
         check_coco_folder(arguments.coco_folder)
-    need = job_memory_mb(arguments.dim, arguments.steps, arguments.budget, arguments.fresh_samples)
+    need = job_memory_mb(
+        arguments.dim,
+        arguments.steps,
+        arguments.budget,
+        arguments.fresh_samples,
+        job_uses_torch(arguments.method, arguments.problem),
+    )
     if need > machine_memory_mb():
         raise UsageError(
             f"--dim {arguments.dim} --steps {arguments.steps} needs about {need} MB by the "

@@ -61,6 +61,7 @@ __all__ = [
     "available_problems",
     "check_problem",
     "describe_problems",
+    "family_uses_torch",
     "get_function",
     "haar_orthogonal",
     "make_problem",
@@ -88,6 +89,8 @@ class ProblemFamily:
             repetition ``s`` with ``seed=s`` itself, so seed ``s`` is the same published
             instance in every job and every config, instead of a seed derived from the
             experiment's axes (docs/architecture.md).
+        uses_torch: building or evaluating the family's problems runs torch code (the
+            workflow's memory and GPU requests).
     """
 
     names: Callable[[], list[str]]
@@ -95,6 +98,7 @@ class ProblemFamily:
     summaries: Callable[[], dict[str, str]]
     check: Callable[[str, int, int, str], None] | None = None
     own_instances: bool = False
+    uses_torch: bool = False
 
 
 def make_function_problem(
@@ -187,7 +191,9 @@ FAMILIES: dict[str, ProblemFamily] = {
     "bbob": ProblemFamily(
         bbob_names, make_bbob_problem, describe_bbob, check=check_bbob, own_instances=True
     ),
-    "molecule": ProblemFamily(task_names, make_molecule_problem, describe_tasks),
+    "molecule": ProblemFamily(
+        task_names, make_molecule_problem, describe_tasks, uses_torch=True
+    ),
 }
 """Problem families by label; register a new kind of problem by adding an entry."""
 
@@ -217,6 +223,11 @@ def own_instances(name: str) -> bool:
     its own instances, as COCO's bbob does); False for a name of no family (building it
     fails, naming the known ones)."""
     return any(family.own_instances and name in family.names() for family in FAMILIES.values())
+
+
+def family_uses_torch(name: str) -> bool:
+    """Whether problem ``name``'s family runs torch code; False for a name of no family."""
+    return any(family.uses_torch and name in family.names() for family in FAMILIES.values())
 
 
 def writes_coco_data(name: str) -> bool:
