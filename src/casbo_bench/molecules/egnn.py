@@ -23,14 +23,14 @@ outputs are the predicted position noise (output minus input positions, projecte
 centre of mass) and the predicted type noise.
 
 Inference memory: the ``B x N x N x H`` pairwise activations of the edge MLPs are nearly all
-the memory a forward pass touches (a pass of B = 64 molecules of N = 9 atoms makes 24 of
-them, 2.7 MB each in float32). Allocated and freed op by op, such tensors go through
-``mmap``/``munmap`` or a heap that glibc trims back, so every one is page-faulted and zeroed
-anew by the kernel: measured, 13,800 minor faults and 16 ms of system time per rollout of
-36 ms (S = 20, B = 64, one thread). Without gradients, a pass therefore writes its pairwise
-activations into two preallocated :class:`PairScratch` tensors, reused by every layer, and
-applies its SiLUs in place; the arithmetic (the ops, their order, their kernels) is that of
-the plain pass, so the outputs are the same bits (tested).
+the memory a forward pass touches (a pass of B = 64 molecules of N = 9 atoms, H = 128, made
+some eighty of them, 2.7 MB each in float32). Allocated and freed op by op, such tensors go
+through ``mmap``/``munmap`` or a heap that glibc trims back, so they are page-faulted and
+zeroed anew by the kernel: measured, 13,800 minor faults and 16 ms of system time per
+rollout of 36 ms (S = 20, B = 64, one thread). Without gradients, a pass therefore writes
+its pairwise activations into two preallocated :class:`PairScratch` tensors, reused by every
+layer, and applies its SiLUs in place; the arithmetic (the ops, their order, their kernels)
+is that of the plain pass, so the outputs are the same bits (tested).
 """
 
 from __future__ import annotations
