@@ -124,3 +124,25 @@ def test_random_orthogonal() -> None:
 def test_bad_sizes_raise() -> None:
     with pytest.raises(ValueError, match="n_blocks >= 1"):
         EGNN(5, 5, hidden=16, n_blocks=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_scratch_pass_gives_the_same_bits(dtype: torch.dtype) -> None:
+    denoiser = _denoiser(dtype)
+    z, t, mask = _batch(dtype)  # padded molecules included
+    with torch.no_grad():
+        plain = denoiser(z, t, mask)
+        scratch = denoiser.scratch(len(z) + 3, 9)
+        reused = denoiser(z, t, mask, scratch.rows(len(z)))
+        again = denoiser(z, t, mask, scratch.rows(len(z)))  # the scratch holds the last pass
+    assert torch.equal(reused, plain) and torch.equal(again, plain)
+    assert scratch.first.dtype == dtype and scratch.first.shape == (len(z) + 3, 9, 9, 32)
+
+
+def test_the_scratch_is_refused_with_gradients_or_another_shape() -> None:
+    denoiser = _denoiser(torch.float64)
+    z, t, mask = _batch(torch.float64, size=4)
+    with pytest.raises(ValueError, match=r"torch\.no_grad"):
+        denoiser(z, t, mask, denoiser.scratch(4, 9))
+    with torch.no_grad(), pytest.raises(ValueError, match="needs"):
+        denoiser(z, t, mask, denoiser.scratch(5, 9))

@@ -145,6 +145,7 @@ def make_molecule_problem(
     checkpoint: str | None = None,
     predictor: str | None = None,
     device: str = "cpu",
+    sampler_dtype: str = "float32",
 ) -> Problem:
     """The molecule task ``name`` with ``n = dim / 7`` atoms (or, for a name ending in
     ``-qm9size``, sizes drawn per rollout at ``dim = 63``) and ``S = n_steps - 2`` steps.
@@ -165,10 +166,12 @@ def make_molecule_problem(
         predictor: the property predictor folder (default:
             ``<models_dir>/property_predictor``).
         device: where the sampler and the predictor run: ``cpu``, ``cuda`` or ``auto``.
+        sampler_dtype: ``"float32"`` (the stored model's precision) or ``"float64"``
+            (:mod:`casbo_bench.molecules.problem`).
 
     Raises:
-        ProblemError: an unknown task, sizes that break the rule, another scoring, or a
-            model folder that cannot be read.
+        ProblemError: an unknown task, sizes that break the rule, another scoring, a
+            model folder that cannot be read, or an unknown ``sampler_dtype``.
     """
     task = get_task(name)
     n_atoms, sampler_steps = sampler_size(name, dim, n_steps)
@@ -182,6 +185,7 @@ def make_molecule_problem(
         checkpoint=checkpoint,
         predictor=predictor,
         device=device,
+        sampler_dtype=sampler_dtype,
     )
     return problem
 
