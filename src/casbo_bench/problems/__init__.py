@@ -195,9 +195,7 @@ FAMILIES: dict[str, ProblemFamily] = {
     "bbob": ProblemFamily(
         bbob_names, make_bbob_problem, describe_bbob, check=check_bbob, own_instances=True
     ),
-    "molecule": ProblemFamily(
-        task_names, make_molecule_problem, describe_tasks, uses_torch=True
-    ),
+    "molecule": ProblemFamily(task_names, make_molecule_problem, describe_tasks, uses_torch=True),
 }
 """Problem families by label; register a new kind of problem by adding an entry."""
 
