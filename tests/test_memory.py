@@ -23,6 +23,10 @@ def test_the_model_grows_with_every_size_it_names() -> None:
     assert job_memory_mb(d=200, K=1, budget=300_000, fresh_samples=64, uses_torch=False) > base
     torch = job_memory_mb(d=200, K=1, budget=300, fresh_samples=64, uses_torch=True)
     assert torch - base == TORCH_PROCESS_MB - PROCESS_MB > 0
+    # Every repetition's trace is held until the job writes it: 40 numbers an evaluation.
+    one = job_memory_mb(d=4, K=1, budget=100_000, fresh_samples=0, uses_torch=False)
+    ten = job_memory_mb(4, 1, 100_000, 0, uses_torch=False, repetitions=10)
+    assert ten - one == pytest.approx(9 * 40 * 100_000 * 8 / 2**20, abs=1)
 
 
 def test_a_job_runs_torch_code_where_its_optimizer_or_its_problem_declares_it() -> None:

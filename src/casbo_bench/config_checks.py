@@ -482,8 +482,9 @@ def _check_memory(config: Mapping[str, Any]) -> None:
         ]
     limit = config["max_job_mem_mb"]
     for field, d, K, budget, fresh in cells:
-        # Checked for the larger, torch-running process, whatever the group's methods.
-        need = job_memory_mb(d, K, budget, fresh, uses_torch=True)
+        # Checked for the larger, torch-running process, whatever the group's methods, and
+        # for a job of the most seeds a job may hold.
+        need = job_memory_mb(d, K, budget, fresh, True, config["seeds_per_job"])
         if need > limit:
             raise ConfigError(
                 f"{field}: a run at d = {d}, K = {K} needs about {need} MB by the memory model "

@@ -399,7 +399,7 @@ def estimate_run(job: RunJob, calibration: Calibration) -> Estimate:
     start, per_rollout = fitted_costs(measured)
     seconds = start + per_rollout * job.n_seeds * job.priced_rollouts
     model_mb = job_memory_mb(
-        job.setting.dim, job.setting.steps, job.budget, job.fresh, job.uses_torch
+        job.setting.dim, job.setting.steps, job.budget, job.fresh, job.uses_torch, job.n_seeds
     )
     return Estimate(
         rule="run",

@@ -9,7 +9,8 @@ run one after the other). With D = K d the numbers searched and n the budget, in
   its factor, inverse and eigenvectors, and temporaries of the same size: CMA-ES over the
   joint noise, xNES, CASBO's blocks are fewer): ``6 D^2``; TuRBO's candidate set of 5,000
   points: ``5000 D``;
-- the trace: about 40 numbers per evaluation: ``40 n``; the fresh samples' noise: ``4 m D``.
+- the trace: about 40 numbers per evaluation of every repetition of the job, kept until it
+  is written: ``40 n r`` for r repetitions; the fresh samples' noise: ``4 m D``.
 
 The process (Python with numpy, pandas and pandera imported) is :data:`PROCESS_MB`, or
 :data:`TORCH_PROCESS_MB` for a job that runs torch code (:func:`job_uses_torch`). The model
@@ -48,11 +49,13 @@ _M_MMAP_THRESHOLD = -3
 """glibc's ``mallopt`` parameter number of ``M_MMAP_THRESHOLD`` (malloc.h)."""
 
 
-def job_memory_mb(d: int, K: int, budget: int, fresh_samples: int, uses_torch: bool) -> int:
-    """Peak memory of one job in MB by the model above, rounded up."""
+def job_memory_mb(
+    d: int, K: int, budget: int, fresh_samples: int, uses_torch: bool, repetitions: int = 1
+) -> int:
+    """Peak memory of one job of ``repetitions`` seeds in MB by the model above, rounded up."""
     searched = K * d
-    numbers = (K + 1) * d * d + 6 * searched**2 + 5000 * searched + 40 * budget
-    numbers += 4 * fresh_samples * searched
+    numbers = (K + 1) * d * d + 6 * searched**2 + 5000 * searched
+    numbers += 40 * budget * repetitions + 4 * fresh_samples * searched
     process = TORCH_PROCESS_MB if uses_torch else PROCESS_MB
     return process + math.ceil(numbers * BYTES_PER_NUMBER / 2**20)
 

@@ -248,9 +248,17 @@ def add_jobs(folder, method, seeds, problem, d, K, scoring, coco_group=None, **s
     paths = []
     uses_torch = settings.pop("uses_torch", False) or method["optimizer"] in TORCH_OPTIMIZERS
     # The memory model (casbo_bench.memory); check_config refused any cell above the limit.
-    need = job_memory_mb(int(d), int(K), settings["budget"], settings["fresh_samples"], uses_torch)
+    chunks = seed_chunks(seeds)
+    need = job_memory_mb(
+        int(d),
+        int(K),
+        settings["budget"],
+        settings["fresh_samples"],
+        uses_torch,
+        max(map(len, chunks), default=1),
+    )
     settings["mem_mb"] = max(settings.get("mem_mb", RunJob.mem_mb), need)
-    for chunk, part in enumerate(seed_chunks(seeds)):
+    for chunk, part in enumerate(chunks):
         path = (
             f"{RESULTS}/{folder}/{method['label']}/{problem}_d{d}_K{K}_{scoring}_s{chunk}.parquet"
         )

@@ -216,6 +216,7 @@ def handle(arguments: argparse.Namespace) -> int:
         arguments.budget,
         arguments.fresh_samples,
         job_uses_torch(arguments.method, arguments.problem),
+        len(arguments.seeds),
     )
     if need > machine_memory_mb():
         raise UsageError(
