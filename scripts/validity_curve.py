@@ -32,14 +32,31 @@ from typing import Any
 from scipy.stats import binomtest
 
 
+class InputError(Exception):
+    """A file that is not what the report reads (the message names it)."""
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         result: dict[str, Any] = json.loads(path.read_text())
         result["checkpoint"]["molecules_seen"], result["samples"]["n_valid_table"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        message = f"validity_curve.py: error: {path}: not an evaluate-edm result ({error})"
-        raise SystemExit(message) from None
+        raise InputError(f"{path}: not an evaluate-edm result ({error!r})") from None
     return result
+
+
+def _training_rates(path: Path) -> list[tuple[float, dict[str, Any]]]:
+    """(molecules per hour, slice) of every finished slice in a training manifest."""
+    try:
+        manifest = json.loads(path.read_text())
+        batch = manifest["config"]["batch_size"]
+        return [
+            (batch * (part["end_step"] - part["start_step"]) / part["seconds"] * 3600, part)
+            for part in manifest["training"]["slices"]
+            if part.get("seconds") and part.get("end_step") is not None
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{path}: not a training manifest ({error!r})") from None
 
 
 def power_law(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
@@ -61,10 +78,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, required=True, help="the training manifest")
     parser.add_argument("--target", type=float, default=0.95, help="validity to reach")
     arguments = parser.parse_args(argv)
-    results = sorted(
-        (_read(path) | {"file": str(path)} for path in arguments.results),
-        key=lambda result: result["checkpoint"]["molecules_seen"],
-    )
+    try:
+        results = sorted(
+            (_read(path) | {"file": str(path)} for path in arguments.results),
+            key=lambda result: result["checkpoint"]["molecules_seen"],
+        )
+        rates = _training_rates(arguments.manifest)
+    except InputError as error:
+        print(f"validity_curve.py: error: {error}", file=sys.stderr)
+        return 2
     samplers = {json.dumps({**r["sampler"], "seconds": None}, sort_keys=True) for r in results}
     if len(samplers) != 1:
         print("validity_curve.py: error: the results differ in sampler or count", file=sys.stderr)
@@ -88,17 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{interval.low:.3f}-{interval.high:.3f} | {samples['validity']:.3f} | "
             f"{result['file']} |"
         )
-    manifest = json.loads(arguments.manifest.read_text())
-    batch = manifest["config"]["batch_size"]
-    rates = [
-        (batch * (part["end_step"] - part["start_step"]) / part["seconds"] * 3600, part)
-        for part in manifest["training"]["slices"]
-        if part.get("seconds") and part.get("end_step") is not None
-    ]
     lines += ["", "| slice started | threads | device | molecules per hour |", "|---|---|---|---|"]
     for rate, part in rates:
         # Older slices name the threads "threads" and the device inside "hardware".
-        hardware = part["hardware"]
+        hardware = part.get("hardware", {})
         threads = hardware.get("torch_threads", hardware.get("threads"))
         device = part.get("device", hardware.get("device"))
         lines.append(f"| {part['started']} | {threads} | {device} | {rate:,.0f} |")

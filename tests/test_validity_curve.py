@@ -64,3 +64,8 @@ def test_the_report_projects_the_target_from_the_fit(
     # Results of different samplers are not one curve.
     other = _result(tmp_path / "c.json", 3_000_000, 950, steps=20)
     assert script.main([*map(str, files), str(other), "--manifest", str(manifest)]) == 2
+    # A file that is not a result, or no manifest: one line, status 2.
+    assert script.main([str(manifest), "--manifest", str(manifest)]) == 2
+    assert script.main([*map(str, files), "--manifest", str(files[0])]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert "not an evaluate-edm result" in errors[-2] and "not a training manifest" in errors[-1]

@@ -468,27 +468,30 @@ def _check_memory(config: Mapping[str, Any]) -> None:
     """No run of the config needs more than ``max_job_mem_mb`` by the memory model."""
     from casbo_bench.memory import job_memory_mb
 
+    per_job = config["seeds_per_job"]
+    group_seeds = min(per_job, len(config["seeds"]))
     cells = [
-        (f"benchmarks[{i}] ({group['name']})", d, K, group["budget"], config["fresh_samples"])
+        (f"benchmarks[{i}] ({group['name']})", d, K, group["budget"], group_seeds)
         for i, group in enumerate(config["benchmarks"])
         for d in group["dims"]
         for K in group["steps"]
     ]
     rate = enabled_block(config, "rate_check")
     if rate is not None:
+        rate_seeds = min(per_job, len(rate["seeds"]))
         cells += [
-            ("rate_check", d, rate["steps"], budget, config["fresh_samples"])
+            ("rate_check", d, rate["steps"], budget, rate_seeds)
             for d, budget in zip(rate["dims"], rate["budgets"], strict=True)
         ]
     limit = config["max_job_mem_mb"]
-    for field, d, K, budget, fresh in cells:
-        # Checked for the larger, torch-running process, whatever the group's methods, and
-        # for a job of the most seeds a job may hold.
-        need = job_memory_mb(d, K, budget, fresh, True, config["seeds_per_job"])
+    for field, d, K, budget, seeds in cells:
+        # Checked for the larger, torch-running process, whatever the group's methods.
+        need = job_memory_mb(d, K, budget, config["fresh_samples"], True, seeds)
         if need > limit:
             raise ConfigError(
-                f"{field}: a run at d = {d}, K = {K} needs about {need} MB by the memory model "
-                f"(casbo_bench.memory), above max_job_mem_mb = {limit}; use a smaller d or K, "
+                f"{field}: a run at d = {d}, K = {K} ({budget} evaluations, {seeds} seeds a "
+                f"job) needs about {need} MB by the memory model (casbo_bench.memory), above "
+                f"max_job_mem_mb = {limit}; use a smaller d, K or budget, fewer seeds_per_job, "
                 f"or raise max_job_mem_mb to what one node of yours has"
             )
 

@@ -335,7 +335,13 @@ def timed_run(job: RunJob, budget: int, scratch: Path) -> tuple[float, float]:
         command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     assert process.stderr is not None
-    watchdog = threading.Timer(CALIBRATION_TIMEOUT_SECONDS, process.kill)
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        process.kill()
+
+    watchdog = threading.Timer(CALIBRATION_TIMEOUT_SECONDS, stop)
     watchdog.start()
     try:
         stderr = process.stderr.read()
@@ -346,7 +352,7 @@ def timed_run(job: RunJob, budget: int, scratch: Path) -> tuple[float, float]:
     process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
     peak_mb = usage.ru_maxrss / 1024
-    if seconds >= CALIBRATION_TIMEOUT_SECONDS and process.returncode != 0:
+    if stopped.is_set():
         raise PlanError(
             f"calibration run {shlex.join(command)} was stopped after "
             f"{CALIBRATION_TIMEOUT_SECONDS} s; run it by hand to see where it hangs"
@@ -476,7 +482,7 @@ def summary_rows(estimates: Sequence[Estimate]) -> list[PlanRow]:
 
 @dataclass(frozen=True)
 class Measured:
-    """What a finished run's jobs of one (rule, method) cost, from Snakemake's benchmark files.
+    """What a run's finished jobs of one (rule, method) cost, from Snakemake's benchmark files.
 
     Attributes:
         jobs: benchmark files read (a job that has not finished has none).
@@ -484,7 +490,9 @@ class Measured:
             a one-thread job's time on a core of its own. Snakemake's ``cpu_time`` column is
             not used: it samples the process tree every 30 s after the first 15 s, so it
             misses the tail of every job.
-        peak_mb: the largest resident memory of a job (column ``max_rss``, MB).
+        peak_mb: the largest resident memory of a job (column ``max_rss``, MB), a lower
+            bound: Snakemake samples it like ``cpu_time``. For a rule that runs inside
+            Snakemake's own process (``run:``), both columns measure Snakemake's process.
     """
 
     jobs: int = 0
@@ -518,9 +526,10 @@ class Measured:
 def measured_rows(benchmarks: Path) -> dict[tuple[str, str], Measured]:
     """What a run's jobs cost per (rule, method), from its Snakemake benchmark files.
 
-    A run job's file lies at ``<rule folder>/<method>/<setting>.tsv`` below
-    ``benchmarks/raw``, ``rate_checks/raw``, ``molecules/raw`` or ``robustness/raw``; any
-    other file is an analysis rule's, at ``<rule>.tsv`` or ``<rule>/<wildcards>.tsv``.
+    A run job's file lies in its method's folder below a ``raw`` folder
+    (``raw/<group>/<method>/``, ``robustness/raw/<group>/<method>/``,
+    ``rate_checks/raw/<method>/``, ``molecules/raw/<method>/``); any other file is an
+    analysis rule's, at ``<rule>.tsv`` or ``<rule>/<wildcards>.tsv``.
     """
     import csv
 
@@ -529,11 +538,8 @@ def measured_rows(benchmarks: Path) -> dict[tuple[str, str], Measured]:
         parts = path.relative_to(benchmarks).parts
         with path.open() as handle:
             rows = list(csv.DictReader(handle, delimiter="\t"))
-        if "raw" in parts[:-1]:
-            raw = parts.index("raw")
-            key = ("run", parts[raw + 2] if parts[0] == "raw" else parts[raw + 1])
-        else:
-            key = (Path(parts[0]).stem, "")
+        # A run job's file sits in its method's folder.
+        key = ("run", parts[-2]) if "raw" in parts[:-1] else (Path(parts[0]).stem, "")
         for row in rows:
             totals[key] = totals.get(key, Measured()).plus(row)
     return totals

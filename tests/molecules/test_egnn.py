@@ -146,3 +146,16 @@ def test_the_scratch_is_refused_with_gradients_or_another_shape() -> None:
         denoiser(z, t, mask, denoiser.scratch(4, 9))
     with torch.no_grad(), pytest.raises(ValueError, match="needs"):
         denoiser(z, t, mask, denoiser.scratch(5, 9))
+    with torch.no_grad(), pytest.raises(ValueError, match="float32"):
+        denoiser(z, t, mask, _denoiser(torch.float32).scratch(4, 9))
+
+
+def test_a_partly_frozen_network_trains_through_the_out_of_place_path() -> None:
+    # With gradients on, nothing autograd saved may be overwritten, whichever weights train.
+    denoiser = _denoiser(torch.float64)
+    for name, parameter in denoiser.named_parameters():
+        parameter.requires_grad_("attention" in name)
+    z, t, mask = _batch(torch.float64, size=4)
+    denoiser(z, t, mask).square().sum().backward()
+    trained = [p.grad for n, p in denoiser.named_parameters() if "attention" in n]
+    assert trained and all(grad is not None and grad.abs().sum() > 0 for grad in trained)

@@ -39,7 +39,7 @@ def _noise(seed: int, n: int, n_steps: int = STEPS) -> np.ndarray:
 
 # float32: MKL's sgemm rounds a row differently with the number of rows of the product
 # (about 1e-7 per pass), which 21 passes carry to about 1e-5 A; float64 stays near 1e-15.
-@pytest.mark.parametrize(("dtype", "atol"), [("float64", 1e-10), ("float32", 1e-3)])
+@pytest.mark.parametrize(("dtype", "atol"), [("float64", 1e-10), ("float32", 1e-4)])
 def test_a_rollout_does_not_depend_on_its_batch(
     dtype: str, atol: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -73,7 +73,7 @@ def test_float64_steps_match_the_float64_rollout(problem64: MoleculeProblem) -> 
     assert torch.equal(stepped.atom_types, whole.atom_types)
 
 
-def test_the_sampler_dtype_is_an_explicit_recorded_option(problem64: MoleculeProblem) -> None:
+def test_the_sampler_dtype_is_an_explicit_option(problem64: MoleculeProblem) -> None:
     default = make_problem("mol-qed", DIM, STEPS)
     assert isinstance(default, MoleculeProblem)
     assert default.sampler_dtype == "float32" and default.sampler.dtype == torch.float32

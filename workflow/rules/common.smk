@@ -22,8 +22,8 @@ from casbo_bench.config_checks import (
     validate_schema,
 )
 from casbo_bench.errors import UserFacingError
-from casbo_bench.memory import job_memory_mb
-from casbo_bench.optimizers import steering_methods, torch_optimizers
+from casbo_bench.memory import job_memory_mb, job_uses_torch
+from casbo_bench.optimizers import steering_methods
 from casbo_bench.problems import available_problems, writes_coco_data
 from casbo_bench.traces import (
     SIDECAR_SUFFIX,
@@ -94,9 +94,6 @@ TABLE_NAMES = [
 # this environment, and on a cluster each job re-reads this file and sets it again.
 os.environ.update(PYTHONPATH=f"{workflow.basedir}/src")
 TABLE_FORMATS = ["csv", "md", "tex", "html"]
-# The registered optimizers that run torch code on the config's device, as their own files
-# declare (read from the sources: nothing is imported).
-TORCH_OPTIMIZERS = set(torch_optimizers())
 
 
 def gpus_for(uses_torch):
@@ -246,7 +243,8 @@ def add_jobs(folder, method, seeds, problem, d, K, scoring, coco_group=None, **s
     (``folder`` is raw/<group>) of a problem that writes COCO data; each job then writes its
     :data:`COCO_FOLDER` too."""
     paths = []
-    uses_torch = settings.pop("uses_torch", False) or method["optimizer"] in TORCH_OPTIMIZERS
+    # Read from the optimizer's and the problem family's declarations (nothing imported).
+    uses_torch = job_uses_torch(method["optimizer"], problem)
     # The memory model (casbo_bench.memory); check_config refused any cell above the limit.
     chunks = seed_chunks(seeds)
     need = job_memory_mb(

@@ -81,8 +81,6 @@ def _molecule_jobs():
             extra=("--models-dir", MODELS_DIR, *molecule_denoiser_budget(label)),
             inputs=molecule_job_inputs(task),
             mem_mb=3000,
-            # The sampler and the predictor run on the device whatever the optimizer.
-            uses_torch=True,
         )
     ]
 

@@ -20,7 +20,7 @@ DESCRIPTION = (
     "Snakemake dry run), each run setting calibrated by two short runs (kept in --calibration "
     "for the next plan), summed per rule and method into CPU-hours, the longest job, peak "
     "memory and the wall time on --cores cores (casbo_bench.costs states the model). With "
-    "--compare, a finished run's Snakemake benchmark files are set beside the estimate."
+    "--compare, a run's Snakemake benchmark files (finished jobs) are set beside the estimate."
 )
 EXAMPLES = (
     "casbo-bench plan --configfile config/config.yaml",
@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compare",
         type=Path,
-        help="a finished run's benchmark folder (results/<name>/benchmarks) to set beside",
+        help="a run's benchmark folder (results/<name>/benchmarks): its finished jobs are set "
+        "beside the estimate",
     )
     parser.add_argument("--snakemake", default="snakemake", help="the snakemake executable")
 
@@ -60,7 +61,7 @@ def handle(arguments: argparse.Namespace) -> int:
     if arguments.compare is not None and not arguments.compare.is_dir():
         raise UsageError(
             f"--compare {arguments.compare}: no such folder; name results/<name>/benchmarks of "
-            f"a finished run"
+            f"a run"
         )
     jobs = costs.dry_run_jobs(arguments.configfile, [arguments.snakemake])
     calibration = costs.Calibration.read(arguments.calibration)
@@ -101,6 +102,8 @@ def format_plan(
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
+    # The total counts only the planned rows' files (not a stale file's, nor training's).
+    planned = {(row.rule, row.method) for row in rows if row.rule != "total"}
     for row in rows:
         mark = " (lower bound)" if row.lower_bound else ""
         cells = [
@@ -113,7 +116,7 @@ def format_plan(
         ]
         if measured is not None:
             record = (
-                Measured.total(measured.values())
+                Measured.total(measured.get(key, Measured()) for key in planned)
                 if row.rule == "total"
                 else measured.get((row.rule, row.method), Measured())
             )

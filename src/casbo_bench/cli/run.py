@@ -220,9 +220,10 @@ def handle(arguments: argparse.Namespace) -> int:
     )
     if need > machine_memory_mb():
         raise UsageError(
-            f"--dim {arguments.dim} --steps {arguments.steps} needs about {need} MB by the "
-            f"memory model (casbo_bench.memory), more than this machine's "
-            f"{machine_memory_mb()} MB; use a smaller --dim or --steps"
+            f"--dim {arguments.dim} --steps {arguments.steps} --budget {arguments.budget} with "
+            f"{len(arguments.seeds)} seeds needs about {need} MB by the memory model "
+            f"(casbo_bench.memory), more than this machine's {machine_memory_mb()} MB; use a "
+            f"smaller --dim, --steps or --budget, or fewer --seeds"
         )
     try:
         job = Job(

@@ -74,9 +74,9 @@ PAIRWISE_BYTES = 2**22
 A batch is predicted in passes of :meth:`EquivariantDiffusion.molecules_per_pass` molecules
 each (at N = 9, H = 128: 101 in float32, 50 in float64), so a pass's two pairwise scratch
 tensors (:class:`~casbo_bench.molecules.egnn.PairScratch`) take at most 8 MiB whatever the
-batch. Measured at S = 20 on one thread, passes of 25 molecules cost 5 to 8% more per
-rollout than passes of this size, and passes twice as large save about 3%. Every
-molecule's prediction is a function of its own row only, so the split changes no result
+batch (a cap chosen in development runs whose outputs were not kept; the rollout rates by
+batch size are in benchmarks/results/rollouts-2026-11-30-quiet.md). Every molecule's
+prediction is a function of its own row only, so the split changes no result
 beyond the last bits of a matrix product (:meth:`EquivariantDiffusion.sample_from_noise`)."""
 
 
