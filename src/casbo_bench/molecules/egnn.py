@@ -27,10 +27,11 @@ the memory a forward pass touches (a pass of B = 64 molecules of N = 9 atoms, H 
 some eighty of them, 2.7 MB each in float32). Allocated and freed op by op, such tensors go
 through ``mmap``/``munmap`` or a heap that glibc trims back, so they are page-faulted and
 zeroed anew by the kernel (measured in development with getrusage: thousands of minor
-faults per rollout at B = 64, none at B = 8; the outputs were not kept). Without gradients, a pass therefore writes
-its pairwise activations into two preallocated :class:`PairScratch` tensors, reused by every
-layer, and applies its SiLUs in place; the arithmetic (the ops, their order, their kernels)
-is that of the plain pass, so the outputs are the same bits (tested).
+faults per rollout at B = 64, none at B = 8; the outputs were not kept). Without
+gradients, a pass therefore writes its pairwise activations into two preallocated
+:class:`PairScratch` tensors, reused by every layer, and applies its SiLUs in place; the
+arithmetic (the ops, their order, their kernels) is that of the plain pass, so the outputs
+are the same bits (tested).
 """
 
 from __future__ import annotations
