@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,3 +39,13 @@ def copy_checkpoint(target: Path) -> Path:
     (target / MANIFEST_FILE).write_text(json.dumps(checkpoint.manifest))
     (target / SAMPLING_FILE).write_bytes(checkpoint.contents[SAMPLING_FILE])
     return target
+
+
+def stepped_and_whole(chains: Any, sampler: Any, noise: Any) -> tuple[Any, Any]:
+    """The molecules of ``noise`` (``B x (S + 2) x dim``) stepped one transition at a time
+    through ``chains`` (:class:`~casbo_bench.molecules.diffusion.StepwiseChains`), and the
+    same noise through ``sampler`` in one call, for the two to be compared."""
+    batch = chains.start(noise[:, 0])
+    for i in range(1, noise.shape[1] - 1):
+        batch = chains.step(batch, noise[:, i])
+    return chains.finish(batch, noise[:, -1]), sampler(noise)

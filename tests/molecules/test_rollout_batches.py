@@ -14,6 +14,7 @@ from casbo_bench.molecules.problem import MoleculeProblem
 from casbo_bench.molecules.tasks import task_size
 from casbo_bench.problems import make_problem
 from casbo_bench.problems.base import ProblemError
+from tests.molecules.structures import stepped_and_whole
 
 N_ATOMS, SAMPLER_STEPS = 9, 3
 DIM, STEPS = task_size(N_ATOMS, SAMPLER_STEPS)
@@ -63,12 +64,8 @@ def test_a_rollout_does_not_depend_on_its_batch(
 def test_float64_steps_match_the_float64_rollout(problem64: MoleculeProblem) -> None:
     noise = _noise(2, 5)
     chains = StepwiseChains(problem64.sampler)
-    batch = chains.start(noise[:, 0])
-    assert batch.z.dtype == torch.float64
-    for i in range(1, SAMPLER_STEPS + 1):
-        batch = chains.step(batch, noise[:, i])
-    stepped = chains.finish(batch, noise[:, -1])
-    whole = problem64.sampler(noise)
+    assert chains.start(noise[:, 0]).z.dtype == torch.float64
+    stepped, whole = stepped_and_whole(chains, problem64.sampler, noise)
     torch.testing.assert_close(stepped.positions, whole.positions, rtol=0, atol=1e-10)
     assert torch.equal(stepped.atom_types, whole.atom_types)
 

@@ -13,6 +13,7 @@ from casbo_bench.molecules.problem import MoleculeProblem
 from casbo_bench.molecules.tasks import task_size
 from casbo_bench.optimizers.steering import StepwiseProblem
 from casbo_bench.problems import make_problem
+from tests.molecules.structures import stepped_and_whole
 
 N_ATOMS, SAMPLER_STEPS = 4, 3
 DIM, STEPS = task_size(N_ATOMS, SAMPLER_STEPS)
@@ -31,19 +32,14 @@ def _noise(seed: int, n: int) -> np.ndarray:
 
 def test_stepping_one_at_a_time_is_the_rollout(problem: MoleculeProblem) -> None:
     noise = _noise(0, 5)
-    chains = problem._chains
-    batch = chains.start(noise[:, 0])
-    for i in range(1, SAMPLER_STEPS + 1):
-        batch = chains.step(batch, noise[:, i])
-    stepped = chains.finish(batch, noise[:, -1])
-    whole = problem.sampler(noise)
+    stepped, whole = stepped_and_whole(problem._chains, problem.sampler, noise)
     torch.testing.assert_close(stepped.positions, whole.positions, rtol=0, atol=1e-5)
     assert torch.equal(stepped.atom_types, whole.atom_types)
     # through the problem: the same step losses and details as the rollout
     rng = np.random.default_rng(7)
     handles = problem.start(5, rng)
     latent = np.random.default_rng(7).standard_normal((5, DIM))
-    assert torch.allclose(handles.chains.z, chains.start(latent).z)
+    assert torch.allclose(handles.chains.z, problem._chains.start(latent).z)
 
 
 def test_the_problem_path_scores_like_a_rollout(problem: MoleculeProblem) -> None:
