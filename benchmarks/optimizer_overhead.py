@@ -38,31 +38,25 @@ means); the step table's lines end ``step/floor at d=<d>: <x>``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 
+import benchkit
 import cma
 import numpy as np
 import torch
+from benchkit import module_at
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from casbo_bench.optimizers import SearchSpace
 from casbo_bench.optimizers.casbo import CASBO
-from casbo_bench.provenance import hardware_description
 
 DIMENSIONS = (10, 100, 500, 1000, 2000)
 STEP_DIMENSIONS = (500, 1000, 2000)
 BURST = 5
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -159,24 +153,8 @@ class StepTiming:
 
 
 def casbo_at(ref: str) -> ModuleType:
-    """``casbo_bench.optimizers.casbo`` as it is at git ref ``ref``, loaded under its own name
-    (it imports what it needs from today's package)."""
-    source = subprocess.run(
-        ["git", "show", f"{ref}:src/casbo_bench/optimizers/casbo.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as file:
-        file.write(source)
-    spec = importlib.util.spec_from_file_location("casbo_before", file.name)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    os.unlink(file.name)
-    return module
+    """``casbo_bench.optimizers.casbo`` as it is at git ref ``ref``."""
+    return module_at(ref, "src/casbo_bench/optimizers/casbo.py", "casbo_before")
 
 
 def cpu_seconds(call: Callable[[], object]) -> float:
@@ -276,11 +254,9 @@ def numpy_blas_threads() -> str:
 
 def machine_line() -> str:
     """CPU model, core count, thread counts of both libraries and the load average."""
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"machine: {hardware_description()['cpu']}, {os.cpu_count()} cores; torch threads "
-        f"{torch.get_num_threads()}, numpy BLAS threads {numpy_blas_threads()}; "
-        f"load average (1, 5, 15 min) {load}"
+    return benchkit.machine_line(
+        f"torch threads {torch.get_num_threads()}",
+        f"numpy BLAS threads {numpy_blas_threads()}",
     )
 
 

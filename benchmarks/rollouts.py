@@ -21,8 +21,8 @@ gives:
 Small batches are repeated until ``--min-rollouts`` rollouts are timed. Each thread count
 runs in a child process of its own, with ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and
 ``torch.set_num_threads`` set to it, and ``OMP_WAIT_POLICY=PASSIVE`` (``--wait-policy``):
-with spinning OpenMP threads, 2 threads on this 2-core machine while other jobs used both
-cores took 1.4 s per rollout instead of 0.02 s (the workflow's jobs run one thread each).
+spinning OpenMP threads slow every job on a machine whose cores are all busy (the
+workflow's jobs run one thread each).
 
 The second table (``--tolerance M``, default 500; 0 skips it) samples the same M N(0, I)
 noises in float32 and float64 (one thread, today's code) and compares the rollouts: the
@@ -39,13 +39,11 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -53,6 +51,8 @@ from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from benchkit import machine_line, module_at
 
 if TYPE_CHECKING:
     from casbo_bench.molecules.problem import MoleculeProblem
@@ -81,28 +81,15 @@ class Row:
 
 def load_before(ref: str) -> tuple[ModuleType, ModuleType]:
     """``egnn`` and ``diffusion`` of ``casbo_bench.molecules`` as they are at git ref
-    ``ref``, under names of their own (the old diffusion imports the old egnn; everything
-    else it imports is today's)."""
-    modules = []
-    for name in ("egnn", "diffusion"):
-        source = subprocess.run(
-            ["git", "show", f"{ref}:src/casbo_bench/molecules/{name}.py"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        source = source.replace("casbo_bench.molecules.egnn", "rollouts_before_egnn")
-        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as file:
-            file.write(source)
-        spec = importlib.util.spec_from_file_location(f"rollouts_before_{name}", file.name)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        os.unlink(file.name)
-        modules.append(module)
-    return modules[0], modules[1]
+    ``ref``, under names of their own (the old diffusion imports the old egnn)."""
+    egnn = module_at(ref, "src/casbo_bench/molecules/egnn.py", "rollouts_before_egnn")
+    diffusion = module_at(
+        ref,
+        "src/casbo_bench/molecules/diffusion.py",
+        "rollouts_before_diffusion",
+        renames={"casbo_bench.molecules.egnn": "rollouts_before_egnn"},
+    )
+    return egnn, diffusion
 
 
 def timed(call: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -234,17 +221,6 @@ def tolerance(args: argparse.Namespace) -> dict[str, float]:
         "max_alpha_gap": float(alpha_gap.max()),
         "median_alpha_gap": float(np.median(alpha_gap)),
     }
-
-
-def machine_line() -> str:
-    """CPU model, core count and the load average."""
-    from casbo_bench.provenance import hardware_description
-
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"machine: {hardware_description()['cpu']}, {os.cpu_count()} cores; load average "
-        f"(1, 5, 15 min) {load}"
-    )
 
 
 def run_children(args: argparse.Namespace, argv: list[str]) -> list[Row]:

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from casbo_bench.provenance import hardware_description
+from benchkit import load_average, machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("random", "cmaes", "xnes", "casbo", "turbo")
@@ -124,11 +124,6 @@ def median(children: list[Child]) -> Child:
     )
 
 
-def load() -> str:
-    """The load average over 1, 5 and 15 minutes."""
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def git(*arguments: str) -> str:
     """The output of ``git arguments`` in the repository root."""
     return subprocess.run(
@@ -182,12 +177,11 @@ def report(args: argparse.Namespace, sources: dict[str, Path], scratch: Path) ->
         + (" (+ working tree)" if source == ROOT and git("status", "--porcelain") else "")
         for label, source in sources.items()
     }
-    cpu = hardware_description()["cpu"]
-    print(f"machine: {cpu}, {os.cpu_count()} cores; python {platform.python_version()}")
+    print(machine_line(f"python {platform.python_version()}"))
     print("checkouts: " + "; ".join(f"{label} {ref}" for label, ref in described.items()))
     print(
         f"job: sphere d=4, 1 seed, {args.budget} evaluations, one thread; median of "
-        f"{args.repeats}; load average (1, 5, 15 min) at start {load()}",
+        f"{args.repeats}; load average (1, 5, 15 min) at start {load_average()}",
         flush=True,
     )
     results: dict[str, dict[str, tuple[Child, Child]]] = {}
@@ -201,7 +195,7 @@ def report(args: argparse.Namespace, sources: dict[str, Path], scratch: Path) ->
             label: (median([s for s, _ in pairs]), median([j for _, j in pairs]))
             for label, pairs in runs.items()
         }
-        print(f"  {method} done; load average {load()}", flush=True)
+        print(f"  {method} done; load average {load_average()}", flush=True)
     print(table(results, list(sources)))
 
 

@@ -107,6 +107,15 @@ def test_an_estimate_is_start_plus_rollouts_times_their_cost() -> None:
     assert not job.uses_torch and estimate.peak_mb == job_memory_mb(4, 1, 100, 10, False)
 
 
+def test_an_analysis_rule_is_priced_by_its_inputs_the_rate_check_at_its_own_rate() -> None:
+    tables = costs.estimate_analysis(costs.PlannedJob("tables", n_inputs=100, mem_mb=4000))
+    rates = costs.estimate_analysis(costs.PlannedJob("rate_check", n_inputs=100, mem_mb=4000))
+    start = costs.ANALYSIS_START_SECONDS
+    assert tables.seconds == pytest.approx(start + 100 * costs.ANALYSIS_SECONDS_PER_INPUT)
+    assert rates.seconds == pytest.approx(start + 100 * costs.RULE_SECONDS_PER_INPUT["rate_check"])
+    assert rates.seconds > 10 * (tables.seconds - start) and tables.peak_mb == 4000
+
+
 def test_calibration_runs_each_setting_once_and_is_kept(tmp_path: Path) -> None:
     arguments = [
         "--method",
@@ -135,6 +144,56 @@ def test_calibration_runs_each_setting_once_and_is_kept(tmp_path: Path) -> None:
     calibration.write(path)
     again = costs.Calibration.read(path)
     assert costs.calibrate(jobs, again, log=lambda _: None) == 0
+
+
+def _linear_runs(monkeypatch: pytest.MonkeyPatch, per_evaluation: float) -> list[int]:
+    """Calibration runs replaced by a clock: 1 s of start-up plus ``per_evaluation`` seconds
+    per evaluation, 100 MB; returns the list the runs' budgets are appended to."""
+    runs: list[int] = []
+
+    def timed(job: costs.RunJob, budget: int, scratch: Path) -> tuple[float, float]:
+        runs.append(budget)
+        return 1.0 + per_evaluation * budget, 100.0
+
+    monkeypatch.setattr(costs, "timed_run", timed)
+    return runs
+
+
+SPHERE_JOB = "--method random --problem sphere --dim 3 --seeds 0 --fresh-samples 4 --budget"
+
+
+def test_calibration_grows_b2_until_the_work_outweighs_start_up_jitter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 1 ms per evaluation, b1 = 1000 and b2 = 2000 are 1 s apart, too little; b2 = 4000
+    gives 3 s. A job too small to reach the spread stops at its own budget."""
+    runs = _linear_runs(monkeypatch, 0.001)
+    big = costs.RunJob.parse([*SPHERE_JOB.split(), "10000"])
+    measured = costs.measure_setting(big, tmp_path)
+    assert runs == [1000, 2000, 4000] and measured["budgets"] == [1000, 4000]
+    assert costs.fitted_costs(measured) == pytest.approx((1.0, 0.001))
+    runs.clear()
+    small = costs.RunJob.parse([*SPHERE_JOB.split(), "300"])
+    assert costs.measure_setting(small, tmp_path)["budgets"] == [30, 300]
+    assert runs == [30, 60, 120, 240, 300]
+
+
+def test_a_setting_is_calibrated_at_its_largest_job_and_a_brief_record_measured_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default config's rate check (budget 1,800) and the claims config's (18,000) share
+    a setting: a record made at the small budget, too brief to read a slope from, is
+    measured again for the large one; a record with a wide enough spread is kept."""
+    runs = _linear_runs(monkeypatch, 0.0005)
+    small, large = (costs.RunJob.parse([*SPHERE_JOB.split(), b]) for b in ("1800", "18000"))
+    calibration = costs.Calibration()
+    assert costs.calibrate([small], calibration, log=lambda _: None) == 1
+    (key,) = calibration.settings
+    assert calibration.settings[key]["budgets"] == [180, 1800]  # spread 0.81 s at its cap
+    runs.clear()
+    assert costs.calibrate([small, large], calibration, log=lambda _: None) == 1
+    assert runs[0] == 1800 and calibration.settings[key]["budgets"] == [1800, 7200]
+    assert costs.calibrate([small, large], calibration, log=lambda _: None) == 0
 
 
 def test_a_calibration_run_that_outlasts_its_timeout_is_stopped_and_named(

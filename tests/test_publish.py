@@ -88,6 +88,14 @@ def test_every_figure_of_the_run_is_rebuilt(published: Path) -> None:
 def test_archive_checks_and_refuses_a_damaged_file(published: Path, tmp_path: Path) -> None:
     manifest = check_archive(published / "published" / "tiny")
     assert manifest["config_sha256"] and manifest["runs"] > 0
+    # Every job uses one thread: its wall seconds are its job-seconds; cpu_time is sampled.
+    walls = [
+        float(row)
+        for path in (published / "results" / "tiny" / "benchmarks").rglob("*.tsv")
+        for row in pd.read_csv(path, sep="\t")["s"]
+    ]
+    assert manifest["job_hours"] == pytest.approx(sum(walls) / 3600) and manifest["job_hours"] > 0
+    assert manifest["cpu_hours"] is not None and "lower bound" in manifest["hours_source"]
     copy = tmp_path / "tiny"
     shutil.copytree(published / "published" / "tiny", copy)
     table = copy / "traces" / "plain.parquet"

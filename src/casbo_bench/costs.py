@@ -7,8 +7,10 @@ command and its resources, so the plan never re-implements the job table of comm
 **Run jobs** (rule ``run``, one ``casbo-bench run`` each) are timed by calibration: every
 distinct setting ``(method and options, problem kind, d, K)`` runs once, for one seed, at
 two budgets ``b1 < b2`` (a tenth and a fifth of the job's budget, at least
-:data:`MIN_CALIBRATION_BUDGET`), in a scratch folder. With ``t1, t2`` their wall times the
-job's estimate is
+:data:`MIN_CALIBRATION_BUDGET`), in a scratch folder. Where the work between them takes
+less than :data:`MIN_CALIBRATION_SPREAD_SECONDS`, start-up jitter would set the slope, so
+``b2`` is doubled (up to the job's budget) and run again until it does not. With
+``t1, t2`` their wall times the job's estimate is
 
     t_job = c + s B' n_seeds,    s = max(0, (t2 - t1) / (b2 - b1)),
     c = (t1 + t2 - s (b1 + b2)) / 2
@@ -29,7 +31,8 @@ and the memory model of :mod:`casbo_bench.memory`.
 :data:`ANALYSIS_SECONDS_PER_INPUT` seconds per input file plus
 :data:`ANALYSIS_START_SECONDS`: measured on this project's machine from the Snakemake
 benchmark files of the default run (``results/default/benchmarks/``), and small beside the
-runs in every config.
+runs in every config; the rate check, whose bootstrap costs more than its reading, has its
+own price per input (:data:`RULE_SECONDS_PER_INPUT`).
 
 CPU-hours are wall seconds of single-threaded jobs (every run job asks for one thread);
 the time on ``c`` cores is at least ``total / c`` and at least the longest job.
@@ -56,7 +59,16 @@ from casbo_bench.errors import UserFacingError
 from casbo_bench.memory import job_memory_mb, job_uses_torch
 
 MIN_CALIBRATION_BUDGET = 8
-"""The smallest calibration budget ``b1`` (``b2 = 2 b1``): below it the fit is all noise."""
+"""The smallest calibration budget ``b1`` (``b2`` starts at ``2 b1``): below it the fit is
+all noise."""
+
+MIN_CALIBRATION_SPREAD_SECONDS = 2.0
+"""The least ``t2 - t1`` a slope is read from. In the claims config's calibration of
+2026-11-30 (docs/plans/calibration-2026-11-30.json: fixed budgets, each setting at a tenth
+and a fifth of the budget of the first job that had it, often the default config's smaller
+one) 170 of 178 settings had ``t2 - t1`` under 2 s, 66 of them below 0: start-up jitter,
+not work, set those slopes (docs/plans/claims-partial-2026-11-30.md: estimates 0.7 to 6.5
+times the measured job-hours)."""
 
 CALIBRATION_FRESH_SAMPLES = 4
 """Fresh samples of a calibration run (``f`` above)."""
@@ -70,6 +82,12 @@ ANALYSIS_START_SECONDS = 6.0
 
 ANALYSIS_SECONDS_PER_INPUT = 0.05
 """Seconds per input file of an analysis rule (reading and validating one trace)."""
+
+RULE_SECONDS_PER_INPUT = {"rate_check": 0.8}
+"""Rules whose work per input is far above reading it. The rate check bootstraps the rate
+fit and calibrates its rule on synthetic tables (2,000 resamples and 200 replicates in every
+config here) over its traces: 162 s for config/claims.yaml's 200 input files
+(docs/plans/claims-partial-2026-11-30.md), 0.8 s per file."""
 
 GROWING_STEP = frozenset({"turbo"})
 """Optimizers whose step cost grows with the evaluations seen (estimate is a lower bound)."""
@@ -364,20 +382,51 @@ def timed_run(job: RunJob, budget: int, scratch: Path) -> tuple[float, float]:
 
 
 def calibrate(jobs: Iterable[RunJob], calibration: Calibration, log: Any = print) -> int:
-    """Measure every setting of ``jobs`` not yet in ``calibration`` (in place); the count."""
-    todo: dict[str, RunJob] = {}
+    """Measure every setting of ``jobs`` that ``calibration`` lacks or measured too briefly
+    (in place); the count.
+
+    A setting is measured with its largest-budget job, whose budget caps ``b2``. A stored
+    record is measured again when its spread is under :data:`MIN_CALIBRATION_SPREAD_SECONDS`
+    although its ``b2`` is below that budget: a record made for a smaller config (the
+    default's rate check at a tenth of the claims config's budget) must not price a larger one
+    by a slope that jitter set.
+    """
+    largest: dict[str, RunJob] = {}
     for job in jobs:
         key = setting_key(job.setting)
-        if key not in calibration.settings:
-            todo.setdefault(key, job)
+        if key not in largest or job.budget > largest[key].budget:
+            largest[key] = job
+    todo = {
+        key: job
+        for key, job in largest.items()
+        if key not in calibration.settings or too_brief(calibration.settings[key], job.budget)
+    }
     with tempfile.TemporaryDirectory(prefix="casbo-plan-") as folder:
         for i, (key, job) in enumerate(sorted(todo.items()), 1):
-            b1, b2 = calibration_budgets(job.budget)
-            t1, _ = timed_run(job, b1, Path(folder))
-            t2, peak = timed_run(job, b2, Path(folder))
-            calibration.settings[key] = {"budgets": [b1, b2], "seconds": [t1, t2], "peak_mb": peak}
-            log(f"calibrated {i}/{len(todo)}: {job.setting} ({t1:.1f} s, {t2:.1f} s)")
+            calibration.settings[key] = measured = measure_setting(job, Path(folder))
+            (b1, b2), (t1, t2) = measured["budgets"], measured["seconds"]
+            log(f"calibrated {i}/{len(todo)}: {job.setting} ({b1}: {t1:.1f} s, {b2}: {t2:.1f} s)")
     return len(todo)
+
+
+def too_brief(measured: dict[str, Any], budget: int) -> bool:
+    """Whether a calibration record's spread ``t2 - t1`` is under the least a slope is read
+    from while a longer run (up to ``budget``) could have widened it."""
+    (_, b2), (t1, t2) = measured["budgets"], measured["seconds"]
+    return t2 - t1 < MIN_CALIBRATION_SPREAD_SECONDS and b2 < budget
+
+
+def measure_setting(job: RunJob, scratch: Path) -> dict[str, Any]:
+    """The calibration record of ``job``'s setting: runs at ``b1`` and ``b2``, with ``b2``
+    doubled while ``t2 - t1 < MIN_CALIBRATION_SPREAD_SECONDS`` and ``b2`` is below the job's
+    budget (so a calibration costs at most about two seeds of the job)."""
+    b1, b2 = calibration_budgets(job.budget)
+    t1, _ = timed_run(job, b1, scratch)
+    t2, peak = timed_run(job, b2, scratch)
+    while too_brief({"budgets": [b1, b2], "seconds": [t1, t2]}, job.budget):
+        b2 = min(job.budget, 2 * b2)
+        t2, peak = timed_run(job, b2, scratch)
+    return {"budgets": [b1, b2], "seconds": [t1, t2], "peak_mb": peak}
 
 
 def fitted_costs(measured: dict[str, Any]) -> tuple[float, float]:
@@ -420,7 +469,8 @@ def estimate_analysis(job: PlannedJob) -> Estimate:
     return Estimate(
         rule=job.rule,
         label="",
-        seconds=ANALYSIS_START_SECONDS + ANALYSIS_SECONDS_PER_INPUT * job.n_inputs,
+        seconds=ANALYSIS_START_SECONDS
+        + RULE_SECONDS_PER_INPUT.get(job.rule, ANALYSIS_SECONDS_PER_INPUT) * job.n_inputs,
         peak_mb=float(job.mem_mb),
     )
 
@@ -485,7 +535,7 @@ class Measured:
     """What a run's finished jobs of one (rule, method) cost, from Snakemake's benchmark files.
 
     Attributes:
-        jobs: benchmark files read (a job that has not finished has none).
+        jobs: benchmark rows read, one per finished job (a job that has not finished has none).
         wall_seconds: summed wall time of the jobs (column ``s``), what the plan estimates:
             a one-thread job's time on a core of its own. Snakemake's ``cpu_time`` column is
             not used: it samples the process tree every 30 s after the first 15 s, so it

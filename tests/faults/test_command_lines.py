@@ -146,6 +146,12 @@ CASES: list[tuple[str, list[str], Sequence[str]]] = [
     ),
     ("train-edm: unknown device", [*EDM[:-1], "tpu"], ["argument --device"]),
     (
+        "train-edm: final learning rate above the peak",
+        [*EDM, "--decay-steps", "10", "--final-lr-fraction", "2"],
+        ["argument --final-lr-fraction", "must be in (0, 1]"],
+    ),
+    ("train-edm: negative decay", [*EDM, "--decay-steps", "-5"], ["argument --decay-steps"]),
+    (
         "train-predictor: out a file",
         [*PREDICTOR[:4], "{tmp}/file"],
         ["argument --out", "is a file"],

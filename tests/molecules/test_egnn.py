@@ -135,7 +135,9 @@ def test_the_scratch_pass_gives_the_same_bits(dtype: torch.dtype) -> None:
         scratch = denoiser.scratch(len(z) + 3, 9)
         reused = denoiser(z, t, mask, scratch.rows(len(z)))
         again = denoiser(z, t, mask, scratch.rows(len(z)))  # the scratch holds the last pass
+    trained = denoiser(z, t, mask)  # with gradients: the out-of-place ops training runs
     assert torch.equal(reused, plain) and torch.equal(again, plain)
+    assert torch.equal(trained.detach(), plain)
     assert scratch.first.dtype == dtype and scratch.first.shape == (len(z) + 3, 9, 9, 32)
 
 

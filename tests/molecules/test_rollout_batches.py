@@ -88,3 +88,12 @@ def test_the_sampler_dtype_is_an_explicit_option(problem64: MoleculeProblem) -> 
         make_problem("mol-qed", DIM, STEPS, sampler_dtype="float16")
     with pytest.raises(DiffusionError, match="float32 or float64"):
         FixedSizeSampler(low, N_ATOMS, SAMPLER_STEPS, dtype=torch.float16)
+
+
+def test_an_empty_batch_predicts_an_empty_noise(problem64: MoleculeProblem) -> None:
+    """Zero chains (a selection that kept none) pass through like the plain denoiser."""
+    diffusion_model = problem64.sampler.diffusion
+    z = torch.zeros(0, N_ATOMS, 7, dtype=torch.float64)
+    with torch.no_grad():
+        eps = diffusion_model.predict_noise(z, torch.zeros(0, dtype=torch.float64), z[..., 0])
+    assert eps.shape == (0, N_ATOMS, 7)

@@ -17,6 +17,7 @@ from casbo_bench.cli.common import (
     config_options,
     integer_at_least,
     positive_number,
+    share,
     writable_folder,
 )
 from casbo_bench.molecules.training.config import TrainingConfig
@@ -29,6 +30,8 @@ EXAMPLES = (
     "--hidden 128 --blocks 6 --batch 64 --hours 24 --threads 2 --device cpu",
     "casbo-bench train-edm --data results/data/qm9_heavy.npz --out models/edm_qm9_heavy "
     "--resume --hours 4",
+    "casbo-bench train-edm --data results/data/qm9_heavy.npz --out models/edm_qm9_heavy "
+    "--resume --decay-start-step 53000 --decay-steps 8000 --final-lr-fraction 0.1 --hours 1",
 )
 
 logger = logging.getLogger(__name__)
@@ -81,6 +84,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"default {defaults.checkpoint_minutes} (may change on resume)",
     )
     options.add_argument("--eval-every", type=int, help=f"default {defaults.eval_every}")
+    decay = parser.add_argument_group(
+        "learning-rate decay (may be set on resume: anneal a run whose curve has flattened)"
+    )
+    decay.add_argument(
+        "--decay-start-step",
+        type=integer_at_least(0),
+        metavar="STEP",
+        help=f"the step where the cosine decay begins (default {defaults.decay_start_step})",
+    )
+    decay.add_argument(
+        "--decay-steps",
+        type=integer_at_least(0),
+        metavar="N",
+        help=f"the decay's length in steps; 0 keeps the rate constant (default "
+        f"{defaults.decay_steps})",
+    )
+    decay.add_argument(
+        "--final-lr-fraction",
+        type=share,
+        metavar="F",
+        help=f"the rate at the decay's end, relative to --lr (default "
+        f"{defaults.final_lr_fraction})",
+    )
 
 
 def handle(arguments: argparse.Namespace) -> int:

@@ -337,9 +337,9 @@ class EquivariantDiffusion(nn.Module):
         Returns:
             The ``B x N x 7`` predictions; row b depends on row b of the inputs only.
         """
-        if not isinstance(self.denoiser, EGNNDenoiser):
-            return self.denoiser(z, time, mask)
         batch, n_atoms = mask.shape
+        if not isinstance(self.denoiser, EGNNDenoiser) or batch == 0:
+            return self.denoiser(z, time, mask)
         per_pass = self.molecules_per_pass(n_atoms)
         scratch = self.scratch(batch, n_atoms) if scratch is None else scratch
         assert scratch is not None

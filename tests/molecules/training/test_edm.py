@@ -3,6 +3,7 @@ subset."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -168,11 +169,56 @@ def test_resume_refuses_another_model(subset: MoleculeDataset, tmp_path: Path) -
     assert resumed.config.checkpoint_minutes == 1.0
 
 
+def test_resume_may_set_a_learning_rate_decay(subset: MoleculeDataset, tmp_path: Path) -> None:
+    """A run started at a constant rate is annealed on resume: the rate follows the cosine
+    from the given step to ``final_lr_fraction * lr`` and stays there; the peak rate itself
+    may not change."""
+    Trainer(TINY, subset, tmp_path).run(max_steps=12, progress_bar=False)
+    with pytest.raises(TrainingError, match="keeps its saved options"):
+        resume_trainer(tmp_path, subset, overrides={"lr": 1e-4})
+    decay = {"decay_start_step": 12, "decay_steps": 8, "final_lr_fraction": 0.25}
+    resumed = resume_trainer(tmp_path, subset, overrides=decay)
+    rates = []
+    for _ in range(12):
+        rates.append(resumed.learning_rate() / TINY.lr)
+        resumed.train_step()
+    assert rates[0] == pytest.approx(1.0)
+    assert rates[4] == pytest.approx(0.25 + 0.75 * 0.5)  # half way: cos(pi / 2) = 0
+    assert all(later < earlier for earlier, later in itertools.pairwise(rates[:9]))
+    assert rates[8:] == pytest.approx([0.25] * 4)
+    resumed.save_checkpoint()
+    manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
+    assert {name: manifest["config"][name] for name in decay} == decay
+
+
+def test_a_decay_added_on_resume_never_begins_in_the_past(
+    subset: MoleculeDataset, tmp_path: Path
+) -> None:
+    """Without a start the decay begins at the current step (the rate follows the cosine
+    from its peak); a start before it is refused with the fix; each slice records the
+    schedule it ran with."""
+    Trainer(TINY, subset, tmp_path).run(max_steps=12, progress_bar=False)
+    with pytest.raises(TrainingError, match="give --decay-start-step 12 or later"):
+        resume_trainer(tmp_path, subset, overrides={"decay_start_step": 3, "decay_steps": 8})
+    resumed = resume_trainer(tmp_path, subset, overrides={"decay_steps": 8})
+    assert resumed.config.decay_start_step == 12
+    assert resumed.learning_rate() == pytest.approx(TINY.lr)
+    resumed.run(max_steps=14, progress_bar=False)
+    first, second = resumed.progress.slices
+    assert first["options"]["decay_steps"] == 0 and second["options"]["decay_start_step"] == 12
+    # A later resume that changes only the final rate keeps the decay's start.
+    again = resume_trainer(tmp_path, subset, overrides={"final_lr_fraction": 0.5})
+    assert again.config.decay_start_step == 12 and again.config.decay_steps == 8
+
+
 def test_config_validation() -> None:
     with pytest.raises(TrainingError, match="must be positive"):
         TrainingConfig(batch_size=0)
     with pytest.raises(TrainingError, match="ema_decay"):
         TrainingConfig(ema_decay=1.0)
+    with pytest.raises(TrainingError, match="final_lr_fraction"):
+        TrainingConfig(decay_steps=10, final_lr_fraction=0.0)
+    assert TrainingConfig().decay_factor(10**6) == 1.0
 
 
 def test_command_line_trains_and_resumes(

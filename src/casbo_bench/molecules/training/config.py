@@ -7,6 +7,7 @@ changing state of a run lives beside its loop (:mod:`.edm`, :mod:`.predictor`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,19 @@ from casbo_bench.errors import UserFacingError
 PREDICTED_PROPERTIES: tuple[str, ...] = ("alpha", "gap", "mu")
 """What the property predictor predicts, in output order (the molecule tasks' properties)."""
 
-RESUMABLE_OPTIONS = frozenset({"checkpoint_minutes", "eval_every", "log_every"})
-"""EDM options a resumed run may change: none of them changes the model or the data order."""
+RESUMABLE_OPTIONS = frozenset(
+    {
+        "checkpoint_minutes",
+        "eval_every",
+        "log_every",
+        "decay_start_step",
+        "decay_steps",
+        "final_lr_fraction",
+    }
+)
+"""EDM options a resumed run may change: none of them changes the model or the data order.
+The learning-rate decay is among them because when to anneal is decided from the curve of a
+run already under way; every checkpoint records the options it was trained with."""
 
 
 class TrainingError(UserFacingError, RuntimeError):
@@ -42,6 +54,10 @@ class TrainingConfig:
         batch_size: molecules per step.
         lr: peak AdamW learning rate.
         warmup_steps: linear warm-up length.
+        decay_start_step: the step where the cosine decay of the learning rate begins.
+        decay_steps: its length; 0 keeps the learning rate constant after warm-up.
+        final_lr_fraction: the learning rate at the decay's end and after it, relative to
+            ``lr``.
         weight_decay: AdamW weight decay.
         ema_decay: EMA weight per step of the old average.
         snapshot_every: steps between divergence-guard snapshots.
@@ -62,6 +78,9 @@ class TrainingConfig:
     batch_size: int = 64
     lr: float = 3e-4
     warmup_steps: int = 500
+    decay_start_step: int = 0
+    decay_steps: int = 0
+    final_lr_fraction: float = 0.1
     weight_decay: float = 1e-12
     ema_decay: float = 0.999
     snapshot_every: int = 2000
@@ -98,6 +117,23 @@ class TrainingConfig:
                 f"need 0 <= ema_decay < 1 and spike_factor > 1; got {self.ema_decay}, "
                 f"{self.spike_factor}"
             )
+        if min(self.decay_start_step, self.decay_steps) < 0 or not (
+            0.0 < self.final_lr_fraction <= 1.0
+        ):
+            raise TrainingError(
+                "need decay_start_step >= 0, decay_steps >= 0 and 0 < final_lr_fraction <= 1; "
+                f"got {self.decay_start_step}, {self.decay_steps}, {self.final_lr_fraction}"
+            )
+
+    def decay_factor(self, step: int) -> float:
+        """The cosine decay's factor on the learning rate at ``step``:
+        ``f + (1 - f) (1 + cos(pi u)) / 2`` with ``u = clip((step - start) / decay_steps, 0, 1)``
+        and ``f = final_lr_fraction``; 1 without a decay (``decay_steps == 0``)."""
+        if self.decay_steps == 0:
+            return 1.0
+        done = min(1.0, max(0.0, (step - self.decay_start_step) / self.decay_steps))
+        final = self.final_lr_fraction
+        return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * done))
 
     def model_options(self) -> dict[str, Any]:
         """The options that define the network and the diffusion (what a sampler needs:

@@ -123,7 +123,7 @@ class TrainingProgress:
         curve: rows of ``CURVE_COLUMNS``.
         guard_events: one dict per divergence-guard restore.
         slices: one dict per run of the training command (start, steps, seconds, device,
-            hardware).
+            hardware, and the resumable options it ran with).
     """
 
     step: int = 0
@@ -192,9 +192,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def learning_rate(self) -> float:
-        """lr * lr_scale * min(1, (step + 1) / warmup_steps)."""
-        warmup = min(1.0, (self.progress.step + 1) / max(self.config.warmup_steps, 1))
-        return self.config.lr * self.progress.lr_scale * warmup
+        """lr * lr_scale * min(1, (step + 1) / warmup_steps) * the cosine decay's factor
+        (:meth:`TrainingConfig.decay_factor`)."""
+        step = self.progress.step
+        warmup = min(1.0, (step + 1) / max(self.config.warmup_steps, 1))
+        decay = self.config.decay_factor(step)
+        return self.config.lr * self.progress.lr_scale * warmup * decay
 
     def _next_rows(self) -> Tensor:
         size = self.config.batch_size
@@ -445,6 +448,9 @@ class Trainer:
             "start_step": self.progress.step,
             "device": str(self.device),
             "hardware": hardware_description(str(self.device)),
+            # The options a resume may change, so that a schedule changed between slices
+            # can be read back from the slices.
+            "options": {name: getattr(self.config, name) for name in sorted(RESUMABLE_OPTIONS)},
         }
         self.progress.slices.append(slice_record)
         if self._snapshot is None:
@@ -542,9 +548,34 @@ def resume_trainer(
             f"Only {sorted(RESUMABLE_OPTIONS)} may change on resume"
         )
     options.update(overrides or {})
+    options = _decay_from_now(
+        options, dict(state["config"]), overrides or {}, int(state["progress"]["step"])
+    )
     trainer = Trainer(TrainingConfig(**options), dataset, out_dir, device, data_path=data_path)
     trainer.load_state_dict(state)
     return trainer
+
+
+def _decay_from_now(
+    options: dict[str, Any], saved: dict[str, Any], overrides: dict[str, Any], step: int
+) -> dict[str, Any]:
+    """``options`` of a resumed run at ``step`` whose learning-rate decay never starts in
+    the past: a decay added to a run that had none begins at ``step`` unless its start is
+    given; a start given before ``step`` (other than the saved one) is refused, since it
+    would drop the rate at once instead of following the cosine."""
+    decay = ("decay_start_step", "decay_steps", "final_lr_fraction")
+    if all(options.get(name) == saved.get(name) for name in decay):
+        return options
+    start = overrides.get("decay_start_step")
+    if start is None:
+        return options if saved.get("decay_steps") else {**options, "decay_start_step": step}
+    if start < step and start != saved.get("decay_start_step"):
+        raise TrainingError(
+            f"the decay would begin at step {start}, before the run's step {step}, and drop "
+            f"the learning rate at once; give --decay-start-step {step} or later (or leave it "
+            "out: a decay added on resume then begins at once)"
+        )
+    return options
 
 
 @contextlib.contextmanager
