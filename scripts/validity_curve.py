@@ -9,7 +9,8 @@ and sample count) and the manifest of the training run, and prints a Markdown re
 - the fit of a power law to the invalid share, ``1 - v(m) = a m^(-b)`` (least squares of
   ``log(1 - v)`` on ``log m``), and the molecules ``m*`` where it reaches ``1 - target``;
 - the training throughput of each slice in the manifest (molecules per hour, with its
-  threads), and the hours the remaining ``m* - m_last`` molecules would take at the median.
+  threads), and the hours the remaining ``m* - m_last`` molecules would take at the median
+  (no fit when the last checkpoint has reached the target already).
 
 With three or four points the fit is a projection, not a prediction: the report says so.
 
@@ -118,7 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = part.get("device", hardware.get("device"))
         lines.append(f"| {part['started']} | {threads} | {device} | {rate:,.0f} |")
     usable = [(m, v) for m, v in points if 0.0 < v < 1.0]
-    if len(usable) < 2:
+    if points[-1][1] >= arguments.target:
+        lines += [
+            "",
+            f"Validity {arguments.target} is reached at the last checkpoint "
+            f"({points[-1][1]:.3f} after {points[-1][0]:,.0f} molecules seen): no projection.",
+        ]
+    elif len(usable) < 2:
         lines += ["", "Fewer than two points with 0 < v < 1: no projection."]
     else:
         a, b = power_law(usable)

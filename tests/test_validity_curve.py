@@ -69,3 +69,21 @@ def test_the_report_projects_the_target_from_the_fit(
     assert script.main([*map(str, files), "--manifest", str(files[0])]) == 2
     errors = capsys.readouterr().err.splitlines()
     assert "not an evaluate-edm result" in errors[-2] and "not a training manifest" in errors[-1]
+
+
+def test_a_target_reached_at_the_last_checkpoint_is_not_projected(
+    script: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "manifest.json"
+    slice_ = {"started": "t", "start_step": 0, "end_step": 1000, "seconds": 3600.0}
+    manifest.write_text(
+        json.dumps({"config": {"batch_size": 64}, "training": {"slices": [slice_]}})
+    )
+    files = [
+        _result(tmp_path / "a.json", 1_000_000, 900),
+        _result(tmp_path / "b.json", 2_000_000, 953),
+    ]
+    assert script.main([*map(str, files), "--manifest", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    assert "reached at the last checkpoint (0.953 after 2,000,000 molecules seen)" in out
+    assert "Power law" not in out
