@@ -100,12 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "| step | molecules seen | validity (EDM's rule) | 95% interval | RDKit validity | file |",
         "|---|---|---|---|---|---|",
     ]
-    points = []
+    points, low_ends = [], []
     for result in results:
         samples, checkpoint = result["samples"], result["checkpoint"]
         n, k = samples["n_molecules"], samples["n_valid_table"]
         interval = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
         points.append((float(checkpoint["molecules_seen"]), k / n))
+        low_ends.append(interval.low)
         lines.append(
             f"| {checkpoint['step']:,} | {checkpoint['molecules_seen']:,} | {k / n:.3f} | "
             f"{interval.low:.3f}-{interval.high:.3f} | {samples['validity']:.3f} | "
@@ -123,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += [
             "",
             f"Validity {arguments.target} is reached at the last checkpoint "
-            f"({points[-1][1]:.3f} after {points[-1][0]:,.0f} molecules seen): no projection.",
+            f"({points[-1][1]:.3f} after {points[-1][0]:,.0f} molecules seen; the lower end "
+            f"of its 95% interval, {low_ends[-1]:.3f}, is "
+            f"{'above' if low_ends[-1] >= arguments.target else 'below'} it): no projection.",
         ]
     elif len(usable) < 2:
         lines += ["", "Fewer than two points with 0 < v < 1: no projection."]

@@ -6,8 +6,8 @@ command and its resources, so the plan never re-implements the job table of comm
 
 **Run jobs** (rule ``run``, one ``casbo-bench run`` each) are timed by calibration: every
 distinct setting ``(method and options, problem kind, d, K)`` runs once, for one seed, at
-two budgets ``b1 < b2`` (a tenth and a fifth of the job's budget, at least
-:data:`MIN_CALIBRATION_BUDGET`), in a scratch folder. Where the work between them takes
+two budgets ``b1 < b2`` (a tenth and a fifth of the budget of the setting's largest job, at
+least :data:`MIN_CALIBRATION_BUDGET`), in a scratch folder. Where the work between them takes
 less than :data:`MIN_CALIBRATION_SPREAD_SECONDS`, start-up jitter would set the slope, so
 ``b2`` is doubled (up to the job's budget) and run again until it does not. With
 ``t1, t2`` their wall times the job's estimate is

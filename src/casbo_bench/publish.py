@@ -54,8 +54,10 @@ from casbo_bench.schemas.archive import (
 )
 from casbo_bench.schemas.trace import COST_COLUMNS, RUN_KEYS
 
-ARCHIVE_FORMAT = 1
-"""The layout version written to ``manifest.json``."""
+ARCHIVE_FORMAT = 2
+"""The layout version written to ``manifest.json`` (2: ``job_hours`` and ``cpu_hours`` with
+their ``hours_source``; 1 had only ``cpu_hours``, summed from ``cpu_time``, with
+``cpu_hours_source``)."""
 
 MANIFEST = "manifest.json"
 MOLECULE_GROUP = "molecules"

@@ -195,20 +195,38 @@ def test_a_decay_added_on_resume_never_begins_in_the_past(
     subset: MoleculeDataset, tmp_path: Path
 ) -> None:
     """Without a start the decay begins at the current step (the rate follows the cosine
-    from its peak); a start before it is refused with the fix; each slice records the
-    schedule it ran with."""
+    from its peak); a start before it is refused with the fix, the saved default start of
+    0 included; each slice records the schedule it ran with."""
     Trainer(TINY, subset, tmp_path).run(max_steps=12, progress_bar=False)
-    with pytest.raises(TrainingError, match="give --decay-start-step 12 or later"):
-        resume_trainer(tmp_path, subset, overrides={"decay_start_step": 3, "decay_steps": 8})
+    for start in (3, 0):
+        with pytest.raises(TrainingError, match="give --decay-start-step 12 or later"):
+            resume_trainer(
+                tmp_path, subset, overrides={"decay_start_step": start, "decay_steps": 8}
+            )
+    later = resume_trainer(tmp_path, subset, overrides={"decay_start_step": 20, "decay_steps": 8})
+    assert later.learning_rate() == pytest.approx(TINY.lr)
     resumed = resume_trainer(tmp_path, subset, overrides={"decay_steps": 8})
     assert resumed.config.decay_start_step == 12
     assert resumed.learning_rate() == pytest.approx(TINY.lr)
     resumed.run(max_steps=14, progress_bar=False)
     first, second = resumed.progress.slices
     assert first["options"]["decay_steps"] == 0 and second["options"]["decay_start_step"] == 12
-    # A later resume that changes only the final rate keeps the decay's start.
-    again = resume_trainer(tmp_path, subset, overrides={"final_lr_fraction": 0.5})
+    again = resume_trainer(tmp_path, subset)
     assert again.config.decay_start_step == 12 and again.config.decay_steps == 8
+
+
+def test_a_decay_under_way_is_not_reshaped_so_the_rate_jumps(
+    subset: MoleculeDataset, tmp_path: Path
+) -> None:
+    """Mid-decay (step 14 of a decay from 12 over 8 steps) another final rate, a shorter
+    decay or a later start would move the rate at once: each is refused."""
+    Trainer(TINY, subset, tmp_path).run(max_steps=12, progress_bar=False)
+    resume_trainer(tmp_path, subset, overrides={"decay_steps": 8}).run(
+        max_steps=14, progress_bar=False
+    )
+    for change in ({"final_lr_fraction": 0.5}, {"decay_steps": 2}, {"decay_start_step": 30}):
+        with pytest.raises(TrainingError, match="would move the rate at step 14"):
+            resume_trainer(tmp_path, subset, overrides=change)
 
 
 def test_config_validation() -> None:

@@ -559,21 +559,26 @@ def resume_trainer(
 def _decay_from_now(
     options: dict[str, Any], saved: dict[str, Any], overrides: dict[str, Any], step: int
 ) -> dict[str, Any]:
-    """``options`` of a resumed run at ``step`` whose learning-rate decay never starts in
-    the past: a decay added to a run that had none begins at ``step`` unless its start is
-    given; a start given before ``step`` (other than the saved one) is refused, since it
-    would drop the rate at once instead of following the cosine."""
-    decay = ("decay_start_step", "decay_steps", "final_lr_fraction")
-    if all(options.get(name) == saved.get(name) for name in decay):
-        return options
-    start = overrides.get("decay_start_step")
-    if start is None:
-        return options if saved.get("decay_steps") else {**options, "decay_start_step": step}
-    if start < step and start != saved.get("decay_start_step"):
+    """``options`` of a run resumed at ``step``, checked so the learning rate never jumps.
+
+    A decay added to a run that had none begins at ``step`` unless its start is given. Then
+    the factor on the peak rate at ``step`` must be the same under the saved schedule and the
+    asked one, ``f_asked(step) = f_saved(step)`` (:meth:`TrainingConfig.decay_factor`): a
+    decay may be added from now or later, and one under way may be reshaped only where that
+    leaves the current rate as it is. Anything else (a start in the past, a shorter decay or
+    another final rate mid-way, a decay moved later) would move the rate at once instead of
+    along the cosine, and is refused."""
+    if not saved.get("decay_steps") and "decay_start_step" not in overrides:
+        options = {**options, "decay_start_step": step}
+    before = TrainingConfig(**saved).decay_factor(step)
+    after = TrainingConfig(**options).decay_factor(step)
+    if not math.isclose(before, after, rel_tol=1e-9, abs_tol=1e-12):
         raise TrainingError(
-            f"the decay would begin at step {start}, before the run's step {step}, and drop "
-            f"the learning rate at once; give --decay-start-step {step} or later (or leave it "
-            "out: a decay added on resume then begins at once)"
+            f"the asked learning-rate schedule would move the rate at step {step} from "
+            f"{before:.4g} to {after:.4g} times --lr at once; a resumed schedule continues from "
+            f"the current rate: give --decay-start-step {step} or later for a new decay (or "
+            "leave it out: a decay added on resume then begins at once), and keep a decay "
+            "under way as it is"
         )
     return options
 
