@@ -98,6 +98,11 @@ def test_run_writes_a_valid_trace_with_provenance(
         ),
         ([*RUN, "--seeds", "0", "--option", "device=cpu"], "give the device"),
         ([*RUN, "--seeds", "0", "--models-dir", "models"], "sphere reads no stored models"),
+        (
+            [*RUN, "--seeds", "0", "--checkpoint-sha256", "a" * 64],
+            "sphere reads no stored checkpoint",
+        ),
+        ([*RUN, "--seeds", "0", "--checkpoint-sha256", "abc"], "must be 64 lower-case hex"),
         ([*RUN, "--seeds", "0", "--on-failure", "skip"], "argument --on-failure: invalid choice"),
         (
             [*RUN, "--seeds", "0", "--failure-penalty", "inf"],

@@ -24,6 +24,8 @@ from casbo_bench.schemas.tables import TABLE_SCHEMAS, validate_table
 from casbo_bench.traces import load_traces, read_provenance
 from tests.snakemake_runs import TINY_CONFIG, run_snakemake
 
+ROOT = Path(__file__).resolve().parents[1]
+
 pytestmark = pytest.mark.slow
 
 
@@ -113,6 +115,12 @@ def test_molecule_benchmark_runs_and_enters_the_ledger(finished_run: Path) -> No
     smc = load_traces(sorted((results / "molecules" / "raw" / "smc").glob("*.parquet")))
     assert smc["calls"].max() >= 8 and smc["denoiser_evals"].max() >= 40
     assert not list((results / "raw").glob("*/smc"))  # no benchmark group runs it
+    # Each run is planned for the stored model's sha256, so a replaced model reruns it.
+    manifest = yaml.safe_load((ROOT / "models" / "edm_qm9_heavy" / "manifest.json").read_text())
+    stored = manifest["files"]["sampling.pt"]["sha256"]
+    for path in (results / "molecules" / "raw").rglob("*.parquet"):
+        assert read_provenance(path)["arguments"]["checkpoint_sha256"] == stored
+    assert (smc["detail_checkpoint"] == stored).all()
     assert (results / "molecules" / "best_molecules.sdf").stat().st_size > 0
     assert any((finished_run / "paper_figures" / "tiny" / "molecules").glob("score_*.png"))
     ledger = read_ledger(results / "claims.csv")

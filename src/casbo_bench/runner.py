@@ -34,6 +34,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -119,6 +120,8 @@ class Job:
         denoiser_budget: for problems with a pre-trained sampler (molecule tasks), the
             denoiser evaluations every run spends too (:func:`evaluation_budget`); ``budget``
             is then the black-box call budget. None: the call budget alone.
+        checkpoint_sha256: for problems with a pre-trained sampler, the sha256 of the
+            checkpoint the job was planned for; the problem refuses another. None: any.
     """
 
     optimizer: str
@@ -138,6 +141,7 @@ class Job:
     failure_penalty: float = DEFAULT_FAILURE_PENALTY
     coco_folder: str | None = None
     denoiser_budget: int | None = None
+    checkpoint_sha256: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(self.seeds))
@@ -183,6 +187,11 @@ class Job:
             isinstance(budget, bool) or not isinstance(budget, int | np.integer) or budget < 1
         ):
             raise JobError(f"denoiser_budget must be an integer >= 1 or left out; got {budget!r}")
+        digest = self.checkpoint_sha256
+        if digest is not None and not re.fullmatch(r"[0-9a-f]{64}", str(digest)):
+            raise JobError(
+                f"checkpoint_sha256 must be 64 lower-case hex digits (a sha256); got {digest!r}"
+            )
         if self.coco_folder is not None:
             if not str(self.coco_folder):
                 raise JobError("coco_folder must name a folder (or be left out for no COCO data)")
@@ -213,6 +222,7 @@ class Job:
             "failure_penalty": self.failure_penalty,
             "coco_folder": self.coco_folder,
             "denoiser_budget": self.denoiser_budget,
+            "checkpoint_sha256": self.checkpoint_sha256,
         }
 
     def describe(self) -> str:
@@ -390,13 +400,14 @@ def accepted_options(optimizer_class: type[Optimizer] | type[SteeringMethod]) ->
 
 
 def _problem_options(job: Job) -> dict[str, Any]:
-    """``device`` and ``models_dir`` for problem families whose builder takes them (the
-    molecule tasks: where the sampler runs, where its models are); ``coco_folder`` and
-    ``coco_algorithm`` (the method label) for those that write COCO data (bbob).
+    """``device``, ``models_dir`` and ``checkpoint_sha256`` for problem families whose builder
+    takes them (the molecule tasks: where the sampler runs, where its models are, which
+    checkpoint the job was planned for); ``coco_folder`` and ``coco_algorithm`` (the method
+    label) for those that write COCO data (bbob).
 
     Raises:
-        ProblemError: a ``models_dir`` for a problem that reads no models, or a
-            ``coco_folder`` for one that writes no COCO data.
+        ProblemError: a ``models_dir`` or ``checkpoint_sha256`` for a problem that reads no
+            models, or a ``coco_folder`` for one that writes no COCO data.
     """
     for family in problems.FAMILIES.values():
         if job.problem in family.names():
@@ -405,6 +416,10 @@ def _problem_options(job: Job) -> dict[str, Any]:
                 raise ProblemError(
                     f"{job.problem} reads no stored models; leave out the models folder "
                     f"(--models-dir)"
+                )
+            if job.checkpoint_sha256 is not None and "checkpoint_sha256" not in takes:
+                raise ProblemError(
+                    f"{job.problem} reads no stored checkpoint; leave out --checkpoint-sha256"
                 )
             if job.coco_folder is not None and "coco_folder" not in takes:
                 raise ProblemError(
@@ -416,6 +431,7 @@ def _problem_options(job: Job) -> dict[str, Any]:
                 "models_dir": job.models_dir,
                 "coco_folder": job.coco_folder,
                 "coco_algorithm": None if job.coco_folder is None else job.method,
+                "checkpoint_sha256": job.checkpoint_sha256,
             }
             return {n: v for n, v in given.items() if n in takes and v is not None}
     return {}

@@ -132,6 +132,15 @@ def test_traces_without_molecule_details_are_refused(tmp_path: Path) -> None:
         score_table(load_traces([path]))
 
 
+def test_runs_of_two_checkpoints_are_not_reported_together(trace_files: list[Path]) -> None:
+    traces = load_traces(trace_files)
+    score_table(traces)
+    other = traces["method"] == "random"
+    traces.loc[other, "detail_checkpoint"] = "f" * 64
+    with pytest.raises(ReportError, match=r"from 2 EDM checkpoints .* ffffffffffff"):
+        score_table(traces)
+
+
 def test_a_missing_reference_is_one_error_line(
     trace_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

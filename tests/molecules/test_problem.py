@@ -267,6 +267,18 @@ def test_a_job_reads_the_models_of_its_models_dir(tmp_path: Path) -> None:
         run_job(Job(**{**job.__dict__, "models_dir": str(tmp_path / "elsewhere")}))
 
 
+def test_a_job_planned_for_another_checkpoint_is_refused() -> None:
+    """The workflow gives each molecule run the sha256 of the model it planned for: a job
+    whose models folder holds another checkpoint stops, naming both, before any rollout."""
+    job = Job("random", "mol-qed", DIM, (0,), 4, n_steps=STEPS, fresh_samples=1)
+    stored = str(run_job(job)[f"{DETAIL_PREFIX}checkpoint"].iloc[0])
+    planned = Job(**{**job.__dict__, "checkpoint_sha256": stored})
+    assert planned.arguments()["checkpoint_sha256"] == stored
+    assert (run_job(planned)[f"{DETAIL_PREFIX}checkpoint"] == stored).all()
+    with pytest.raises(ProblemError, match=f"has sampling.pt sha256 {stored}, not the 0000"):
+        run_job(Job(**{**job.__dict__, "checkpoint_sha256": "0" * 64}))
+
+
 def test_turbo_searches_the_latent_through_the_normal_map() -> None:
     # Through a +-5 box, TuRBO's Sobol design puts the latent at about 2.9 times the norm of
     # N(0, I) draws and every molecule falls apart (measured: 0 of 24 in one piece, against

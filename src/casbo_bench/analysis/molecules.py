@@ -109,7 +109,8 @@ def _detail(name: str) -> str:
 
 
 def check_molecule_traces(traces: pd.DataFrame) -> None:
-    """Raise :class:`ReportError` unless every row carries the molecule details."""
+    """Raise :class:`ReportError` unless every row carries the molecule details and all
+    rows come from one EDM checkpoint (methods run on different models are not compared)."""
     missing = [_detail(name) for name in DETAILS if _detail(name) not in traces.columns]
     missing += [name for name in COST_COLUMNS if name not in traces.columns]
     if missing:
@@ -119,6 +120,13 @@ def check_molecule_traces(traces: pd.DataFrame) -> None:
         )
     if traces.loc[~traces["failed"], _detail("score")].isna().any():
         raise ReportError("some rows have no molecule score: mix of molecule and other traces")
+    checkpoints = sorted(set(traces[_detail("checkpoint")].dropna()))
+    if len(checkpoints) > 1:
+        raise ReportError(
+            f"the traces come from {len(checkpoints)} EDM checkpoints (sampling.pt sha256 "
+            f"{', '.join(digest[:12] for digest in checkpoints)}); report the runs of one "
+            "model: rerun the older ones (the workflow does when the model changes)"
+        )
 
 
 def _score(loss: Any) -> float:
@@ -309,11 +317,6 @@ def score_table(
                 strict=True,
             )
         ]
-    if table["checkpoint"].str.contains(",").any() or table["checkpoint"].nunique() > 1:
-        logger.warning(
-            "the runs used different EDM checkpoints (%s); compare them with care",
-            ", ".join(sorted(set(table["checkpoint"]))),
-        )
     return table[list(SCORE_COLUMNS)]
 
 

@@ -155,6 +155,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "current folder)",
     )
     parser.add_argument(
+        "--checkpoint-sha256",
+        metavar="SHA256",
+        help="molecule tasks: the sha256 of the EDM checkpoint's sampling.pt the job is "
+        "planned for; refused when the models folder holds another (the workflow gives it, "
+        "so that a replaced model reruns its jobs)",
+    )
+    parser.add_argument(
         "--on-failure",
         choices=FAILURE_POLICIES,
         default="penalty",
@@ -244,6 +251,7 @@ def handle(arguments: argparse.Namespace) -> int:
             failure_penalty=arguments.failure_penalty,
             coco_folder=None if arguments.coco_folder is None else str(arguments.coco_folder),
             denoiser_budget=arguments.denoiser_budget,
+            checkpoint_sha256=arguments.checkpoint_sha256,
         )
     except JobError as error:
         raise UsageError(str(error)) from None

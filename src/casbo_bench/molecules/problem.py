@@ -354,6 +354,7 @@ class MoleculeProblem(Problem):
         predictor: str | os.PathLike[str] | None = None,
         device: str = "cpu",
         sampler_dtype: str = DEFAULT_SAMPLER_DTYPE,
+        expected_sha256: str | None = None,
     ) -> MoleculeProblem:
         """The task on the stored models, loaded once per process and folder.
 
@@ -369,11 +370,14 @@ class MoleculeProblem(Problem):
             device: ``cpu``, ``cuda`` or ``auto``.
             sampler_dtype: ``"float32"`` or ``"float64"``, the precision of the reverse
                 chain (module docstring); the problem reports it as :attr:`sampler_dtype`.
+            expected_sha256: the sha256 of ``sampling.pt`` the caller was planned for (the
+                workflow passes the stored manifest's, so a replaced model reruns its jobs
+                instead of mixing checkpoints); None accepts the folder's.
 
         Raises:
-            ProblemError: a folder is missing or does not match its manifest, the device
-                does not exist, the sampler cannot take ``sampler_steps``, or an unknown
-                ``sampler_dtype``.
+            ProblemError: a folder is missing or does not match its manifest, it holds
+                another checkpoint than ``expected_sha256``, the device does not exist,
+                the sampler cannot take ``sampler_steps``, or an unknown ``sampler_dtype``.
         """
         if sampler_dtype not in SAMPLER_DTYPES:
             raise ProblemError(
@@ -385,6 +389,13 @@ class MoleculeProblem(Problem):
         predictor = predictor_folder(models_dir) if predictor is None else predictor
         directory = str(Path(checkpoint).resolve())
         model, sha256 = _sampling_model(directory, torch_device)
+        if expected_sha256 is not None and sha256 != expected_sha256:
+            raise ProblemError(
+                f"{task.name}: the EDM checkpoint in {directory} has sampling.pt sha256 "
+                f"{sha256}, not the {expected_sha256} this job was planned for; the model "
+                "was replaced: run the workflow again (it plans the jobs for the new model) "
+                f"or give --checkpoint-sha256 {sha256}"
+            )
         diffusion = _sampling_diffusion(directory, torch_device, sampler_dtype)
         if sampler_steps > model.diffusion.timesteps:
             raise ProblemError(

@@ -146,6 +146,7 @@ def make_molecule_problem(
     predictor: str | None = None,
     device: str = "cpu",
     sampler_dtype: str = "float32",
+    checkpoint_sha256: str | None = None,
 ) -> Problem:
     """The molecule task ``name`` with ``n = dim / 7`` atoms (or, for a name ending in
     ``-qm9size``, sizes drawn per rollout at ``dim = 63``) and ``S = n_steps - 2`` steps.
@@ -168,10 +169,13 @@ def make_molecule_problem(
         device: where the sampler and the predictor run: ``cpu``, ``cuda`` or ``auto``.
         sampler_dtype: ``"float32"`` (the stored model's precision) or ``"float64"``
             (:mod:`casbo_bench.molecules.problem`).
+        checkpoint_sha256: the sha256 of the EDM's ``sampling.pt`` the job was planned for
+            (None: whichever the folder holds).
 
     Raises:
         ProblemError: an unknown task, sizes that break the rule, another scoring, a
-            model folder that cannot be read, or an unknown ``sampler_dtype``.
+            model folder that cannot be read or holds another checkpoint than
+            ``checkpoint_sha256``, or an unknown ``sampler_dtype``.
     """
     task = get_task(name)
     n_atoms, sampler_steps = sampler_size(name, dim, n_steps)
@@ -186,6 +190,7 @@ def make_molecule_problem(
         predictor=predictor,
         device=device,
         sampler_dtype=sampler_dtype,
+        expected_sha256=checkpoint_sha256,
     )
     return problem
 
