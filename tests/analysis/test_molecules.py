@@ -113,7 +113,7 @@ def test_report_writes_tables_figures_and_structures(
         assert (tables / f"{name}.md").read_text().startswith("# Molecule benchmark")
     for name in ("score_mol-qed.pdf", "score_mol-qed.png", "best_molecules_mol-qed.png"):
         assert (figures / name).stat().st_size > 1000, name
-    assert "<svg" in (figures / "best_molecules_mol-qed.svg").read_text()
+    assert not list(figures.glob("*.svg"))
     molecules = [mol for mol in Chem.SDMolSupplier(str(sdf)) if mol is not None]
     assert len(molecules) == int(valid.sum())
     scores = sorted(float(mol.GetProp("best_score")) for mol in molecules)

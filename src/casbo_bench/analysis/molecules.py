@@ -35,7 +35,7 @@ Outputs:
   gap of the same structure (an independent check of every predictor result).
 - ``score_<task>.{pdf,png}``: best-so-far score against evaluations, median over seeds with
   the bootstrap band of the median, per method.
-- ``best_molecules_<task>.{png,svg}``: RDKit depictions of each run's best molecule, a row
+- ``best_molecules_<task>.png``: RDKit depictions of each run's best molecule, a row
   per method, a column per seed.
 - the SDF file: every run's best structure (heavy atoms as generated, implicit hydrogens),
   with task, method, seed, score and SMILES as properties.
@@ -487,10 +487,8 @@ def make_report(
     for task in sorted(traces["problem"].unique()):
         figure = score_figure(traces, task, styles, band_seed, confidence, title_prefix)
         written += save_figure(figure, figures_dir, f"score_{task}")
-        png, svg = molecule_grid(best, rebuilt, task)
-        stem = f"best_molecules_{task}"
-        written.append(_write_bytes(figures_dir / f"{stem}.png", png))
-        written.append(write_text_atomically(figures_dir / f"{stem}.svg", svg))
+        grid = molecule_grid(best, rebuilt, task)
+        written.append(_write_bytes(figures_dir / f"best_molecules_{task}.png", grid))
     sdf, count = write_sdf(best, checked, rebuilt, sdf_path)
     logger.info("wrote %d of %d best structures to %s", count, len(best), sdf)
     return [*written, sdf]
