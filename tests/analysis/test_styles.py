@@ -233,12 +233,27 @@ def win_matrix(labels: Sequence[str]) -> Figure:
     )
 
 
-def molecule_scores(labels: Sequence[str]) -> Figure:
-    traces = method_traces(labels, (2,), offset=-5.0)
-    traces = traces[traces["K"] == 1].assign(problem="mol-qed")
+def molecule_scores(labels: Sequence[str], task: str = "mol-qed") -> Figure:
+    # QED: losses below 0 (scores above); a target task: distances above 0.
+    traces = method_traces(labels, (2,), offset=-5.0 if task == "mol-qed" else 0.0)
+    traces = traces[traces["K"] == 1].assign(problem=task)
     # one call and 21 denoiser evaluations per rollout, as an ask/tell molecule run
     traces = traces.assign(calls=traces["evaluation"], denoiser_evals=21 * traces["evaluation"])
-    return score_figure(traces, "mol-qed", title_prefix="default")
+    return score_figure(traces, task, title_prefix="default")
+
+
+def test_a_target_task_draws_the_distance_to_the_target_on_a_log_axis() -> None:
+    """QED is drawn as the score (maximized, linear axis); mol-gap, whose score is
+    ``-|gap - target|``, as the distance ``best_so_far`` on a log axis, positive throughout."""
+    labels = ["casbo", "random"]
+    score_axis = molecule_scores(labels).axes[0]
+    distance_axis = molecule_scores(labels, "mol-gap").axes[0]
+    assert score_axis.get_yscale() == "linear"
+    assert score_axis.get_ylabel() == "best-so-far score"
+    assert distance_axis.get_yscale() == "log"
+    assert distance_axis.get_ylabel() == "best-so-far distance to the target (log scale)"
+    for line in distance_axis.get_lines():
+        assert (np.asarray(line.get_ydata()) > 0).all()
 
 
 def rate(labels: Sequence[str]) -> Figure:

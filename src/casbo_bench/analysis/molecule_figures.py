@@ -4,9 +4,11 @@
   calls (left) and denoiser evaluations (right; docs/method.md section 7b), per method the
   median over seeds with the bootstrap band of the median, in the method's style, described
   and placed as in every figure (:mod:`casbo_bench.analysis.styles`; scores are maximized:
-  ``-best_so_far``);
+  ``-best_so_far``). A target task (kind ``predictor``: score ``-|p - target|``) draws the
+  distance to the target, ``best_so_far``, on a log axis instead, so that errors of 0.01 and
+  0.1 part where a linear score axis shows both as 0;
 - :func:`molecule_grid`: each run's best molecule drawn by RDKit, a row per method, a column
-  per seed (methods in the figures' order), as PNG bytes and SVG text.
+  per seed (methods in the figures' order), as PNG bytes.
 
 Written by :func:`casbo_bench.analysis.molecules.make_report`.
 """
@@ -40,6 +42,7 @@ from casbo_bench.analysis.styles import (
 from casbo_bench.molecules.atoms import ATOMIC_NUMBERS
 from casbo_bench.molecules.data import parse_xyz
 from casbo_bench.molecules.rebuild import RebuiltMolecule
+from casbo_bench.molecules.tasks import get_task
 from casbo_bench.schemas.trace import RUN_KEYS
 from casbo_bench.seeding import derive_rng
 
@@ -91,6 +94,7 @@ def score_figure(
         title_prefix: the start of the title (the config's name).
     """
     own = traces[traces["problem"] == task]
+    distance = get_task(task).kind == "predictor"
     styles = styles if styles is not None else method_styles(traces["method"].unique())
     present = set(own["method"])
     with mpl.rc_context(PAPER_STYLE):
@@ -107,7 +111,7 @@ def score_figure(
                 curves, grid = found_curves(cost_curves(runs, column, grid), grid)
                 if not grid.size:
                     continue
-                scores = -curves
+                scores = curves if distance else -curves
                 rng = derive_rng("band", seed, task, method, column)
                 low, high = bootstrap_median_band(scores, rng, confidence)
                 ax.fill_between(grid, low, high, color=style.colour, alpha=0.2, linewidth=0)
@@ -117,8 +121,11 @@ def score_figure(
             # Log axes: a steering method may spend 20 times the calls of a rollout method.
             ax.set_xscale("log")
             ax.set_xlabel(f"{label} (log scale)")
-        axes[0].set_ylabel("best-so-far score")
-        figure.suptitle(cell_title(title_prefix, task, "best-so-far score"), fontsize="medium")
+        measure = "best-so-far distance to the target" if distance else "best-so-far score"
+        if distance:
+            axes[0].set_yscale("log")
+        axes[0].set_ylabel(f"{measure} (log scale)" if distance else measure)
+        figure.suptitle(cell_title(title_prefix, task, measure), fontsize="medium")
         figure_legend(figure, handles, band_description(confidence))
     return figure
 
