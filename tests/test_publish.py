@@ -88,6 +88,8 @@ def test_every_figure_of_the_run_is_rebuilt(published: Path) -> None:
 def test_archive_checks_and_refuses_a_damaged_file(published: Path, tmp_path: Path) -> None:
     manifest = check_archive(published / "published" / "tiny")
     assert manifest["config_sha256"] and manifest["runs"] > 0
+    assert (published / "published" / "tiny" / "kept" / "figures" / "molecules").is_dir()
+    assert not list((published / "published" / "tiny").rglob(".*"))  # no .snakemake_timestamp
     # Every job uses one thread: its wall seconds are its job-seconds; cpu_time is sampled.
     walls = [
         float(row)

@@ -191,7 +191,8 @@ def _kept_files(results: Path, figures: Path) -> dict[str, Path]:
     for path in sorted(molecule_tables.glob("*")) if molecule_tables.is_dir() else []:
         kept[f"kept/tables/{MOLECULE_GROUP}/{path.name}"] = path
     for path in sorted((figures / MOLECULE_GROUP).glob("*")):
-        kept[f"kept/figures/{MOLECULE_GROUP}/{path.name}"] = path
+        if not path.name.startswith("."):  # Snakemake's .snakemake_timestamp of the folder
+            kept[f"kept/figures/{MOLECULE_GROUP}/{path.name}"] = path
     sdf = results / MOLECULE_GROUP / "best_molecules.sdf"
     if sdf.is_file():
         kept[f"kept/{MOLECULE_GROUP}/best_molecules.sdf"] = sdf
