@@ -35,6 +35,15 @@ def _result(path: Path, molecules: int, n_valid: int, steps: int = 1000) -> Path
     return path
 
 
+def _manifest(folder: Path) -> Path:
+    """A training manifest of one slice: 1,000 steps of 64 molecules in an hour, 1 thread."""
+    slice_ = {"started": "t", "start_step": 0, "end_step": 1000, "seconds": 3600.0}
+    slice_["hardware"] = {"torch_threads": 1}
+    path = folder / "manifest.json"
+    path.write_text(json.dumps({"config": {"batch_size": 64}, "training": {"slices": [slice_]}}))
+    return path
+
+
 def test_the_power_law_is_recovered_from_points_on_it(script: ModuleType) -> None:
     a, b = 50.0, 0.7
     points = [(m, 1.0 - a * m**-b) for m in (1e6, 2e6, 4e6)]
@@ -45,12 +54,7 @@ def test_the_power_law_is_recovered_from_points_on_it(script: ModuleType) -> Non
 def test_the_report_projects_the_target_from_the_fit(
     script: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    manifest = tmp_path / "manifest.json"
-    slice_ = {"started": "t", "start_step": 0, "end_step": 1000, "seconds": 3600.0}
-    slice_["hardware"] = {"torch_threads": 1}
-    manifest.write_text(
-        json.dumps({"config": {"batch_size": 64}, "training": {"slices": [slice_]}})
-    )
+    manifest = _manifest(tmp_path)
     # 1 - v = 0.2 (m / 1e6)^-1: 80% at 1M, 90% at 2M; 95% at 4M, 2M after the last.
     files = [
         _result(tmp_path / "a.json", 1_000_000, 800),
@@ -74,11 +78,7 @@ def test_the_report_projects_the_target_from_the_fit(
 def test_a_target_reached_at_the_last_checkpoint_is_not_projected(
     script: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    manifest = tmp_path / "manifest.json"
-    slice_ = {"started": "t", "start_step": 0, "end_step": 1000, "seconds": 3600.0}
-    manifest.write_text(
-        json.dumps({"config": {"batch_size": 64}, "training": {"slices": [slice_]}})
-    )
+    manifest = _manifest(tmp_path)
     files = [
         _result(tmp_path / "a.json", 1_000_000, 900),
         _result(tmp_path / "b.json", 2_000_000, 953),
