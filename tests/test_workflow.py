@@ -132,6 +132,34 @@ def test_molecule_benchmark_runs_and_enters_the_ledger(finished_run: Path) -> No
     assert set(cells["problem"]) == {"mol-qed"}
 
 
+@pytest.mark.parametrize("trains_its_model", [False, True])
+def test_molecule_runs_name_the_stored_model_they_are_planned_for(
+    tmp_path: Path, trains_its_model: bool
+) -> None:
+    """A run on the stored model carries its sha256 (a replaced model changes the arguments
+    and reruns it); a run on a model the workflow trains carries none (train_edm's outputs
+    are its inputs, and a hash read before training would go stale)."""
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    stored = ROOT / "models" / "edm_qm9_heavy" / "manifest.json"
+    if trains_its_model:
+        config["molecules"]["models_dir"] = f"results/{config['name']}/models"
+        # as after a first training: its manifest is there when the next run plans the jobs
+        trained = tmp_path / config["molecules"]["models_dir"] / "edm_qm9_heavy"
+        trained.mkdir(parents=True)
+        shutil.copy(stored, trained / "manifest.json")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(tmp_path, "-n", "-p", "--forceall")
+    assert result.returncode == 0, result.stderr[-4000:]
+    runs = [line for line in result.stdout.splitlines() if "casbo_bench run" in line]
+    molecule_runs = [line for line in runs if "--problem mol-" in line]
+    assert molecule_runs
+    manifest = yaml.safe_load(stored.read_text())
+    named = f"--checkpoint-sha256 {manifest['files']['sampling.pt']['sha256']}"
+    assert all((named in line) != trains_its_model for line in molecule_runs)
+    assert not any("--checkpoint-sha256" in line for line in runs if line not in molecule_runs)
+
+
 def test_report_holds_every_figure_and_table(finished_run: Path) -> None:
     result = run_snakemake(finished_run, "--report", "report.zip")
     assert result.returncode == 0, result.stderr[-4000:]

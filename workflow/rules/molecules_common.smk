@@ -38,7 +38,12 @@ def stored_checkpoint_sha256():
 
 
 def molecule_checkpoint_arguments():
-    """``--checkpoint-sha256`` of every molecule run (nothing before the model exists)."""
+    """``--checkpoint-sha256`` of every molecule run: nothing before the model exists, nor
+    for a model this workflow trains (results/<name>/models: rule train_edm's outputs are the
+    runs' inputs, so a retrained model reruns them already, and a hash read before training
+    would go stale within the run)."""
+    if os.path.abspath(MODELS_DIR) == os.path.abspath(TRAINED_MODELS):
+        return ()
     digest = stored_checkpoint_sha256()
     return () if digest is None else ("--checkpoint-sha256", digest)
 

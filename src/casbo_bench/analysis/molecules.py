@@ -33,8 +33,9 @@ Outputs:
 - ``molecule_best.{csv,md,html}``, one row per run: the best molecule's score, SMILES, validity
   and stability, the property predictor's alpha, gap and mu beside GFN2-xTB's dipole and
   gap of the same structure (an independent check of every predictor result).
-- ``score_<task>.{pdf,png}``: best-so-far score against evaluations, median over seeds with
-  the bootstrap band of the median, per method.
+- ``score_<task>.{pdf,png}``: best-so-far score (for a target task the distance to the
+  target, log axis) against black-box calls and against denoiser evaluations, median over
+  seeds with the bootstrap band of the median, per method.
 - ``best_molecules_<task>.png``: RDKit depictions of each run's best molecule, a row
   per method, a column per seed.
 - the SDF file: every run's best structure (heavy atoms as generated, implicit hydrogens),
