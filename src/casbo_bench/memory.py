@@ -32,12 +32,13 @@ import os
 
 PROCESS_MB = 200
 """Resident size of a job's Python process with its imports, before any array, when it runs
-no torch code (measured on this project's machine, Snakemake's max_rss of the default run's
-cmaes, random and xnes jobs: 118 to 153 MB)."""
+no torch code (measured on this project's machine: 185 MB for the xnes jobs of the default run,
+arrays and traces included; docs/plans/default.md, column "measured peak MB")."""
 
 TORCH_PROCESS_MB = 450
-"""The same for a job that runs torch code (measured likewise: 333 to 342 MB for CASBO on the
-test functions, 360 to 377 MB for the molecule jobs, the diffusion model loaded)."""
+"""The same for a job that runs torch code (measured likewise: 464 to 509 MB for the rows
+whose jobs run torch code, every CASBO variant and every method's molecule job with the
+diffusion model loaded, arrays and traces included)."""
 
 BYTES_PER_NUMBER = 8
 
