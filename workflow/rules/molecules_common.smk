@@ -87,6 +87,7 @@ def _molecule_jobs():
     written)."""
     if MOLECULES is None:
         return []
+    planned_model = molecule_checkpoint_arguments()  # one manifest read for every job
     return [
         path
         for label in molecule_methods()
@@ -106,7 +107,7 @@ def _molecule_jobs():
             extra=(
                 "--models-dir",
                 MODELS_DIR,
-                *molecule_checkpoint_arguments(),
+                *planned_model,
                 *molecule_denoiser_budget(label),
             ),
             inputs=molecule_job_inputs(task),
