@@ -12,10 +12,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 def module_at(ref: str, path: str, name: str, renames: dict[str, str] | None = None) -> ModuleType:
@@ -55,3 +58,31 @@ def machine_line(*extra: str) -> str:
         f"machine: {hardware_description()['cpu']}, {facts}; load average (1, 5, 15 min) "
         f"{load_average()}"
     )
+
+
+@dataclass(frozen=True)
+class Child:
+    """What one child process cost: wall seconds, CPU seconds (user + system), peak MB."""
+
+    wall: float
+    cpu: float
+    peak_mb: float
+
+
+def run_child(command: list[str], source: Path) -> Child:
+    """Run ``command`` with the package at ``source/src``; its cost, from its own rusage."""
+    environment = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(source / "src")}
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        error = process.stderr.read().decode() if process.stderr else ""
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{error}")
+    if process.stderr:
+        process.stderr.close()
+    # ru_maxrss is in KiB on Linux.
+    return Child(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)

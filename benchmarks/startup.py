@@ -26,21 +26,17 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from benchkit import load_average, machine_line
+from benchkit import Child, load_average, machine_line, run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("random", "cmaes", "xnes", "casbo", "turbo")
-ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 # Runs the job in this process and ends it when the optimizer first asks: what came before
 # is the job's start-up. Only the base class's public ask is patched, which every version has.
@@ -54,34 +50,6 @@ sys.argv = ["casbo_bench", *sys.argv[1:]]
 runpy.run_module("casbo_bench", run_name="__main__")
 os._exit(3)
 """
-
-
-@dataclass(frozen=True)
-class Child:
-    """What one child process cost: wall seconds, CPU seconds (user + system), peak MB."""
-
-    wall: float
-    cpu: float
-    peak_mb: float
-
-
-def run_child(command: list[str], source: Path) -> Child:
-    """Run ``command`` with the package at ``source/src``; its cost, from its own rusage."""
-    environment = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(source / "src")}
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        error = process.stderr.read().decode() if process.stderr else ""
-        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{error}")
-    if process.stderr:
-        process.stderr.close()
-    # ru_maxrss is in KiB on Linux.
-    return Child(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 def job_arguments(method: str, budget: int, out: Path) -> list[str]:

@@ -27,7 +27,8 @@ from tests.snakemake_runs import ENVIRONMENT, REPOSITORY, TINY_CONFIG, run_snake
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished tiny run in a scratch folder, published to ``published/tiny`` and rebuilt
-    into ``results/tiny-archive`` and ``paper_figures/tiny-archive``."""
+    into ``results/tiny-archive`` and ``paper_figures/tiny-archive`` by three worker
+    processes, and again into ``*/tiny-serial`` by one."""
     workdir = tmp_path_factory.mktemp("publish")
     (workdir / "config").mkdir()
     shutil.copy(TINY_CONFIG, workdir / "config" / "config.yaml")
@@ -35,9 +36,12 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.returncode == 0, result.stderr[-4000:]
     publish = ["publish", "--results", "results/tiny", "--figures", "paper_figures/tiny"]
     rebuild = ["regenerate", "--archive", "published/tiny", "--results-out"]
+    pooled = ["results/tiny-archive", "--processes", "3"]
+    serial = ["results/tiny-serial", "--processes", "1"]
     for arguments in (
         [*publish, "--out", "published/tiny"],
-        [*rebuild, "results/tiny-archive", "--figures-out", "paper_figures/tiny-archive"],
+        [*rebuild, *pooled, "--figures-out", "paper_figures/tiny-archive"],
+        [*rebuild, *serial, "--figures-out", "paper_figures/tiny-serial"],
     ):
         done = subprocess.run(
             [sys.executable, "-m", "casbo_bench", *arguments],
@@ -82,6 +86,31 @@ def test_every_figure_of_the_run_is_rebuilt(published: Path) -> None:
     original = figures(published / "paper_figures" / "tiny")
     assert any(name.startswith("rate_checks/") for name in original)
     assert original <= figures(published / "paper_figures" / "tiny-archive")
+
+
+@pytest.mark.slow
+def test_rebuilt_files_do_not_depend_on_the_number_of_processes(published: Path) -> None:
+    def contents(*folders: Path) -> dict[str, bytes]:
+        return {
+            f"{folder.name}/{path.relative_to(folder)}": path.read_bytes()
+            for folder in folders
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        }
+
+    pooled = contents(
+        published / "results" / "tiny-archive", published / "paper_figures" / "tiny-archive"
+    )
+    serial = contents(
+        published / "results" / "tiny-serial", published / "paper_figures" / "tiny-serial"
+    )
+    assert [name.replace("-serial", "-archive", 1) for name in serial] == list(pooled)
+    differ = [
+        name
+        for name, data in serial.items()
+        if pooled[name.replace("-serial", "-archive", 1)] != data
+    ]
+    assert not differ, differ
 
 
 @pytest.mark.slow

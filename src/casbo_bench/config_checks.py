@@ -25,6 +25,7 @@ What the Snakefile does with the error (one line, exit 2) is its business; here 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from itertools import product
 from pathlib import Path
@@ -375,13 +376,13 @@ def _check_molecules(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"molecules.tasks[{i}] ({task['name']}): {error}") from None
         _check_target_percentile(i, task)
     folder = block.get("models_dir")
-    trained = Path("results") / config["name"] / "models"
-    if folder is not None and Path(folder) != trained:
+    if folder is not None and not trains_own_models(folder, config["name"]):
         sampler = Path(folder) / "edm_qm9_heavy" / "sampling.pt"
         if not sampler.is_file():
             raise ConfigError(
                 f"molecules.models_dir: {folder} holds no edm_qm9_heavy/sampling.pt; name a "
-                f"folder of trained models, or {trained} to train them first"
+                f"folder of trained models, or {trained_models_dir(config['name'])} to train "
+                f"them first"
             )
     labels = {method["label"] for method in config["methods"]}
     unknown = (set(block.get("methods", [])) | set(block.get("budget_caps", {}))) - labels
@@ -395,6 +396,18 @@ def _check_molecules(config: Mapping[str, Any]) -> None:
             f"is compared against it, so list it"
         )
     _check_steering_samples(config, block)
+
+
+def trained_models_dir(name: str) -> Path:
+    """Where the training rules of config ``name`` write its models (workflow/rules/
+    molecules.smk), relative to the workflow's folder."""
+    return Path("results") / name / "models"
+
+
+def trains_own_models(models_dir: str | os.PathLike[str], name: str) -> bool:
+    """Whether ``molecules.models_dir`` names the folder config ``name`` trains its models
+    into: its runs then wait for its own training rules instead of reading stored models."""
+    return os.path.abspath(models_dir) == os.path.abspath(trained_models_dir(name))
 
 
 MIN_STEERED_SAMPLES = 10

@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -451,41 +453,156 @@ def _rate_rule(rule: Mapping[str, Any]) -> Any:
     )
 
 
-def regenerate(archive: Path, results_out: Path, figures_out: Path) -> list[Path]:
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def regenerate(
+    archive: Path, results_out: Path, figures_out: Path, processes: int | None = None
+) -> list[Path]:
     """Rebuild every table, the rate check, the ledger and every figure of ``archive`` into
     ``results_out`` (tables/, rate_checks/, claims.*) and ``figures_out`` (one folder per
     group, rate_checks/, and the molecule report's figures as kept). Nothing runs an optimizer.
 
+    The pieces are independent and share ``processes`` worker processes (default: every
+    usable core): each group's tables and figures, the rate check, then its figures in one
+    share per worker, while this process builds the ledger. Every piece draws from its own
+    named seed, so the files do not depend on how many processes ran them.
+
     Raises:
         ArchiveError, ArchiveValidationError: as :func:`check_archive`, which runs first.
     """
-    from casbo_bench.analysis import claims, figures, rate_figures, rates, tables
+    from casbo_bench.analysis import claims
 
     manifest = check_archive(archive)
     config = read_config(archive / manifest["config"])
-    settings = analysis_settings(config)
+    workers = processes or usable_cores()
     written: list[Path] = []
+    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each) as pool:
+        rate_check = (
+            pool.submit(_regenerate_rate_check, archive, config, results_out)
+            if (archive / "rate_checks" / "gaps.parquet").is_file()
+            else None
+        )
+        group_pieces = [
+            pool.submit(_regenerate_group, archive, config, name, results_out, figures_out)
+            for name in _group_names(config)
+        ]
+        rate_figures = []
+        verdicts = None
+        if rate_check is not None:
+            rate_written, gaps, verdicts, slopes = rate_check.result()
+            written += rate_written
+            rate_figures = [
+                pool.submit(
+                    _regenerate_rate_figures,
+                    gaps,
+                    verdicts.iloc[share::workers],
+                    slopes,
+                    figures_out / "rate_checks",
+                    str(config["name"]),
+                )
+                for share in range(min(workers, len(verdicts)))
+            ]
+        if (archive / "claims_spec.json").is_file():
+            spec = claims.read_spec(archive / "claims_spec.json")
+            ledger = claims.build_ledger(
+                spec, _ledger_groups(archive, config), rate_verdicts=verdicts
+            )
+            written += claims.write_ledger(ledger, results_out, spec)
+        for piece in [*group_pieces, *rate_figures]:
+            written += piece.result()
+    for name in manifest.get("kept_as_written", []):
+        relative = Path(name).relative_to("kept")
+        base = figures_out if relative.parts[0] == "figures" else results_out
+        inner = Path(*relative.parts[1:]) if relative.parts[0] == "figures" else relative
+        target = base / inner
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(archive / name, target)
+        written.append(target)
+    return written
+
+
+def _one_thread_each() -> None:
+    """A worker's numerical libraries run on one thread: the workers already share out the
+    cores, and more threads than cores only slow them down."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _regenerate_group(
+    archive: Path, config: Mapping[str, Any], name: str, results_out: Path, figures_out: Path
+) -> list[Path]:
+    """One benchmark group's tables and figures (a worker's piece of :func:`regenerate`)."""
+    from casbo_bench.analysis import figures, tables
+
+    settings = analysis_settings(config)
+    own = read_compact(archive, name)
+    built = tables.build_tables(
+        own,
+        reference=settings["reference"],
+        targets=settings["targets"],
+        alpha=settings["alpha"],
+        seed=settings["seed"],
+        fixed_budgets=settings["fixed_budgets"],
+        confidence=settings["confidence"],
+    )
+    return tables.write_tables(built, results_out / "tables" / name) + figures.make_figures(
+        own,
+        figures_out / name,
+        seed=settings["seed"],
+        confidence=settings["confidence"],
+        targets=settings["targets"],
+        title_prefix=f"{config['name']} · {name}",
+    )
+
+
+def _regenerate_rate_check(
+    archive: Path, config: Mapping[str, Any], results_out: Path
+) -> tuple[list[Path], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The rate check's verdicts, local slopes and calibration, judged again from the kept
+    gaps for the checks the run judged: the written paths, the gaps, verdicts and slopes."""
+    from casbo_bench.analysis import rates
+    from casbo_bench.schemas.claims import GAP_COLUMNS
+
+    gaps = pd.read_parquet(archive / "rate_checks" / "gaps.parquet").astype(GAP_COLUMNS)
+    recorded = rates.read_verdicts(archive / "rate_checks" / "verdicts.csv")
+    identities = recorded[["method", "problem", "role", "expectation", "variant_of"]]
+    checks = [
+        rates.RateCheck(*map(str, row))
+        for row in identities.drop_duplicates().itertuples(index=False)
+    ]
+    results = rates.judge_rate_checks(gaps, checks, _rate_rule(config["rate_check"]["rule"]))
+    written = rates.write_rate_outputs(
+        results, gaps, results_out / "rate_checks", results_out / "tables"
+    )
+    return written, gaps, results.verdicts, results.local_slopes
+
+
+def _regenerate_rate_figures(
+    gaps: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    slopes: pd.DataFrame,
+    out_dir: Path,
+    title_prefix: str,
+) -> list[Path]:
+    """The rate figures of ``verdicts`` (a worker's share)."""
+    from casbo_bench.analysis import rate_figures
+
+    return rate_figures.make_rate_figures(gaps, verdicts, slopes, out_dir, title_prefix)
+
+
+def _ledger_groups(archive: Path, config: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """The traces the ledger judges: each group with its variants' runs, and the molecule
+    tasks that count as claims."""
     groups: dict[str, pd.DataFrame] = {}
     for name in _group_names(config):
         own = read_compact(archive, name)
-        built = tables.build_tables(
-            own,
-            reference=settings["reference"],
-            targets=settings["targets"],
-            alpha=settings["alpha"],
-            seed=settings["seed"],
-            fixed_budgets=settings["fixed_budgets"],
-            confidence=settings["confidence"],
-        )
-        written += tables.write_tables(built, results_out / "tables" / name)
-        written += figures.make_figures(
-            own,
-            figures_out / name,
-            seed=settings["seed"],
-            confidence=settings["confidence"],
-            targets=settings["targets"],
-            title_prefix=f"{config['name']} · {name}",
-        )
         variants = archive / "traces" / f"{name}.variants.parquet"
         groups[name] = (
             pd.concat([own, read_compact(archive, f"{name}.variants")], ignore_index=True)
@@ -500,39 +617,4 @@ def regenerate(archive: Path, results_out: Path, figures_out: Path) -> list[Path
         counted = claim_problems((config.get("molecules") or {}).get("tasks", []))
         if counted:
             groups[MOLECULE_GROUP] = molecules[molecules["problem"].isin(counted)]
-    verdicts = None
-    if (archive / "rate_checks" / "gaps.parquet").is_file():
-        from casbo_bench.schemas.claims import GAP_COLUMNS
-
-        gaps = pd.read_parquet(archive / "rate_checks" / "gaps.parquet").astype(GAP_COLUMNS)
-        recorded = rates.read_verdicts(archive / "rate_checks" / "verdicts.csv")
-        identities = recorded[["method", "problem", "role", "expectation", "variant_of"]]
-        checks = [
-            rates.RateCheck(*map(str, row))
-            for row in identities.drop_duplicates().itertuples(index=False)
-        ]
-        results = rates.judge_rate_checks(gaps, checks, _rate_rule(config["rate_check"]["rule"]))
-        written += rates.write_rate_outputs(
-            results, gaps, results_out / "rate_checks", results_out / "tables"
-        )
-        written += rate_figures.make_rate_figures(
-            gaps,
-            results.verdicts,
-            results.local_slopes,
-            figures_out / "rate_checks",
-            title_prefix=str(config["name"]),
-        )
-        verdicts = results.verdicts
-    if (archive / "claims_spec.json").is_file():
-        spec = claims.read_spec(archive / "claims_spec.json")
-        ledger = claims.build_ledger(spec, groups, rate_verdicts=verdicts)
-        written += claims.write_ledger(ledger, results_out, spec)
-    for name in manifest.get("kept_as_written", []):
-        relative = Path(name).relative_to("kept")
-        base = figures_out if relative.parts[0] == "figures" else results_out
-        inner = Path(*relative.parts[1:]) if relative.parts[0] == "figures" else relative
-        target = base / inner
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(archive / name, target)
-        written.append(target)
-    return written
+    return groups

@@ -19,6 +19,8 @@ from casbo_bench.config_checks import (
     enabled_block,
     read_config,
     resolve_config,
+    trained_models_dir,
+    trains_own_models,
     validate_schema,
 )
 from casbo_bench.errors import UserFacingError

@@ -19,7 +19,7 @@ MOLECULE_TABLE_FORMATS = ["csv", "md", "html"]
 MODELS_DIR = (MOLECULES or {}).get("models_dir") or f"{workflow.basedir}/models"
 MOLECULE_CHECKPOINT = f"{MODELS_DIR}/edm_qm9_heavy"
 MOLECULE_PREDICTOR = f"{MODELS_DIR}/property_predictor"
-TRAINED_MODELS = f"{RESULTS}/models"
+TRAINED_MODELS = str(trained_models_dir(config["name"]))
 QM9_DATA = "results/data/qm9_heavy.npz"
 
 
@@ -42,7 +42,7 @@ def molecule_checkpoint_arguments():
     for a model this workflow trains (results/<name>/models: rule train_edm's outputs are the
     runs' inputs, so a retrained model reruns them already, and a hash read before training
     would go stale within the run)."""
-    if os.path.abspath(MODELS_DIR) == os.path.abspath(TRAINED_MODELS):
+    if trains_own_models(MODELS_DIR, config["name"]):
         return ()
     digest = stored_checkpoint_sha256()
     return () if digest is None else ("--checkpoint-sha256", digest)

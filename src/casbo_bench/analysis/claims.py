@@ -84,7 +84,7 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from casbo_bench.analysis.rates import read_typed_csv
@@ -243,6 +243,13 @@ class _Cell:
     other: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     tests: dict[str, _Test] = field(default_factory=dict)
+    _curves: dict[tuple[str, str], _SeedCurves] = field(default_factory=dict, repr=False)
+
+    def curves(self, side: str, unit: str) -> _SeedCurves:
+        """The step curves of side ``"own"`` or ``"other"`` in ``unit``, built once."""
+        if (side, unit) not in self._curves:
+            self._curves[side, unit] = _SeedCurves.of(getattr(self, side), unit)
+        return self._curves[side, unit]
 
 
 CellKey = tuple[str, str, int, int, str]
@@ -303,6 +310,48 @@ def _spent(runs: pd.DataFrame, unit: str) -> int:
     return int(complete.groupby("seed")[unit].max().min())
 
 
+@dataclass(frozen=True)
+class _SeedCurves:
+    """One side's complete runs as step curves: per seed, best-so-far against a cost column
+    (``evaluation`` or ``calls``), rows in evaluation order. Built once per side, read at
+    every budget of its tests."""
+
+    seeds: tuple[int, ...]
+    costs: tuple[NDArray[np.float64], ...]
+    best: tuple[NDArray[np.float64], ...]
+
+    @classmethod
+    def of(cls, runs: pd.DataFrame, unit: str) -> _SeedCurves:
+        # ``runs`` is one side of one cell: its seed names the run.
+        complete = complete_runs(runs)
+        seed = complete["seed"].to_numpy(dtype=np.int64)
+        order = np.lexsort((complete["evaluation"].to_numpy(), seed))  # stable, seed-major
+        column = "calls" if unit == "calls" else "evaluation"
+        seed = seed[order]
+        costs = complete[column].to_numpy(dtype=np.float64)[order]
+        best = complete["best_so_far"].to_numpy(dtype=np.float64)[order]
+        if seed.size == 0:
+            return cls((), (), ())
+        starts = np.flatnonzero(np.diff(seed, prepend=seed[0] - 1))
+        return cls(
+            tuple(int(s) for s in seed[starts]),
+            tuple(np.split(costs, starts[1:])),
+            tuple(np.split(best, starts[1:])),
+        )
+
+    def at(self, evaluations: int) -> pd.Series:
+        """Best-so-far per seed at ``evaluations`` (:func:`_values_at`)."""
+        seeds, values = [], []
+        for seed, costs, best in zip(self.seeds, self.costs, self.best, strict=True):
+            within = np.flatnonzero(costs <= evaluations)
+            if costs.max() >= evaluations and within.size:
+                seeds.append(seed)
+                values.append(best[within[-1]])
+        return pd.Series(
+            np.asarray(values, dtype=np.float64), index=np.asarray(seeds, dtype=np.int64)
+        )
+
+
 def _values_at(runs: pd.DataFrame, evaluations: int, unit: str = "evaluation") -> pd.Series:
     """Best-so-far per seed at ``evaluations`` of the complete runs (failed runs, and runs
     that stopped earlier, are left out: their seeds are missing).
@@ -313,22 +362,14 @@ def _values_at(runs: pd.DataFrame, evaluations: int, unit: str = "evaluation") -
     only the rows where best-so-far changes and the last) gives the same value. With ``unit``
     ``"calls"``: the last completed sample within that many black-box calls, of the runs that
     spent at least that many (again the same on a compact trace)."""
-    # ``runs`` is one side of one cell: its seed names the run.
-    complete = complete_runs(runs).sort_values(["seed", "evaluation"], kind="stable")
-    column = "calls" if unit == "calls" else "evaluation"
-    reaches = complete.groupby("seed", sort=False)[column].transform("max") >= evaluations
-    at = complete[reaches & (complete[column] <= evaluations)].groupby("seed").tail(1)
-    return pd.Series(
-        at["best_so_far"].to_numpy(dtype=np.float64), index=at["seed"].to_numpy(dtype=np.int64)
-    ).sort_index()
+    return _SeedCurves.of(runs, unit).at(evaluations)
 
 
 def _paired_test(cell: _Cell, evaluations: int, rule: ClaimsRule) -> _Test:
     """The two-sided paired test of ``cell`` at ``evaluations`` (module docstring)."""
     test = _Test(evaluations)
     unit = _cost_unit(cell.own, cell.other)
-    mine = _values_at(cell.own, evaluations, unit)
-    theirs = _values_at(cell.other, evaluations, unit)
+    mine, theirs = (cell.curves(side, unit).at(evaluations) for side in ("own", "other"))
     seeds = mine.index.intersection(theirs.index)
     ran = set(cell.own["seed"]) | set(cell.other["seed"])
     test.n_seeds = int(seeds.size)

@@ -92,7 +92,10 @@ Rbar(d, T)``, the factors drawn per d as whole rows of T (a seed's prefix averag
 correlated across T, and the draw keeps that). ``C`` cancels from every quantity the rule
 uses, so 1 is taken. The rule is then run on each table, bootstrap included: fits and slopes
 are fixed linear maps of the log seed-mean gaps (:class:`_Layout`), so whole stacks of
-tables are judged at once.
+tables are judged at once. The law enters a table and each of its resamples as the same
+added ``log d^b T^a``, which shifts every linear map, and so every bootstrap percentile of
+one, by that map of the law: the noise is bootstrapped once per stack and each ``(a, b)``
+shifts it (:meth:`_Estimates.plus`).
 
 >>> gaps = average_gaps_of_files(paths, [3, 10, 30, 100, 300], read_provenance)  # doctest: +SKIP
 >>> rule = RateRule(t_tolerance=0.1, d_tolerance=0.25, bound_factor=2.0)  # doctest: +SKIP
@@ -835,35 +838,79 @@ def _interval(resampled: FloatArray, level: float) -> FloatArray:
     return np.moveaxis(bounds, 0, -1)
 
 
-def _judge(
-    log_means: FloatArray, resampled: FloatArray, layout: _Layout, rule: RateRule
-) -> _Judgement:
-    """The rule on ``S`` grids at once.
+@dataclass(frozen=True)
+class _Estimates:
+    """What the rule thresholds, for a stack of ``S`` grids: point values and bootstrap
+    percentiles of linear maps of the log seed-mean gaps (leading axis ``S`` everywhere).
 
-    Args:
-        log_means: ``S x n_d x n_T``: the log seed-mean gaps of each grid.
-        resampled: ``S x B x n_d x n_T``: the log seed-mean gaps of its bootstrap resamples.
-        layout: the grid's linear maps.
-        rule: the rule.
+    Every field is a linear map, or a percentile over resamples of one, so adding a fixed
+    log gap ``L`` (``n_d x n_T``) to every grid and resample adds the map of ``L`` to the
+    field (:meth:`plus`): the calibration's synthetic power laws share one bootstrap.
+
+    Attributes:
+        upper: ``S x 2``: the ``confidence`` upper limits of ``(a, b)``.
+        log_rise: ``S``: ``log Rbar(d_max, T_max) - log Rbar(d_min, T_min)``.
+        slope_last, slope_prev: ``S x n_d`` (NaN where a decade has no slope).
+        last_interval, prev_interval, change_interval: ``S x n_d x 2`` (low, high).
     """
-    stack, n_d, n_t = log_means.shape
-    exponents = resampled.reshape(stack, -1, n_d * n_t) @ layout.fit[1:].T  # S x B x 2
-    upper = np.quantile(exponents, rule.confidence, axis=1)
-    bound_ratio = np.exp(log_means[:, -1, -1] - log_means[:, 0, 0]) * layout.shape_ratio
+
+    upper: FloatArray
+    log_rise: FloatArray
+    slope_last: FloatArray
+    slope_prev: FloatArray
+    last_interval: FloatArray
+    prev_interval: FloatArray
+    change_interval: FloatArray
+
+    @classmethod
+    def of(
+        cls, log_means: FloatArray, resampled: FloatArray, layout: _Layout, rule: RateRule
+    ) -> _Estimates:
+        """The estimates of ``log_means`` (``S x n_d x n_T``) and of its bootstrap
+        resamples ``resampled`` (``S x B x n_d x n_T``)."""
+        stack, n_d, n_t = log_means.shape
+        exponents = resampled.reshape(stack, -1, n_d * n_t) @ layout.fit[1:].T  # S x B x 2
+        last, last_resampled = _slopes(log_means, resampled, layout.last)
+        previous, previous_resampled = _slopes(log_means, resampled, layout.previous)
+        level = rule.steepening_confidence
+        return cls(
+            upper=np.quantile(exponents, rule.confidence, axis=1),
+            log_rise=log_means[:, -1, -1] - log_means[:, 0, 0],
+            slope_last=last,
+            slope_prev=previous,
+            last_interval=_interval(last_resampled, level),
+            prev_interval=_interval(previous_resampled, level),
+            change_interval=_interval(last_resampled - previous_resampled, level),
+        )
+
+    def plus(self, law: FloatArray, layout: _Layout) -> _Estimates:
+        """The estimates had ``law`` (``n_d x n_T`` log gaps) been added to every grid and
+        resample (a percentile moves with a constant added to all its resamples)."""
+        last, _ = _slopes(law[None], law[None, None], layout.last)
+        previous, _ = _slopes(law[None], law[None, None], layout.previous)
+        return _Estimates(
+            upper=self.upper + law.ravel() @ layout.fit[1:].T,
+            log_rise=self.log_rise + (law[-1, -1] - law[0, 0]),
+            slope_last=self.slope_last + last,
+            slope_prev=self.slope_prev + previous,
+            last_interval=self.last_interval + last[..., None],
+            prev_interval=self.prev_interval + previous[..., None],
+            change_interval=self.change_interval + (last - previous)[..., None],
+        )
+
+
+def _judge(estimates: _Estimates, layout: _Layout, rule: RateRule) -> _Judgement:
+    """The rule on the ``S`` grids of ``estimates``."""
+    upper = estimates.upper
+    bound_ratio = np.exp(estimates.log_rise) * layout.shape_ratio
     slack_t = rule.t_limit - upper[:, 0]
     slack_d = rule.d_limit - upper[:, 1]
     slack_bound = np.log10(rule.bound_factor / bound_ratio)
-
-    last, last_resampled = _slopes(log_means, resampled, layout.last)
-    previous, previous_resampled = _slopes(log_means, resampled, layout.previous)
-    level = rule.steepening_confidence
-    change_interval = _interval(last_resampled - previous_resampled, level)
-    change = last - previous
-    last_interval = _interval(last_resampled, level)
+    change = estimates.slope_last - estimates.slope_prev
     with np.errstate(invalid="ignore"):
         # Settled needs the interval's upper end at the limit, as a pass needs the exponent's.
-        settled = last_interval[..., 1] <= rule.t_limit
-        steepening = (change < 0) & (change_interval[..., 1] < 0)
+        settled = estimates.last_interval[..., 1] <= rule.t_limit
+        steepening = (change < 0) & (estimates.change_interval[..., 1] < 0)
     flat = ~settled & ~steepening
     return _Judgement(
         upper=upper,
@@ -871,12 +918,12 @@ def _judge(
         slack_t=slack_t,
         slack_d=slack_d,
         slack_bound=slack_bound,
-        slope_last=last,
-        slope_prev=previous,
+        slope_last=estimates.slope_last,
+        slope_prev=estimates.slope_prev,
         change=change,
-        last_interval=last_interval,
-        prev_interval=_interval(previous_resampled, level),
-        change_interval=change_interval,
+        last_interval=estimates.last_interval,
+        prev_interval=estimates.prev_interval,
+        change_interval=estimates.change_interval,
         settled=settled,
         steepening=steepening,
         flat=flat,
@@ -993,12 +1040,13 @@ def _judge_check(
     fit = fit_power_law(t, d, means)
     rng = derive_rng("rate-bootstrap", rule.seed, check.method, check.problem, steps, scoring)
     resampled = grid.bootstrap_means(rng, rule.n_resamples)
-    judged = _judge(
+    estimates = _Estimates.of(
         np.log(means).reshape(1, n_d, n_t),
         np.log(resampled).reshape(1, rule.n_resamples, n_d, n_t),
         layout,
         rule,
     )
+    judged = _judge(estimates, layout, rule)
     verdict = str(judged.verdict[0])
     gap_t_max = means.reshape(n_d, n_t)[:, -1]
     worst, floor, floor_ratio = _floor_worst(grid.floors, grid.current, rule)
@@ -1130,10 +1178,10 @@ def _calibration_rows(
     block = max(1, _CALIBRATION_BLOCK // rule.n_resamples)
     for start in range(0, rule.calibration_replicates, block):
         size = min(block, rule.calibration_replicates - start)
-        noise, resampled_noise = _synthetic_noise(factors, rng, size, rule.n_resamples)
+        noise = _Estimates.of(*_synthetic_noise(factors, rng, size, rule.n_resamples), layout, rule)
         for i, (a, b) in enumerate(truths):
             law = b * log_d[:, None] + a * log_t[None, :]  # log(d^b T^a), n_d x n_T
-            judged = _judge(noise + law, resampled_noise + law, layout, rule)
+            judged = _judge(noise.plus(law, layout), layout, rule)
             tallies[i] += [int(np.sum(judged.verdict == verdict)) for verdict in RATE_VERDICTS]
     return [
         {

@@ -8,7 +8,7 @@ import logging
 import time
 from pathlib import Path
 
-from casbo_bench.cli.common import UsageError, writable_folder
+from casbo_bench.cli.common import UsageError, integer_at_least, writable_folder
 
 NAME = "regenerate"
 HELP = "Rebuild the tables, rate check, ledger and figures of a published archive (no runs)."
@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=writable_folder("figure"),
         help="folder of the rebuilt figures",
     )
+    parser.add_argument(
+        "--processes",
+        type=integer_at_least(1),
+        default=None,
+        help="worker processes (default: every core this process may use)",
+    )
 
 
 def handle(arguments: argparse.Namespace) -> int:
@@ -49,6 +55,8 @@ def handle(arguments: argparse.Namespace) -> int:
             f"--results-out {arguments.results_out} is the run's own folder; give another "
             f"(e.g. results/{manifest['name']}-archive)"
         )
-    written = publish.regenerate(arguments.archive, arguments.results_out, arguments.figures_out)
+    written = publish.regenerate(
+        arguments.archive, arguments.results_out, arguments.figures_out, arguments.processes
+    )
     logger.info("wrote %d files in %.1f s", len(written), time.perf_counter() - started)
     return 0
