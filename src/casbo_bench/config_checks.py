@@ -400,7 +400,7 @@ def _check_molecules(config: Mapping[str, Any]) -> None:
 
 def trained_models_dir(name: str) -> Path:
     """Where the training rules of config ``name`` write its models (workflow/rules/
-    molecules.smk), relative to the workflow's folder."""
+    molecules.smk), relative to the current folder (where Snakemake runs)."""
     return Path("results") / name / "models"
 
 

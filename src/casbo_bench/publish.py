@@ -482,7 +482,8 @@ def regenerate(
     config = read_config(archive / manifest["config"])
     workers = processes or usable_cores()
     written: list[Path] = []
-    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each)
+    try:
         rate_check = (
             pool.submit(_regenerate_rate_check, archive, config, results_out)
             if (archive / "rate_checks" / "gaps.parquet").is_file()
@@ -516,6 +517,11 @@ def regenerate(
             written += claims.write_ledger(ledger, results_out, spec)
         for piece in [*group_pieces, *rate_figures]:
             written += piece.result()
+    except BaseException:
+        # Fail now: the queued pieces are dropped rather than finished first.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     for name in manifest.get("kept_as_written", []):
         relative = Path(name).relative_to("kept")
         base = figures_out if relative.parts[0] == "figures" else results_out
@@ -529,7 +535,11 @@ def regenerate(
 
 def _one_thread_each() -> None:
     """A worker's numerical libraries run on one thread: the workers already share out the
-    cores, and more threads than cores only slow them down."""
+    cores, and more threads than cores only slow them down. The variables reach libraries a
+    worker loads later (a spawned worker has loaded none yet), threadpoolctl those a forked
+    one inherited loaded."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
