@@ -196,6 +196,34 @@ def test_a_setting_is_calibrated_at_its_largest_job_and_a_brief_record_measured_
     assert costs.calibrate([small, large], calibration, log=lambda _: None) == 0
 
 
+def test_a_stopped_calibration_keeps_every_setting_it_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan's file is written after each setting: a plan stopped during its third
+    setting finds the first two measured when it runs again, and measures only the third."""
+    _linear_runs(monkeypatch, 0.01)
+    jobs = [
+        costs.RunJob.parse([*SPHERE_JOB.replace("--dim 3", f"--dim {d}").split(), "1000"])
+        for d in (2, 3, 4)
+    ]
+    path = tmp_path / "calibration.json"
+
+    def stop_at_the_third(done: costs.Calibration) -> None:
+        done.write(path)
+        if len(done.settings) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        costs.calibrate(jobs, costs.Calibration(), log=lambda _: None, keep=stop_at_the_third)
+    resumed = costs.Calibration.read(path)
+    first_two = dict(resumed.settings)
+    assert len(first_two) == 2
+    assert costs.calibrate(jobs, resumed, log=lambda _: None) == 1
+    assert len(resumed.settings) == 3 and all(
+        resumed.settings[k] == first_two[k] for k in first_two
+    )
+
+
 def test_a_calibration_run_that_outlasts_its_timeout_is_stopped_and_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

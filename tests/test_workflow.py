@@ -4,7 +4,8 @@ Checks what a user of ``make reproduce`` relies on: every table and figure of th
 written, each table validates against its schema, each raw trace validates, the molecule
 benchmark runs and enters the claims ledger, the Snakemake report holds every figure and
 table with its caption and shows the tables, the ledger and the rate check's verdicts as HTML,
-and a second run has nothing to do (finished results are never recomputed).
+and a second run has nothing to do (finished results are never recomputed), nor does a fresh
+folder into which the run's jobs were restored (casbo-bench store).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import yaml
 from casbo_bench.analysis.claims import read_ledger
 from casbo_bench.analysis.rates import read_verdicts
 from casbo_bench.registration import read_spec
+from casbo_bench.run_store import restore, store
 from casbo_bench.schemas.tables import TABLE_SCHEMAS, validate_table
 from casbo_bench.traces import load_traces, read_provenance
 from tests.snakemake_runs import TINY_CONFIG, run_snakemake
@@ -225,6 +227,27 @@ def test_second_run_has_nothing_to_do(finished_run: Path) -> None:
     result = run_snakemake(finished_run, "--dry-run")
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_a_stored_run_restored_in_a_fresh_folder_runs_no_job_again(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    """The run of a fresh machine (its jobs restored by `casbo-bench store --restore`,
+    Snakemake's own records gone) plans no job of rule run: it only rebuilds what reads the
+    restored traces."""
+    name = yaml.safe_load(TINY_CONFIG.read_text())["name"]
+    stored = store(finished_run / "results" / name, tmp_path / "runs" / name)
+    assert stored.copied and not stored.refused
+    fresh = tmp_path / "fresh"
+    (fresh / "config").mkdir(parents=True)
+    shutil.copy(TINY_CONFIG, fresh / "config" / "config.yaml")
+    restored = restore(tmp_path / "runs" / name, fresh / "results" / name)
+    assert restored.copied == stored.copied
+    result = run_snakemake(fresh, "--dry-run")
+    assert result.returncode == 0, result.stderr[-4000:]
+    planned = result.stdout + result.stderr
+    assert "rule run:" not in planned and "rule run_coco:" not in planned
+    assert "rule tables:" in planned
 
 
 def test_invalid_config_is_rejected_with_its_field(tmp_path: Path) -> None:

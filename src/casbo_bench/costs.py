@@ -50,12 +50,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from casbo_bench.errors import UserFacingError
+from casbo_bench.files import write_text_atomically
 from casbo_bench.memory import job_memory_mb, job_uses_torch
 
 MIN_CALIBRATION_BUDGET = 8
@@ -163,8 +164,8 @@ class Calibration:
         return stored
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=1, sort_keys=True) + "\n")
+        """Store at ``path``, atomically: a plan stopped while writing keeps the old file."""
+        write_text_atomically(path, json.dumps(asdict(self), indent=1, sort_keys=True) + "\n")
 
 
 def machine_record() -> dict[str, Any]:
@@ -381,9 +382,15 @@ def timed_run(job: RunJob, budget: int, scratch: Path) -> tuple[float, float]:
     return seconds, peak_mb
 
 
-def calibrate(jobs: Iterable[RunJob], calibration: Calibration, log: Any = print) -> int:
+def calibrate(
+    jobs: Iterable[RunJob],
+    calibration: Calibration,
+    log: Any = print,
+    keep: Callable[[Calibration], None] | None = None,
+) -> int:
     """Measure every setting of ``jobs`` that ``calibration`` lacks or measured too briefly
-    (in place); the count.
+    (in place); the count. ``keep(calibration)`` is called after each setting (the plan
+    writes its file there), so a stopped calibration resumes where it stopped.
 
     A setting is measured with its largest-budget job, whose budget caps ``b2``. A stored
     record is measured again when its spread is under :data:`MIN_CALIBRATION_SPREAD_SECONDS`
@@ -406,6 +413,8 @@ def calibrate(jobs: Iterable[RunJob], calibration: Calibration, log: Any = print
             calibration.settings[key] = measured = measure_setting(job, Path(folder))
             (b1, b2), (t1, t2) = measured["budgets"], measured["seconds"]
             log(f"calibrated {i}/{len(todo)}: {job.setting} ({b1}: {t1:.1f} s, {b2}: {t2:.1f} s)")
+            if keep is not None:
+                keep(calibration)
     return len(todo)
 
 
@@ -475,10 +484,16 @@ def estimate_analysis(job: PlannedJob) -> Estimate:
     )
 
 
-def plan(jobs: Sequence[PlannedJob], calibration: Calibration, log: Any = print) -> list[Estimate]:
-    """Every job's estimate, calibrating the run settings ``calibration`` lacks first."""
+def plan(
+    jobs: Sequence[PlannedJob],
+    calibration: Calibration,
+    log: Any = print,
+    keep: Callable[[Calibration], None] | None = None,
+) -> list[Estimate]:
+    """Every job's estimate, calibrating the run settings ``calibration`` lacks first
+    (``keep``: as in :func:`calibrate`)."""
     runs = [RunJob.parse(job.arguments) for job in jobs if job.arguments]
-    calibrate(runs, calibration, log)
+    calibrate(runs, calibration, log, keep)
     estimates = [estimate_run(job, calibration) for job in runs]
     estimates += [estimate_analysis(job) for job in jobs if not job.arguments]
     return estimates

@@ -65,7 +65,9 @@ def handle(arguments: argparse.Namespace) -> int:
         )
     jobs = costs.dry_run_jobs(arguments.configfile, [arguments.snakemake])
     calibration = costs.Calibration.read(arguments.calibration)
-    estimates = costs.plan(jobs, calibration, logger.info)
+    estimates = costs.plan(
+        jobs, calibration, logger.info, keep=lambda done: done.write(arguments.calibration)
+    )
     calibration.write(arguments.calibration)
     rows = costs.summary_rows(estimates)
     measured = costs.measured_rows(arguments.compare) if arguments.compare else None

@@ -1,0 +1,66 @@
+"""``casbo-bench store``: carry a run's finished jobs to the next machine through git."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from casbo_bench.cli.common import UsageError
+
+NAME = "store"
+HELP = "Copy a run's finished jobs into a tracked folder (runs/<name>), or back (--restore)."
+DESCRIPTION = (
+    "Copy the finished jobs of a run (trace, sha256 sidecar, Snakemake's benchmark record, "
+    "log) whose names match --jobs into a store folder laid out like the run's, with an "
+    "index of where and how long each ran; commit the folder, and on the next machine "
+    "restore it into results/<name> (--restore): Snakemake then runs only what is missing. "
+    "A restored trace must match the sha256 the index recorded; a trace already in the "
+    "results folder is never replaced."
+)
+EXAMPLES = (
+    "casbo-bench store --results results/paper-local --to runs/paper-local "
+    "--jobs 'raw/*/turbo/*' 'molecules/raw/*'",
+    "casbo-bench store --restore runs/paper-local --results results/paper-local",
+)
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", type=Path, required=True, help="the run's results/<name>")
+    parser.add_argument("--to", type=Path, metavar="STORE", help="the store folder, runs/<name>")
+    parser.add_argument(
+        "--jobs",
+        nargs="+",
+        default=["*"],
+        metavar="PATTERN",
+        help="store only jobs whose names (e.g. raw/plain/turbo/sphere_d10_K1_final_s0) match "
+        "one of these shell patterns ('*' crosses '/'; default: every finished job)",
+    )
+    parser.add_argument(
+        "--restore", type=Path, metavar="STORE", help="copy this store's jobs into --results"
+    )
+
+
+def handle(arguments: argparse.Namespace) -> int:
+    from casbo_bench import run_store
+
+    if (arguments.to is None) == (arguments.restore is None):
+        raise UsageError("give either --to STORE (store jobs) or --restore STORE (copy back)")
+    if arguments.restore is not None:
+        outcome = run_store.restore(arguments.restore, arguments.results)
+        verb, where = "restored", arguments.results
+    else:
+        outcome = run_store.store(arguments.results, arguments.to, arguments.jobs)
+        verb, where = "stored", arguments.to
+    print(
+        f"{verb} {len(outcome.copied)} jobs into {where}; {len(outcome.skipped)} already there, "
+        f"{len(outcome.refused)} refused"
+        + (
+            f" ({', '.join(outcome.refused[:3])}{', ...' if len(outcome.refused) > 3 else ''})"
+            if outcome.refused
+            else ""
+        )
+    )
+    return 1 if outcome.refused else 0
