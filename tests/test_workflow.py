@@ -248,6 +248,13 @@ def test_a_stored_run_restored_in_a_fresh_folder_runs_no_job_again(
     planned = result.stdout + result.stderr
     assert "rule run:" not in planned and "rule run_coco:" not in planned
     assert "rule tables:" in planned
+    # Once the config changes, no restored trace is taken for the new config's.
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["description"] = "the tiny config, described anew"
+    (fresh / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(fresh, "--dry-run")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "another config asked for it" in result.stdout + result.stderr
 
 
 def test_invalid_config_is_rejected_with_its_field(tmp_path: Path) -> None:

@@ -88,13 +88,20 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(path)}{SIDECAR_SUFFIX}")
 
 
-def trace_fault(path: str | os.PathLike[str]) -> str | None:
+def trace_fault(
+    path: str | os.PathLike[str],
+    config_hash: str | None = None,
+    rule_hash: str | None = None,
+) -> str | None:
     """What is wrong with the trace at ``path`` on disk, or None when it is sound.
 
     Sound means: the file exists, its sidecar exists, the file's sha256 equals the one the
     sidecar recorded when the validated trace was written, and its Parquet schema has every
-    column of today's trace schema (a file written by older code is rebuilt). One hash and
-    one footer read per file.
+    column of today's trace schema (a file written by older code is rebuilt). Where
+    ``config_hash`` or ``rule_hash`` is given, the provenance must also carry it: a trace
+    that another config, or another claims rule, asked for is stale (a job restored from a
+    store, or copied in, has no Snakemake record that would rerun it). One hash and one
+    footer read per file.
     """
     path, sidecar = Path(path), sidecar_path(path)
     if not path.is_file():
@@ -105,10 +112,18 @@ def trace_fault(path: str | os.PathLike[str]) -> str | None:
         return f"its sha256 sidecar {sidecar.name} is missing or unreadable"
     if not recorded or recorded[0] != sha256_file(path):
         return f"its bytes differ from the sha256 in {sidecar.name} (changed or truncated)"
+    schema = pq.read_schema(path)
     # Sound bytes written under another trace schema (older code) lack today's columns.
-    missing = sorted(set(TRACE_COLUMNS) - set(pq.read_schema(path).names))
+    missing = sorted(set(TRACE_COLUMNS) - set(schema.names))
     if missing:
         return f"it lacks the trace columns {missing} (written by older code)"
+    provenance = json.loads((schema.metadata or {}).get(PROVENANCE_KEY.encode(), b"{}"))
+    for key, expected, asker in (
+        ("config_hash", config_hash, "config"),
+        ("claims_rule_hash", rule_hash, "claims rule"),
+    ):
+        if expected is not None and provenance.get(key) != expected:
+            return f"another {asker} asked for it ({key} {provenance.get(key)}, now {expected})"
     return None
 
 

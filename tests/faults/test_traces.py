@@ -113,6 +113,23 @@ def test_a_damaged_trace_is_found(damage: str, tmp_path: Path) -> None:
     assert trace_fault(path) is not None
 
 
+def test_a_trace_another_config_or_claims_rule_asked_for_is_stale(tmp_path: Path) -> None:
+    """A trace restored from a store (`casbo-bench store`) has no Snakemake record that
+    would rerun it when its config changed: the hashes in its provenance decide."""
+    path = _sound_trace(tmp_path)
+    write_trace(
+        pq.read_table(path).to_pandas(), path, {"config_hash": "aaaa", "claims_rule_hash": "bbbb"}
+    )
+    assert trace_fault(path, "aaaa", "bbbb") is None
+    assert trace_fault(path, "aaaa") is None and trace_fault(path) is None
+    assert trace_fault(path, "cccc", "bbbb") == (
+        "another config asked for it (config_hash aaaa, now cccc)"
+    )
+    assert trace_fault(path, "aaaa", "dddd") == (
+        "another claims rule asked for it (claims_rule_hash bbbb, now dddd)"
+    )
+
+
 def test_quarantine_moves_the_trace_with_its_reason(tmp_path: Path) -> None:
     path = _sound_trace(tmp_path)
     results = tmp_path / "results" / "x"

@@ -374,7 +374,7 @@ def protect_traces():
     rerun_failed = os.environ.get(RERUN_FAILED) == "1"
     found = 0
     for path in JOBS:
-        fault = trace_fault(path)
+        fault = trace_fault(path, CONFIG_HASH, RULE_HASH)
         failed = failed_seeds(path) if fault is None and rerun_failed else {}
         if failed:
             seeds = ", ".join(f"{seed} ({error})" for seed, error in failed.items())
