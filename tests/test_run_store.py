@@ -1,23 +1,27 @@
 """``casbo-bench store``: a run's finished jobs carried through a tracked folder and back.
 
 What a user resuming a long run on a fresh machine relies on: every file of a stored job comes
-back byte for byte and its trace is sound; the index says which config asked for the job and
-where and how long it ran; a damaged store is refused before anything is copied; a trace
-already in the results folder is never replaced; a job that has not finished is not stored.
+back byte for byte and its trace is sound, and git tracks every one of them; the index says
+which config asked for the job and where and how long it ran; a damaged store is refused
+before anything is copied; a trace already in the results folder is never replaced; a job
+that has not finished is not stored; a pattern that matches nothing, a bbob job and a job
+name that leaves the results folder are refused with the fix.
 """
 
 from __future__ import annotations
 
 import csv
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from casbo_bench.cli import main
 from casbo_bench.files import sha256_file
-from casbo_bench.run_store import INDEX, StoreError, job_files, restore, store
+from casbo_bench.run_store import INDEX, INDEX_COLUMNS, StoreError, job_files, restore, store
 from casbo_bench.traces import trace_fault
 
+REPOSITORY = Path(__file__).resolve().parents[1]
 JOBS = ("raw/plain/random/sphere_d2_K1_final_s0", "raw/plain/turbo/sphere_d2_K1_final_s0")
 BENCHMARK_RECORD = (
     "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -76,10 +80,40 @@ def test_the_index_says_which_config_asked_and_where_and_how_long_each_job_ran(
     assert row["host"] and row["cpu"] and row["finished_utc"].startswith("20")
 
 
+def test_git_tracks_every_file_of_a_store(results: Path, tmp_path: Path) -> None:
+    """The store is meant to be committed: no rule of .gitignore (``*.log``) may drop a file."""
+    store(results, tmp_path / "runs" / "tiny")
+    stored = [
+        f"runs/tiny/{path.relative_to(tmp_path / 'runs' / 'tiny').as_posix()}"
+        for path in (tmp_path / "runs" / "tiny").rglob("*")
+        if path.is_file()
+    ]
+    assert any(name.endswith(".log") for name in stored)
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *stored],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ignored.stdout == "", f"ignored by .gitignore: {ignored.stdout}"
+
+
 def test_storing_again_copies_only_what_changed(results: Path, tmp_path: Path) -> None:
     store(results, tmp_path / "runs")
     again = store(results, tmp_path / "runs")
-    assert again.copied == [] and again.skipped == sorted(JOBS)
+    assert again.copied == [] and again.unchanged == sorted(JOBS)
+
+
+def test_a_job_that_ran_again_replaces_its_stored_copy(results: Path, tmp_path: Path) -> None:
+    store(results, tmp_path / "runs")
+    trace = results / job_files(JOBS[0])[0]
+    arguments = ["run", "--method", "random", "--problem", "sphere", "--dim", "2"]
+    assert main([*arguments, "--budget", "30", "--seeds", "0", "--out", str(trace)]) == 0
+    assert store(results, tmp_path / "runs").copied == [JOBS[0]]
+    fresh = tmp_path / "fresh"
+    restore(tmp_path / "runs", fresh)
+    assert (fresh / job_files(JOBS[0])[0]).read_bytes() == trace.read_bytes()
 
 
 def test_a_damaged_trace_is_not_stored(results: Path, tmp_path: Path) -> None:
@@ -108,8 +142,62 @@ def test_a_trace_already_in_the_results_folder_is_never_replaced(
     other = results / job_files(JOBS[0])[0]
     other.write_bytes(b"another run's trace")
     outcome = restore(tmp_path / "runs", results)
-    assert outcome.refused == [JOBS[0]] and outcome.skipped == [JOBS[1]]
+    assert outcome.kept == [JOBS[0]] and outcome.unchanged == [JOBS[1]]
     assert other.read_bytes() == b"another run's trace"
+
+
+def test_a_restore_stopped_before_the_trace_is_finished_by_the_next(
+    results: Path, tmp_path: Path
+) -> None:
+    """The trace is copied last: a restore stopped before it leaves a sidecar and a log, which
+    the next restore replaces with the whole job."""
+    store(results, tmp_path / "runs")
+    fresh = tmp_path / "fresh"
+    restore(tmp_path / "runs", fresh)
+    (fresh / job_files(JOBS[1])[0]).unlink()
+    (fresh / job_files(JOBS[1])[3]).write_text("an unfinished attempt's log\n")
+    assert restore(tmp_path / "runs", fresh).copied == [JOBS[1]]
+    assert _files(fresh) == _files(tmp_path / "runs")
+    assert trace_fault(fresh / job_files(JOBS[1])[0]) is None
+
+
+@pytest.mark.parametrize(
+    ("patterns", "message"),
+    [
+        (["results/tiny/raw/*"], r"--jobs 'results/tiny/raw/\*' matches no finished job"),
+        ([f"{JOBS[0]}.parquet"], r"without \.parquet \(e\.g\. raw/plain/random/sphere"),
+    ],
+)
+def test_a_pattern_that_matches_no_finished_job_is_refused(
+    results: Path, tmp_path: Path, patterns: list[str], message: str
+) -> None:
+    with pytest.raises(StoreError, match=message):
+        store(results, tmp_path / "runs", patterns)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_bbob_job_is_refused(results: Path, tmp_path: Path) -> None:
+    """Snakemake reruns a bbob job whose COCO folder is missing, which a store cannot hold."""
+    bbob = results / "raw/bbob/random/bbob-f01_d2_K1_final_s0"
+    bbob.parent.mkdir(parents=True)
+    for source, name in zip(job_files(JOBS[0])[:2], (".parquet", ".parquet.sha256"), strict=True):
+        (results / source).rename(f"{bbob}{name}")
+    with pytest.raises(StoreError, match="bbob-f01_d2_K1_final_s0 is a bbob job"):
+        store(results, tmp_path / "runs")
+
+
+def test_a_job_name_that_leaves_the_results_folder_is_refused(
+    results: Path, tmp_path: Path
+) -> None:
+    store(results, tmp_path / "runs")
+    index = tmp_path / "runs" / INDEX
+    rows = index.read_text().splitlines()
+    rows[1] = "raw/../../escape/x" + rows[1][rows[1].index(",") :]
+    index.write_text("\n".join(rows) + "\n")
+    with pytest.raises(StoreError, match=r"line 2: not a complete row of a stored job"):
+        restore(tmp_path / "runs", tmp_path / "fresh")
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "fresh").exists()
+    assert len(INDEX_COLUMNS) == len(rows[1].split(","))
 
 
 def test_the_command_says_what_it_did_and_refuses_a_folder_without_an_index(
@@ -118,9 +206,12 @@ def test_the_command_says_what_it_did_and_refuses_a_folder_without_an_index(
     arguments = ["store", "--results", str(results), "--to", str(tmp_path / "runs")]
     assert main([*arguments, "--jobs", "raw/*/random/*"]) == 0
     assert "stored 1 jobs" in capsys.readouterr().out
+    fresh = tmp_path / "fresh"
+    assert main(["store", "--restore", str(tmp_path / "runs"), "--results", str(fresh)]) == 0
+    assert "restored 1 jobs into" in capsys.readouterr().out
     assert main(["store", "--restore", str(tmp_path), "--results", str(results)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        f"casbo-bench store: error: {tmp_path} holds no {INDEX}; give a folder "
-        "`casbo-bench store` wrote (runs/<name>)"
+        f"casbo-bench store: error: {tmp_path} holds no stored job ({INDEX} missing or empty); "
+        "give a folder `casbo-bench store` wrote (runs/<name>)"
     )

@@ -33,3 +33,7 @@ DEFAULT_FAILURE_PENALTY = 1.0e6
 """The loss told for a failed evaluation before any evaluation of the repetition succeeded
 (afterwards the penalty is the worst finite loss so far; :func:`casbo_bench.runner.penalized`).
 workflow/schemas/config.schema.yaml states the same default for ``failure_penalty``."""
+
+JOB_FOLDERS: tuple[str, ...] = ("raw", "robustness/raw", "rate_checks/raw", "molecules/raw")
+"""The folders below results/<name>/ in which the workflow's job table registers runs: the
+name of every job of rule run (its ``{job}`` wildcard) begins with one of them."""

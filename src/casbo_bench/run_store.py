@@ -9,17 +9,20 @@ folder::
 
     <job>.parquet  <job>.parquet.sha256  benchmarks/<job>.tsv  logs/<job>.log
 
-with ``<job>`` such as ``raw/plain/turbo/sphere_d10_K1_final_s0``. Only a job whose trace is
-sound (:func:`casbo_bench.traces.trace_fault`) is stored, and restored only while its bytes
-still match the sha256 the store's index recorded; a file already in the results folder is
-never replaced, so restoring cannot lose a finished result. The index (``index.csv``) also
-says which config asked for each job (its hash), and where and how long the job ran: host
-and CPU model from the trace's provenance, its finishing time, and the wall and CPU seconds
-of Snakemake's benchmark record.
+with ``<job>`` such as ``raw/plain/turbo/sphere_d10_K1_final_s0`` (it begins with one of
+:data:`~casbo_bench.names.JOB_FOLDERS`). Only a job whose trace is sound
+(:func:`casbo_bench.traces.trace_fault`) is stored, and restored only while its bytes still
+match the sha256 the store's index recorded; a file already in the results folder is never
+replaced, so restoring cannot lose a finished result. A bbob job is not stored: Snakemake
+also needs its COCO folder, which would make it run again. Once the config changes, the
+workflow takes no restored trace for the new config's (its provenance names the config hash
+that asked for it), as it reruns every job then.
 
-What is worth storing is the user's choice (``patterns``): a job's CPU time per stored byte
-decides it. A TuRBO job (500 evaluations, 20 to 30 CPU-minutes) takes tens of kB, while a
-rate-check job's trace is megabytes for a few CPU-minutes and is cheaper to run again.
+The index (``index.csv``) also says which config asked for each job (its hash), and where
+and how long the job ran: host and CPU model from the trace's provenance, its finishing
+time, and the wall and CPU seconds of Snakemake's benchmark record. With the trace's size
+beside them, it shows what storing a job costs against running it again: the user's choice
+of ``patterns``.
 """
 
 from __future__ import annotations
@@ -28,14 +31,15 @@ import csv
 import fnmatch
 import io
 import logging
-import os
+import re
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 from casbo_bench.errors import UserFacingError
-from casbo_bench.files import sha256_file, write_text_atomically
+from casbo_bench.files import sha256_file, write_atomically, write_text_atomically
+from casbo_bench.names import JOB_FOLDERS
 from casbo_bench.traces import SIDECAR_SUFFIX, read_provenance, trace_fault
 
 logger = logging.getLogger(__name__)
@@ -57,8 +61,11 @@ INDEX_COLUMNS = (
 
 TRACE_SUFFIX = ".parquet"
 
-# Trees below a run's folder that hold no job's trace.
-_NOT_JOBS = ("benchmarks", "logs", "quarantine")
+_JOB_NAME = re.compile(
+    r"(?:" + "|".join(re.escape(folder) for folder in JOB_FOLDERS) + r")/[\w.+=-]+(?:/[\w.+=-]+)*"
+)
+# The file name of a job's trace: <problem>_d<d>_K<K>_<scoring>_s<chunk>.
+_PROBLEM = re.compile(r"(?P<problem>.+)_d\d+_K\d+_[a-z]+_s\d+")
 
 
 class StoreError(UserFacingError, ValueError):
@@ -67,15 +74,21 @@ class StoreError(UserFacingError, ValueError):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What :func:`store` or :func:`restore` did, job names in each list."""
+    """What :func:`store` or :func:`restore` did, job names in each list.
 
-    copied: list[str]
-    skipped: list[str]
-    """Already there with the same trace (store: same sha256 in the index; restore: in the
-    results folder)."""
-    refused: list[str]
-    """Left alone, each with its reason (see the log): an unsound trace, or on restore a
-    different trace already in the results folder."""
+    Attributes:
+        copied: the jobs copied.
+        unchanged: already there with the same trace (store: the index's sha256; restore:
+            the results folder's file).
+        kept: restore only: the results folder holds another trace of the job (a run there
+            wrote it, e.g. after the config changed), which stays.
+        refused: store only: an unsound trace, not stored (the log says why).
+    """
+
+    copied: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
 
 def job_files(job: str) -> tuple[str, ...]:
@@ -88,19 +101,48 @@ def job_files(job: str) -> tuple[str, ...]:
     )
 
 
+def is_job_name(name: str) -> bool:
+    """Whether ``name`` is a job of rule run: below one of the job folders, no ``..``."""
+    return _JOB_NAME.fullmatch(name) is not None and ".." not in PurePosixPath(name).parts
+
+
 def finished_jobs(results: Path) -> list[str]:
     """Every job below ``results`` with both its trace and its sidecar, sorted (a job that
     is running, or was stopped, lacks one of them)."""
     jobs = []
-    for sidecar in results.rglob(f"*{TRACE_SUFFIX}{SIDECAR_SUFFIX}"):
-        job = sidecar.relative_to(results).as_posix()[: -len(TRACE_SUFFIX + SIDECAR_SUFFIX)]
-        if job.split("/", 1)[0] not in _NOT_JOBS and (results / job_files(job)[0]).is_file():
-            jobs.append(job)
+    for folder in JOB_FOLDERS:
+        for sidecar in (results / folder).rglob(f"*{TRACE_SUFFIX}{SIDECAR_SUFFIX}"):
+            job = sidecar.relative_to(results).as_posix()[: -len(TRACE_SUFFIX + SIDECAR_SUFFIX)]
+            if (results / job_files(job)[0]).is_file():
+                jobs.append(job)
     return sorted(jobs)
 
 
-def _matching(jobs: Iterable[str], patterns: Sequence[str]) -> list[str]:
-    return [job for job in jobs if any(fnmatch.fnmatchcase(job, p) for p in patterns)]
+def _writes_coco_folder(job: str) -> bool:
+    from casbo_bench.problems import writes_coco_data
+
+    match = _PROBLEM.fullmatch(PurePosixPath(job).name)
+    return match is not None and writes_coco_data(match["problem"])
+
+
+def _matching(jobs: Sequence[str], patterns: Sequence[str], results: Path) -> list[str]:
+    chosen = []
+    for pattern in patterns:
+        matched = [job for job in jobs if fnmatch.fnmatchcase(job, pattern)]
+        if not matched:
+            example = f" (e.g. {jobs[0]})" if jobs else ""
+            raise StoreError(
+                f"--jobs {pattern!r} matches no finished job of {results}; patterns match job "
+                f"names relative to the run's folder, without .parquet{example}"
+            )
+        chosen += [job for job in matched if job not in chosen]
+    coco = [job for job in chosen if _writes_coco_folder(job)]
+    if coco:
+        raise StoreError(
+            f"{coco[0]} is a bbob job: its COCO folder cannot be stored, so Snakemake would run "
+            f"it again; give --jobs patterns that leave out the bbob-* problems"
+        )
+    return sorted(chosen)
 
 
 def _read_index(folder: Path) -> dict[str, dict[str, str]]:
@@ -108,12 +150,20 @@ def _read_index(folder: Path) -> dict[str, dict[str, str]]:
     if not path.is_file():
         return {}
     with open(path, newline="", encoding="utf-8") as stream:
-        rows = list(csv.DictReader(stream))
-    if rows and set(rows[0]) != set(INDEX_COLUMNS):
-        raise StoreError(
-            f"{path}: columns {sorted(rows[0])} are not a run store's index "
-            f"({', '.join(INDEX_COLUMNS)}); give the folder `casbo-bench store` wrote"
-        )
+        reader = csv.DictReader(stream)
+        if reader.fieldnames is not None and tuple(reader.fieldnames) != INDEX_COLUMNS:
+            raise StoreError(
+                f"{path}: columns {reader.fieldnames} are not a run store's index "
+                f"({', '.join(INDEX_COLUMNS)}); give the folder `casbo-bench store` wrote"
+            )
+        rows = list(reader)
+    for number, row in enumerate(rows, 2):
+        if None in row.values() or None in row or not is_job_name(row["job"]):
+            raise StoreError(
+                f"{path}, line {number}: not a complete row of a stored job (a job name below "
+                f"{', '.join(JOB_FOLDERS)}, then {len(INDEX_COLUMNS) - 1} fields); restore the "
+                f"file from git (git checkout -- {path})"
+            )
     return {row["job"]: row for row in rows}
 
 
@@ -132,7 +182,7 @@ def _benchmark_seconds(path: Path) -> tuple[str, str]:
         return "", ""
     with open(path, newline="", encoding="utf-8") as stream:
         row = next(csv.DictReader(stream, delimiter="\t"), None) or {}
-    return row.get("s", ""), row.get("cpu_time", "")
+    return row.get("s") or "", row.get("cpu_time") or ""
 
 
 def _index_row(results: Path, job: str, trace_sha256: str) -> dict[str, str]:
@@ -153,17 +203,30 @@ def _index_row(results: Path, job: str, trace_sha256: str) -> dict[str, str]:
 
 
 def _sidecar_sha256(trace: Path) -> str:
-    return Path(f"{trace}{SIDECAR_SUFFIX}").read_text(encoding="utf-8").split()[0]
+    """The sha256 a trace's sidecar records (empty where the sidecar is empty)."""
+    words = Path(f"{trace}{SIDECAR_SUFFIX}").read_text(encoding="utf-8").split()
+    return words[0] if words else ""
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy ``source`` over ``target`` atomically (:func:`casbo_bench.files.write_atomically`)."""
+    with open(source, "rb") as stream:
+        write_atomically(target, lambda out: shutil.copyfileobj(stream, out))
 
 
 def store(results: Path, folder: Path, patterns: Sequence[str] = ("*",)) -> Outcome:
     """Copy the finished jobs of ``results`` whose names match ``patterns`` into ``folder``.
 
+    A job stored before with another trace (it ran again) loses its index row before its new
+    files are copied and gets its new row after, so a store stopped half-way holds no row
+    that disagrees with its files.
+
     Args:
         results: the run's folder, results/<name>.
         folder: the store, runs/<name> (created if missing); its index is updated.
         patterns: shell-style patterns over job names (``fnmatch``, ``*`` crossing ``/``),
-            e.g. ``raw/*/turbo/*``; every finished job by default.
+            e.g. ``raw/*/turbo/*``; every finished job by default. Each must match a
+            finished job.
 
     Returns:
         The jobs copied, those the store already held with the same trace, and those refused
@@ -172,80 +235,77 @@ def store(results: Path, folder: Path, patterns: Sequence[str] = ("*",)) -> Outc
     if not results.is_dir():
         raise StoreError(f"{results} is not a folder; give the run's results/<name>")
     index = _read_index(folder)
-    copied, skipped, refused = [], [], []
-    for job in _matching(finished_jobs(results), patterns):
+    outcome = Outcome()
+    for job in _matching(finished_jobs(results), patterns, results):
         trace = results / job_files(job)[0]
         fault = trace_fault(trace)
         if fault is not None:
-            logger.warning("not storing %s: %s", job, fault)
-            refused.append(job)
+            logger.warning("not storing %s: %s; run its job again", job, fault)
+            outcome.refused.append(job)
             continue
         digest = _sidecar_sha256(trace)
         if index.get(job, {}).get("trace_sha256") == digest:
-            skipped.append(job)
+            outcome.unchanged.append(job)
             continue
+        if index.pop(job, None) is not None:
+            _write_index(folder, index)
         for name in job_files(job):
             if (results / name).is_file():
-                _copy_into_place(results / name, folder / name)
+                _copy(results / name, folder / name)
         index[job] = _index_row(results, job, digest)
-        copied.append(job)
-    if copied:
         _write_index(folder, index)
-    return Outcome(copied, skipped, refused)
+        outcome.copied.append(job)
+    return outcome
 
 
 def restore(folder: Path, results: Path) -> Outcome:
-    """Copy every job of store ``folder`` into ``results`` where it is not there yet.
+    """Copy every job of store ``folder`` into ``results`` where its trace is not there yet.
 
     A stored trace must still match the sha256 its index row recorded and its sidecar;
     otherwise nothing is copied (the store is damaged: the error names the job). A job whose
-    trace is already in ``results`` is left as it is: skipped with the same bytes, refused
-    (and reported) with different ones. A job without its trace there gets all its files,
-    replacing what an unfinished attempt left (a sidecar, a log), the trace last.
+    trace is already in ``results`` stays as it is: unchanged with the same bytes, kept with
+    others. A job without its trace there gets all its files, replacing what an unfinished
+    attempt left (a sidecar, a log), the trace last: a restore stopped half-way leaves no
+    trace whose job did not come back whole.
     """
     index = _read_index(folder)
     if not index:
         raise StoreError(
-            f"{folder} holds no {INDEX}; give a folder `casbo-bench store` wrote (runs/<name>)"
+            f"{folder} holds no stored job ({INDEX} missing or empty); give a folder "
+            f"`casbo-bench store` wrote (runs/<name>)"
         )
     for job, row in index.items():
         trace = folder / job_files(job)[0]
         try:
-            digest = sha256_file(trace)
-            sidecar = _sidecar_sha256(trace)
+            digest, sidecar = sha256_file(trace), _sidecar_sha256(trace)
         except OSError as error:
             raise StoreError(
-                f"{folder}: job {job} is incomplete ({error.strerror}: {error.filename}); "
-                f"restore the store from git (git checkout -- {folder})"
+                f"{folder}: stored job {job} lacks {error.filename}; restore the store from "
+                f"git (git checkout -- {folder})"
             ) from None
         if not digest == sidecar == row["trace_sha256"]:
             raise StoreError(
                 f"{trace}: its sha256 no longer matches {INDEX} and its sidecar; restore the "
                 f"store from git (git checkout -- {folder}) or remove the job's row and files"
             )
-    copied, skipped, refused = [], [], []
+    outcome = Outcome()
     for job, row in sorted(index.items()):
         target = results / job_files(job)[0]
         if target.exists():
-            if target.is_file() and sha256_file(target) == row["trace_sha256"]:
-                skipped.append(job)
-            else:
-                logger.warning("not restoring %s: %s holds another trace", job, target)
-                refused.append(job)
+            same = target.is_file() and sha256_file(target) == row["trace_sha256"]
+            (outcome.unchanged if same else outcome.kept).append(job)
             continue
-        for name in job_files(job)[1:] + job_files(job)[:1]:  # the trace last: it marks done
+        for name in job_files(job)[1:] + job_files(job)[:1]:
             if (folder / name).is_file():
-                _copy_into_place(folder / name, results / name)
-        copied.append(job)
-    return Outcome(copied, skipped, refused)
+                _copy(folder / name, results / name)
+        outcome.copied.append(job)
+    return outcome
 
 
-def _copy_into_place(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` under a temporary name, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staged = target.with_name(f".{target.name}.restoring")
-    shutil.copyfile(source, staged)
-    os.replace(staged, target)
+def stored_jobs(folder: Path) -> Iterable[dict[str, str]]:
+    """The index rows of store ``folder``, sorted by job."""
+    index = _read_index(folder)
+    return [index[job] for job in sorted(index)]
 
 
 __all__ = [
@@ -254,7 +314,9 @@ __all__ = [
     "Outcome",
     "StoreError",
     "finished_jobs",
+    "is_job_name",
     "job_files",
     "restore",
     "store",
+    "stored_jobs",
 ]

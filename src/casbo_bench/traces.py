@@ -117,7 +117,10 @@ def trace_fault(
     missing = sorted(set(TRACE_COLUMNS) - set(schema.names))
     if missing:
         return f"it lacks the trace columns {missing} (written by older code)"
-    provenance = json.loads((schema.metadata or {}).get(PROVENANCE_KEY.encode(), b"{}"))
+    try:
+        provenance = json.loads((schema.metadata or {}).get(PROVENANCE_KEY.encode(), b"{}"))
+    except ValueError:
+        return f"its {PROVENANCE_KEY} metadata is not JSON"
     for key, expected, asker in (
         ("config_hash", config_hash, "config"),
         ("claims_rule_hash", rule_hash, "claims rule"),

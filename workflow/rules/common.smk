@@ -25,6 +25,7 @@ from casbo_bench.config_checks import (
 )
 from casbo_bench.errors import UserFacingError
 from casbo_bench.memory import job_memory_mb, job_uses_torch
+from casbo_bench.names import JOB_FOLDERS
 from casbo_bench.optimizers import steering_methods
 from casbo_bench.problems import available_problems, writes_coco_data
 from casbo_bench.traces import (

@@ -25,7 +25,7 @@ rule run:
         f"{BENCHMARKS_DIR}/{{job}}.tsv"
     wildcard_constraints:
         # The folders the job table's callers register runs in, below results/<name>/.
-        job=r"(raw|robustness/raw|rate_checks/raw|molecules/raw)/.+",
+        job="(" + "|".join(re.escape(folder) for folder in JOB_FOLDERS) + ")/.+",
     conda:
         "../envs/benchmark.yaml"
     threads: 1

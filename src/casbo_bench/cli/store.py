@@ -33,7 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs",
         nargs="+",
-        default=["*"],
         metavar="PATTERN",
         help="store only jobs whose names (e.g. raw/plain/turbo/sphere_d10_K1_final_s0) match "
         "one of these shell patterns ('*' crosses '/'; default: every finished job)",
@@ -43,24 +42,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _listed(jobs: list[str]) -> str:
+    return ", ".join(jobs[:3]) + (", ..." if len(jobs) > 3 else "")
+
+
 def handle(arguments: argparse.Namespace) -> int:
     from casbo_bench import run_store
 
     if (arguments.to is None) == (arguments.restore is None):
         raise UsageError("give either --to STORE (store jobs) or --restore STORE (copy back)")
     if arguments.restore is not None:
+        if arguments.jobs is not None:
+            raise UsageError("--jobs chooses what to store; --restore copies every stored job")
         outcome = run_store.restore(arguments.restore, arguments.results)
-        verb, where = "restored", arguments.results
-    else:
-        outcome = run_store.store(arguments.results, arguments.to, arguments.jobs)
-        verb, where = "stored", arguments.to
-    print(
-        f"{verb} {len(outcome.copied)} jobs into {where}; {len(outcome.skipped)} already there, "
-        f"{len(outcome.refused)} refused"
-        + (
-            f" ({', '.join(outcome.refused[:3])}{', ...' if len(outcome.refused) > 3 else ''})"
-            if outcome.refused
-            else ""
+        hashes = sorted({row["config_hash"] for row in run_store.stored_jobs(arguments.restore)})
+        print(
+            f"restored {len(outcome.copied)} jobs into {arguments.results} (config hash "
+            f"{', '.join(hashes)}); {len(outcome.unchanged)} already there"
         )
+        if outcome.kept:
+            print(
+                f"kept the results folder's own trace of {len(outcome.kept)} jobs "
+                f"({_listed(outcome.kept)}): a run there wrote them again"
+            )
+        return 0
+    outcome = run_store.store(arguments.results, arguments.to, arguments.jobs or ["*"])
+    print(
+        f"stored {len(outcome.copied)} jobs into {arguments.to}; {len(outcome.unchanged)} "
+        f"already there"
     )
-    return 1 if outcome.refused else 0
+    if outcome.refused:
+        print(
+            f"refused {len(outcome.refused)} unsound traces ({_listed(outcome.refused)}): "
+            f"the log says why; run their jobs again"
+        )
+        return 1
+    return 0
