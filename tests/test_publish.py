@@ -133,8 +133,11 @@ def test_archive_checks_and_refuses_a_damaged_file(published: Path, tmp_path: Pa
     table.write_bytes(table.read_bytes()[:-10])
     with pytest.raises(ArchiveValidationError, match=r"plain\.parquet differs from the sha256"):
         check_archive(copy)
-    with pytest.raises(ArchiveError, match="does not exist"):
+    with pytest.raises(ArchiveError, match=r"nowhere/manifest\.json does not exist; give a"):
         check_archive(tmp_path / "nowhere")
+    # Asked for an archive that is not there, the error names those beside it.
+    with pytest.raises(ArchiveError, match=rf"\(here: {tmp_path / 'tiny'}\)$"):
+        check_archive(tmp_path / "paper-local")
 
 
 @pytest.mark.slow

@@ -334,9 +334,13 @@ def read_manifest(archive: Path) -> dict[str, Any]:
     """
     path = archive / MANIFEST
     if not path.is_file():
+        beside = sorted(
+            str(folder) for folder in archive.parent.glob(f"*/{MANIFEST}") if folder.is_file()
+        )
+        published = ", ".join(str(Path(name).parent) for name in beside)
         raise ArchiveError(
-            f"{path} does not exist; give the folder written by 'casbo-bench publish' "
-            f"(e.g. published/paper-local)"
+            f"{path} does not exist; give a folder written by 'casbo-bench publish'"
+            + (f" (here: {published})" if published else "")
         )
     try:
         manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
