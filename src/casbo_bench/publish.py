@@ -334,10 +334,13 @@ def read_manifest(archive: Path) -> dict[str, Any]:
     """
     path = archive / MANIFEST
     if not path.is_file():
-        beside = sorted(
-            str(folder) for folder in archive.parent.glob(f"*/{MANIFEST}") if folder.is_file()
+        published = ", ".join(
+            sorted(
+                str(found.parent)
+                for found in archive.parent.glob(f"*/{MANIFEST}")
+                if found.is_file()
+            )
         )
-        published = ", ".join(str(Path(name).parent) for name in beside)
         raise ArchiveError(
             f"{path} does not exist; give a folder written by 'casbo-bench publish'"
             + (f" (here: {published})" if published else "")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from casbo_bench.cli.common import UsageError
@@ -23,8 +22,6 @@ EXAMPLES = (
     "--jobs 'raw/*/turbo/*' 'molecules/raw/*'",
     "casbo-bench store --restore runs/paper-local --results results/paper-local",
 )
-
-logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
