@@ -4,8 +4,9 @@ Benchmark: ``run`` (one job, one Parquet trace), ``list`` (what ``run`` accepts)
 ``validate``, ``aggregate`` (tables), ``figures``, ``rates`` (the d^2/sqrt(T) rate check),
 ``claims`` (the ledger), ``cocopp`` (COCO's post-processing of the bbob runs), ``plan``
 (what a config will cost on this machine), ``publish`` (the compact archive of a finished run),
-``regenerate`` (its tables, ledger and figures from the archive alone) and ``store`` (a
-run's finished jobs carried to the next machine through git). Molecules:
+``regenerate`` (its tables, ledger and figures from the archive alone), ``store`` (a
+run's finished jobs carried to the next machine through git) and ``compare-ledgers`` (two
+runs' verdicts side by side). Molecules:
 ``qm9`` (the data), ``train-edm``, ``train-predictor``, ``evaluate-edm`` (the quality of a
 checkpoint's samples) and ``molecule-report``.
 
@@ -43,6 +44,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "publish",
     "regenerate",
     "store",
+    "compare_ledgers",
     "qm9",
     "train_edm",
     "train_predictor",
