@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from casbo_bench.analysis.views import best_at
-from casbo_bench.publish import ArchiveError, check_archive, compact_trace
+from casbo_bench.publish import ArchiveError, check_archive, compact_trace, publish, regenerate
 from casbo_bench.schemas.archive import ArchiveValidationError
 from casbo_bench.traces import load_traces
 from tests.snakemake_runs import ENVIRONMENT, REPOSITORY, TINY_CONFIG, run_snakemake
@@ -139,6 +140,31 @@ def test_archive_checks_and_refuses_a_damaged_file(published: Path, tmp_path: Pa
     # Asked for an archive that is not there, the error names those beside it.
     with pytest.raises(ArchiveError, match=re.escape(f"(here: {tmp_path / 'tiny'})") + "$"):
         check_archive(tmp_path / "paper-local")
+
+
+@pytest.mark.slow
+def test_a_run_without_its_rate_check_publishes_and_rebuilds(
+    published: Path, tmp_path: Path
+) -> None:
+    """``rate_check: {enabled: false}`` (config/paper-local.yaml) is a run without one: the
+    archive carries no gaps, and the rebuilt ledger judges the rate claim as the run's
+    ledger does when no rate check ran."""
+    results = tmp_path / "results" / "tiny"
+    shutil.copytree(published / "results" / "tiny", results)
+    shutil.rmtree(results / "rate_checks")
+    config = yaml.safe_load((results / "config.yaml").read_text(encoding="utf-8"))
+    config["rate_check"] = {"enabled": False}
+    (results / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    archive = tmp_path / "published" / "tiny"
+    publish(results, published / "paper_figures" / "tiny", archive)
+    manifest = check_archive(archive)
+    assert not [name for name in manifest["files"] if name.startswith("rate_checks/")]
+    rebuilt = tmp_path / "rebuilt"
+    regenerate(archive, rebuilt, tmp_path / "figures", processes=1)
+    assert not (rebuilt / "rate_checks").exists()
+    ledger = pd.read_csv(rebuilt / "claims.csv", keep_default_na=False)
+    rate = ledger[(ledger["kind"] == "rate") & (ledger["row"] == "overall")]
+    assert set(rate["verdict"]) == {"inconclusive"}
 
 
 @pytest.mark.slow

@@ -47,6 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from casbo_bench.config_checks import enabled_block
 from casbo_bench.errors import UserFacingError
 from casbo_bench.files import sha256_file, write_atomically, write_text_atomically
 from casbo_bench.schemas.archive import (
@@ -257,7 +258,7 @@ def publish(results: Path, figures: Path, out: Path) -> Path:
         written[f"traces/{MOLECULE_GROUP}.parquet"] = _write_parquet(frame, path)
         records += molecule_records
         runs += len(frame.drop_duplicates(list(RUN_KEYS)))
-    if config.get("rate_check") is not None:
+    if enabled_block(config, "rate_check") is not None:
         from casbo_bench.analysis.rates import read_typed_csv
         from casbo_bench.schemas.claims import GAP_COLUMNS, validate_gaps
 
@@ -631,7 +632,7 @@ def _ledger_groups(archive: Path, config: Mapping[str, Any]) -> dict[str, pd.Dat
 
         # As the workflow does: a task marked count_in_claims: false is no claim cell.
         molecules = read_compact(archive, MOLECULE_GROUP)
-        counted = claim_problems((config.get("molecules") or {}).get("tasks", []))
+        counted = claim_problems((enabled_block(config, "molecules") or {}).get("tasks", []))
         if counted:
             groups[MOLECULE_GROUP] = molecules[molecules["problem"].isin(counted)]
     return groups
