@@ -147,11 +147,11 @@ def test_a_run_without_its_rate_check_publishes_and_rebuilds(
     published: Path, tmp_path: Path
 ) -> None:
     """``rate_check: {enabled: false}`` (config/paper-local.yaml) is a run without one: the
-    archive carries no gaps, and the rebuilt ledger judges the rate claim as the run's
-    ledger does when no rate check ran."""
+    archive carries none of its files, even those an earlier config left in the results
+    folder, and the rebuilt ledger judges the rate claim as one with no rate check."""
     results = tmp_path / "results" / "tiny"
     shutil.copytree(published / "results" / "tiny", results)
-    shutil.rmtree(results / "rate_checks")
+    assert (results / "rate_checks" / "verdicts.csv").is_file()  # left by the rate check
     config = yaml.safe_load((results / "config.yaml").read_text(encoding="utf-8"))
     config["rate_check"] = {"enabled": False}
     (results / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -163,8 +163,9 @@ def test_a_run_without_its_rate_check_publishes_and_rebuilds(
     regenerate(archive, rebuilt, tmp_path / "figures", processes=1)
     assert not (rebuilt / "rate_checks").exists()
     ledger = pd.read_csv(rebuilt / "claims.csv", keep_default_na=False)
-    rate = ledger[(ledger["kind"] == "rate") & (ledger["row"] == "overall")]
-    assert set(rate["verdict"]) == {"inconclusive"}
+    rate = ledger[ledger["kind"] == "rate"]
+    assert list(rate["row"]) == ["overall"]
+    assert list(rate["reason"]) == ["rate check not run in this config"]
 
 
 @pytest.mark.slow

@@ -178,15 +178,16 @@ def _provenance_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _kept_files(results: Path, figures: Path) -> dict[str, Path]:
-    """Archive path -> source of what the archive keeps as written."""
+def _kept_files(results: Path, figures: Path, rate_check: bool) -> dict[str, Path]:
+    """Archive path -> source of what the archive keeps as written (the rate check's files
+    only where the config runs one: a folder left by an earlier config is not this run's)."""
     kept: dict[str, Path] = {}
     for path in sorted((results / "tables").rglob("*.csv")):
         kept[f"tables/{path.relative_to(results / 'tables')}"] = path
     for name in ("claims.csv", "claims.md", "claims_spec.json", "config.yaml"):
         if (results / name).is_file():
             kept[name] = results / name
-    for name in ("verdicts.csv", "local_slopes.csv", "calibration.csv"):
+    for name in ("verdicts.csv", "local_slopes.csv", "calibration.csv") if rate_check else ():
         if (results / "rate_checks" / name).is_file():
             kept[f"rate_checks/{name}"] = results / "rate_checks" / name
     # Rebuilt only with RDKit, the predictor and every run's last evaluations: kept as is.
@@ -258,7 +259,8 @@ def publish(results: Path, figures: Path, out: Path) -> Path:
         written[f"traces/{MOLECULE_GROUP}.parquet"] = _write_parquet(frame, path)
         records += molecule_records
         runs += len(frame.drop_duplicates(list(RUN_KEYS)))
-    if enabled_block(config, "rate_check") is not None:
+    rate_check = enabled_block(config, "rate_check") is not None
+    if rate_check:
         from casbo_bench.analysis.rates import read_typed_csv
         from casbo_bench.schemas.claims import GAP_COLUMNS, validate_gaps
 
@@ -281,7 +283,7 @@ def publish(results: Path, figures: Path, out: Path) -> Path:
             )
         path = out / "rate_checks" / "gaps.parquet"
         written["rate_checks/gaps.parquet"] = _write_parquet(gaps, path)
-    for name, source in _kept_files(results, figures).items():
+    for name, source in _kept_files(results, figures, rate_check).items():
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)

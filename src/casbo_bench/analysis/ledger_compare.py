@@ -10,16 +10,18 @@ Two readings, each of the primary rows only (the reference method's, not its var
 
 - :func:`claim_verdicts`: one row per claim record ``(claim_id, scope)`` present in either
   ledger, with each side's overall verdict (its secondary verdicts in brackets), each side's
-  cell counts and whether the primary verdicts agree. A record missing from one side reads
-  "not judged".
+  cell counts and whether the primary verdicts agree (:func:`agreement`: an inconclusive
+  verdict, or a record one side did not judge, is *undecided*, never an agreement). A record
+  missing from one side reads "not judged".
 - :func:`shared_cells`: the cells judged in both, matched on the comparison and the setting
-  (claim, scope, method, baseline, problem, d, K, scoring) but not on the budget, so that a
-  cell run at 300 evaluations in one config and at 5,000 in the other is set side by side.
+  (claim, scope, method, baseline, group, problem, d, K, scoring) but not on the budget, so
+  that a cell run at 300 evaluations in one config and at 5,000 in the other is set side by
+  side.
 
 :func:`comparison_markdown` writes both as one page, naming the files compared.
 
->>> claims, default = read_side("published/claims"), read_side("published/default")
->>> print(comparison_markdown(claims, default))  # doctest: +SKIP
+>>> claims = read_side("published/claims")  # doctest: +SKIP
+>>> print(comparison_markdown(claims, read_side("published/default")))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from casbo_bench.registration import ClaimsError, ClaimsSpec, read_spec
 from casbo_bench.schemas.claims import (
     CELL_VERDICTS,
     CONTRADICTED,
+    INCONCLUSIVE,
     REPRODUCED,
     secondary_labels,
 )
@@ -48,25 +51,35 @@ CELL_SETTING: tuple[str, ...] = (
     *RECORD_KEYS,
     "method",
     "baseline",
+    "group",
     "problem",
     "d",
     "K",
     "scoring",
 )
-"""What makes two ledgers' cells the same comparison on the same setting (budget aside)."""
+"""What makes two ledgers' cells the same comparison on the same setting (budget aside). A
+rate cell has no d (NA); pandas matches NA keys with each other, so rate cells pair by problem."""
 
 NOT_JUDGED = "not judged"
 
 OPPOSITE = frozenset({REPRODUCED, CONTRADICTED})
 """Two verdicts that say the opposite: not a difference of power but of direction."""
 
+UNDECIDED = frozenset({INCONCLUSIVE, NOT_JUDGED})
+"""Verdicts that decide nothing (too few seeds, a missing run, no cell): no side to agree with."""
+
 
 def agreement(first: str, second: str) -> str:
-    """``yes`` (the same verdict), ``opposite`` (:data:`OPPOSITE`) or ``no``.
+    """``undecided`` (either verdict in :data:`UNDECIDED`), ``yes`` (the same decided verdict),
+    ``opposite`` (:data:`OPPOSITE`) or ``no``.
 
     >>> agreement("reproduced", "contradicted"), agreement("mixed", "not-significant")
     ('opposite', 'no')
+    >>> agreement("inconclusive", "inconclusive")
+    'undecided'
     """
+    if first in UNDECIDED or second in UNDECIDED:
+        return "undecided"
     if first == second:
         return "yes"
     return "opposite" if {first, second} == OPPOSITE else "no"
@@ -116,17 +129,35 @@ def check_same_rule(first: LedgerSide, second: LedgerSide) -> None:
     """Refuse two ledgers judged under different decision rules.
 
     Raises:
-        ClaimsError: the rules differ; the message gives both.
+        ClaimsError: the rules differ; the message names the fields that do.
     """
-    if first.spec.rule.hash != second.spec.rule.hash:
+    rules = first.spec.rule.as_mapping(), second.spec.rule.as_mapping()
+    differing = [
+        f"{name} {rules[0][name]} against {rules[1][name]}"
+        for name in rules[0]
+        if rules[0][name] != rules[1][name]
+    ]
+    if differing:
         raise ClaimsError(
             f"{first.folder} and {second.folder} were judged under different decision rules "
-            f"({first.spec.rule.as_mapping()} against {second.spec.rule.as_mapping()}); "
-            f"compare ledgers judged under one rule"
+            f"({'; '.join(differing)}); judge one run again under the other's claims.rule "
+            f"(casbo-bench claims) before comparing"
         )
 
 
+def differently_defined(first: LedgerSide, second: LedgerSide) -> list[str]:
+    """The records both specs define, as ``claim_id (scope)``, whose definitions differ
+    (sentence, groups, comparisons or rate method): their verdicts answer different claims."""
+    own = {record.title: record for record in first.spec.records}
+    return [
+        record.title
+        for record in second.spec.records
+        if record.title in own and own[record.title] != record
+    ]
+
+
 def _primary(ledger: pd.DataFrame, row: str) -> pd.DataFrame:
+    """The reference method's rows of kind ``row`` (``overall`` or ``cell``), variants left out."""
     return ledger[(ledger["row"] == row) & (ledger["variant_of"] == "")]
 
 
@@ -138,19 +169,25 @@ def _verdict_text(record: pd.Series, labels: Sequence[str]) -> str:
     return str(record["verdict"]) + (f" ({'; '.join(secondary)})" if secondary else "")
 
 
+def _count_text(counts: Sequence[int]) -> str:
+    """``r/c/n/i of N``."""
+    return "/".join(str(int(n)) for n in counts) + f" of {int(sum(counts))}"
+
+
 def _cell_counts(ledger: pd.DataFrame) -> pd.Series:
     """``(claim_id, scope)`` -> ``r/c/n/i of N``: the record's cells by verdict (in the order
     reproduced, contradicted, not-significant, inconclusive) and their number."""
     cells = _primary(ledger, "cell")
+    if cells.empty:
+        return pd.Series(dtype=str)
     counts = (
         cells.groupby(list(RECORD_KEYS))["verdict"]
         .value_counts()
         .unstack(fill_value=0)
         .reindex(columns=list(CELL_VERDICTS), fill_value=0)
     )
-    return counts.apply(
-        lambda row: "/".join(str(int(n)) for n in row) + f" of {int(row.sum())}", axis=1
-    )
+    texts: list[str] = [_count_text(row.tolist()) for row in counts.to_numpy()]
+    return pd.Series(texts, index=counts.index, dtype=str)
 
 
 def _record_table(side: LedgerSide) -> pd.DataFrame:
@@ -159,9 +196,12 @@ def _record_table(side: LedgerSide) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "verdict": overall["verdict"],
-            "text": overall.apply(_verdict_text, axis=1, labels=labels),
-            "cells": _cell_counts(side.ledger).reindex(overall.index, fill_value="0 cells"),
-        }
+            "text": [_verdict_text(record, labels) for _, record in overall.iterrows()],
+            "cells": _cell_counts(side.ledger).reindex(
+                overall.index, fill_value=_count_text([0] * len(CELL_VERDICTS))
+            ),
+        },
+        index=overall.index,
     )
 
 
@@ -169,9 +209,10 @@ def claim_verdicts(first: LedgerSide, second: LedgerSide) -> pd.DataFrame:
     """One row per claim record of either ledger: each side's verdict and cells, and ``agree``.
 
     Columns: claim_id, scope, then for each side (headed by its label) the verdict text and
-    ``cells <label>`` (``r/c/n/i of N``), then ``agree`` (:func:`agreement`, blank where one
-    side did not judge the record). Rows in the first ledger's order, the second's extra
-    records after them.
+    ``cells <label>`` (``r/c/n/i of N``), then ``shared cells`` (how many of the record's
+    cells both judged, :func:`shared_cells`) and ``agree`` (:func:`agreement`; ``undecided``
+    also where one side did not judge the record). Rows in the first ledger's order, the
+    second's extra records after them.
 
     Raises:
         ClaimsError: the ledgers were judged under different decision rules.
@@ -179,12 +220,11 @@ def claim_verdicts(first: LedgerSide, second: LedgerSide) -> pd.DataFrame:
     check_same_rule(first, second)
     one, two = _labels(first, second)
     left, right = _record_table(first), _record_table(second)
-    keys = list(dict.fromkeys([*left.index, *right.index]))
+    shared = shared_cells(first, second).groupby(list(RECORD_KEYS)).size()
     rows = []
-    for key in keys:
+    for key in dict.fromkeys([*left.index, *right.index]):
         a = left.loc[key] if key in left.index else None
         b = right.loc[key] if key in right.index else None
-        agree = "" if a is None or b is None else agreement(a.verdict, b.verdict)
         rows.append(
             {
                 "claim_id": key[0],
@@ -193,7 +233,10 @@ def claim_verdicts(first: LedgerSide, second: LedgerSide) -> pd.DataFrame:
                 f"cells {one}": "" if a is None else a.cells,
                 two: NOT_JUDGED if b is None else b.text,
                 f"cells {two}": "" if b is None else b.cells,
-                "agree": agree,
+                "shared cells": int(shared.get(key, 0)),
+                "agree": agreement(
+                    NOT_JUDGED if a is None else a.verdict, NOT_JUDGED if b is None else b.verdict
+                ),
             }
         )
     return pd.DataFrame(rows)
@@ -216,6 +259,7 @@ def shared_cells(first: LedgerSide, second: LedgerSide) -> pd.DataFrame:
         _primary(second.ledger, "cell")[columns],
         on=list(CELL_SETTING),
         suffixes=(f" {one}", f" {two}"),
+        validate="one_to_one",
     )
     merged["agree"] = [
         agreement(a, b)
@@ -224,9 +268,45 @@ def shared_cells(first: LedgerSide, second: LedgerSide) -> pd.DataFrame:
     return merged.reset_index(drop=True)
 
 
+def _span(values: pd.Series) -> str:
+    """``3`` or ``10 to 15``: the range of whole numbers ``values``."""
+    low, high = int(values.min()), int(values.max())
+    return str(low) if low == high else f"{low} to {high}"
+
+
+def _cells_scope(side: LedgerSide) -> str:
+    """Where a ledger's primary cells were judged: dimensions, budgets, seeds."""
+    cells = _primary(side.ledger, "cell")
+    if cells.empty:
+        return "no cells"
+    dims = sorted({int(d) for d in cells["d"].dropna()})
+    calls = (
+        " (black-box calls on the molecule tasks)"
+        if (cells["group"] == side.spec.molecule_benchmark).any()
+        else ""
+    )
+    return (
+        f"{len(cells)} cells at d = {', '.join(map(str, dims))}; "
+        f"{_span(cells['evaluations'].dropna())} evaluations{calls}; "
+        f"{_span(cells['n_seeds'].dropna())} paired seeds"
+    )
+
+
+def _tally(agree: pd.Series) -> str:
+    """``D decided in both: A agree, B differ, C opposite; U undecided on a side``."""
+    count = agree.value_counts()
+    decided = int(count.get("yes", 0) + count.get("no", 0) + count.get("opposite", 0))
+    return (
+        f"{decided} decided in both: {int(count.get('yes', 0))} agree, "
+        f"{int(count.get('no', 0))} differ, {int(count.get('opposite', 0))} opposite (one "
+        f"reproduced, the other contradicted); {int(count.get('undecided', 0))} undecided "
+        f"on a side (inconclusive there, or not judged)"
+    )
+
+
 def comparison_markdown(first: LedgerSide, second: LedgerSide) -> str:
     """The comparison as a page: what was compared, the verdicts side by side, then the
-    records and shared cells where the two disagree.
+    records and shared cells where the two decided differently.
 
     Raises:
         ClaimsError: the ledgers were judged under different decision rules.
@@ -234,32 +314,35 @@ def comparison_markdown(first: LedgerSide, second: LedgerSide) -> str:
     one, two = _labels(first, second)
     records = claim_verdicts(first, second)
     cells = shared_cells(first, second)
-    judged_both = records[records["agree"] != ""]
-    differing = judged_both[judged_both["agree"] != "yes"]
-    opposite = differing[differing["agree"] == "opposite"]
-    opposite_names = [f"{row.claim_id} ({row.scope})" for row in opposite.itertuples()]
+    differing = records[records["agree"].isin(["no", "opposite"])]
+    redefined = differently_defined(first, second)
     lines = [
         f"# Claims ledgers side by side: {one} and {two}",
         "",
-        f"- {one}: `{first.folder / 'claims.csv'}` (registration `{first.spec.registration_hash}`)",
+        f"- {one}: `{first.folder / 'claims.csv'}` (registration "
+        f"`{first.spec.registration_hash}`): {_cells_scope(first)}",
         f"- {two}: `{second.folder / 'claims.csv'}` (registration "
-        f"`{second.spec.registration_hash}`)",
+        f"`{second.spec.registration_hash}`): {_cells_scope(second)}",
         f"- One decision rule (hash `{first.spec.rule.hash}`): {first.spec.rule.describe()}",
+        f"- Records defined differently in the two configs: {', '.join(redefined) or 'none'}.",
         "",
         "## Verdicts",
         "",
-        f"Cells: reproduced/contradicted/not-significant/inconclusive of all the record's "
-        f"cells. The primary verdicts agree on {int((judged_both['agree'] == 'yes').sum())} of "
-        f"the {len(judged_both)} records judged in both; they are opposite (one reproduced, "
-        f"the other contradicted) in {len(opposite)}{_listed(opposite_names)}.",
+        "A record's verdict is over all of its cells, and Holm adjusts within each side's own "
+        "family, so two records can differ over different cells even where every shared cell "
+        "agrees; the shared cells (section below) are the like-for-like part, their budgets "
+        "and seeds as given there. Cells: reproduced/contradicted/not-significant/"
+        "inconclusive of all the record's cells.",
+        "",
+        f"Of {len(records)} records, {_tally(records['agree'])}.",
         "",
         *markdown_table(records, missing=""),
         "",
-        "## Where they disagree",
+        "## Where they decided differently",
         "",
     ]
     if differing.empty:
-        lines.append("Every record judged in both has the same primary verdict.")
+        lines.append("No record decided in both has different primary verdicts.")
     for claim_id, scope in zip(differing["claim_id"], differing["scope"], strict=True):
         lines.append(
             f"- {claim_id} ({scope}): {one} {_reason(first, claim_id, scope)}; "
@@ -269,17 +352,16 @@ def comparison_markdown(first: LedgerSide, second: LedgerSide) -> str:
         "",
         "## Shared cells",
         "",
-        f"{len(cells)} cells were judged in both (same claim, scope, method, baseline, problem, "
-        f"d, K and scoring; the budgets may differ); their verdicts agree in "
-        f"{int((cells['agree'] == 'yes').sum())} and are opposite in "
-        f"{int((cells['agree'] == 'opposite').sum())}.",
+        f"{len(cells)} cells were judged in both (same claim, scope, method, baseline, group, "
+        f"problem, d, K and scoring; the budgets and seeds may differ): {_tally(cells['agree'])}.",
         "",
     ]
-    if (cells["agree"] != "yes").any():
+    decided_differently = cells[cells["agree"].isin(["no", "opposite"])]
+    if not decided_differently.empty:
         lines += [
-            "The cells that differ:",
+            "The cells decided differently:",
             "",
-            *markdown_table(cells[cells["agree"] != "yes"], ".3g", missing=""),
+            *markdown_table(decided_differently, ".3g", missing=""),
             "",
         ]
     return "\n".join(lines)
@@ -290,7 +372,3 @@ def _reason(side: LedgerSide, claim_id: str, scope: str) -> str:
     overall = _primary(side.ledger, "overall")
     record = overall[(overall["claim_id"] == claim_id) & (overall["scope"] == scope)].iloc[0]
     return f"{record['verdict']}: {record['reason']}"
-
-
-def _listed(names: Sequence[str]) -> str:
-    return f": {', '.join(names)}" if names else ""
