@@ -101,6 +101,7 @@ from casbo_bench.registration import (
     read_spec,
 )
 from casbo_bench.schemas.claims import (
+    CELL_IDENTITY,
     CONTRADICTED,
     INCONCLUSIVE,
     MIXED,
@@ -984,15 +985,7 @@ def ledger_markdown(ledger: pd.DataFrame, spec: ClaimsSpec) -> str:
         *_ledger_table(
             cells[
                 [
-                    "claim_id",
-                    "scope",
-                    "method",
-                    "baseline",
-                    "group",
-                    "problem",
-                    "d",
-                    "K",
-                    "scoring",
+                    *CELL_IDENTITY,
                     "evaluations",
                     "n_seeds",
                     "p_holm",

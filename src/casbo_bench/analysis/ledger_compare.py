@@ -37,6 +37,7 @@ from casbo_bench.analysis.claims import read_ledger
 from casbo_bench.documents import markdown_table
 from casbo_bench.registration import ClaimsError, ClaimsSpec, read_spec
 from casbo_bench.schemas.claims import (
+    CELL_IDENTITY,
     CELL_VERDICTS,
     CONTRADICTED,
     INCONCLUSIVE,
@@ -47,16 +48,7 @@ from casbo_bench.schemas.claims import (
 RECORD_KEYS: tuple[str, ...] = ("claim_id", "scope")
 """What identifies a claim record: each is judged on its own."""
 
-CELL_SETTING: tuple[str, ...] = (
-    *RECORD_KEYS,
-    "method",
-    "baseline",
-    "group",
-    "problem",
-    "d",
-    "K",
-    "scoring",
-)
+CELL_SETTING: tuple[str, ...] = CELL_IDENTITY
 """What makes two ledgers' cells the same comparison on the same setting (budget aside). A
 rate cell has no d (NA); pandas matches NA keys with each other, so rate cells pair by problem."""
 

@@ -241,6 +241,19 @@ CLAIM_COLUMNS: dict[str, str] = {
 may be missing). ``scope`` is the claim record's (casbo_bench.registration.SCOPES), ``row``
 says whether the row is the record's overall verdict or one of its cells."""
 
+CELL_IDENTITY: tuple[str, ...] = (
+    "claim_id",
+    "scope",
+    "method",
+    "baseline",
+    "group",
+    "problem",
+    "d",
+    "K",
+    "scoring",
+)
+"""The columns that name a ledger cell: its claim record, the comparison and the setting."""
+
 SECONDARY_COLUMNS: dict[str, str] = {
     "evaluations": "Int64",
     "p_value": "float64",
