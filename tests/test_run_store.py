@@ -18,7 +18,15 @@ import pytest
 
 from casbo_bench.cli import main
 from casbo_bench.files import sha256_file
-from casbo_bench.run_store import INDEX, INDEX_COLUMNS, StoreError, job_files, restore, store
+from casbo_bench.run_store import (
+    INDEX,
+    INDEX_COLUMNS,
+    StoreError,
+    job_files,
+    restore,
+    store,
+    summary,
+)
 from casbo_bench.traces import trace_fault
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -215,3 +223,22 @@ def test_the_command_says_what_it_did_and_refuses_a_folder_without_an_index(
         f"casbo-bench store: error: {tmp_path} holds no stored job ({INDEX} missing or empty); "
         "give a folder `casbo-bench store` wrote (runs/<name>)"
     )
+
+
+def test_the_summary_adds_up_the_index_per_folder_of_jobs(
+    results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store(results, tmp_path / "runs" / "tiny")
+    rows = {row["jobs of"]: row for row in summary(tmp_path / "runs" / "tiny")}
+    assert list(rows) == ["raw/plain/random", "raw/plain/turbo", "all"]
+    assert rows["raw/plain/random"]["jobs"] == "1" and rows["all"]["jobs"] == "2"
+    # Two jobs of 12.50 wall seconds and 11.75 CPU seconds each (the benchmark record).
+    assert rows["all"]["wall h"] == f"{25.0 / 3600:.2f}"
+    assert rows["raw/plain/turbo"]["median wall s"] == "12"  # 12.5 rounds half to even
+    sizes = [(results / job_files(job)[0]).stat().st_size for job in JOBS]
+    assert rows["all"]["MB"] == f"{sum(sizes) / 1e6:.1f}"
+    assert main(["store", "--summary", str(tmp_path / "runs" / "tiny")]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| jobs of | jobs | wall h |") and len(table) == 2 + 3
+    assert main(["store", "--summary", str(tmp_path / "runs" / "tiny"), "--jobs", "x"]) == 2
+    assert "--summary STORE reads the store alone" in capsys.readouterr().err

@@ -33,6 +33,7 @@ import io
 import logging
 import re
 import shutil
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -167,6 +168,17 @@ def _read_index(folder: Path) -> dict[str, dict[str, str]]:
     return {row["job"]: row for row in rows}
 
 
+def _stored_index(folder: Path) -> dict[str, dict[str, str]]:
+    """The index of store ``folder``, which must hold a job (restore, summary)."""
+    index = _read_index(folder)
+    if not index:
+        raise StoreError(
+            f"{folder} holds no stored job ({INDEX} missing or empty); give a folder "
+            f"`casbo-bench store` wrote (runs/<name>)"
+        )
+    return index
+
+
 def _write_index(folder: Path, rows: dict[str, dict[str, str]]) -> None:
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=INDEX_COLUMNS, lineterminator="\n")
@@ -268,12 +280,7 @@ def restore(folder: Path, results: Path) -> Outcome:
     attempt left (a sidecar, a log), the trace last: a restore stopped half-way leaves no
     trace whose job did not come back whole.
     """
-    index = _read_index(folder)
-    if not index:
-        raise StoreError(
-            f"{folder} holds no stored job ({INDEX} missing or empty); give a folder "
-            f"`casbo-bench store` wrote (runs/<name>)"
-        )
+    index = _stored_index(folder)
     for job, row in index.items():
         trace = folder / job_files(job)[0]
         try:
@@ -308,9 +315,69 @@ def stored_jobs(folder: Path) -> Iterable[dict[str, str]]:
     return [index[job] for job in sorted(index)]
 
 
+SUMMARY_COLUMNS = (
+    "jobs of",
+    "jobs",
+    "wall h",
+    "CPU h",
+    "MB",
+    "median wall s",
+    "median kB",
+    "hosts",
+    "finished (UTC)",
+)
+"""The columns of :func:`summary`: per folder of jobs (``raw/plain/turbo``), then in all."""
+
+
+def _summary_row(name: str, rows: Sequence[dict[str, str]]) -> dict[str, str]:
+    """One line of :func:`summary` over the index ``rows`` (a missing time counts as none)."""
+    wall = [float(row["wall_s"]) for row in rows if row["wall_s"]]
+    cpu = [float(row["cpu_s"]) for row in rows if row["cpu_s"]]
+    sizes = [int(row["trace_bytes"]) for row in rows]
+    finished = sorted(row["finished_utc"][:10] for row in rows if row["finished_utc"])
+    return dict(
+        zip(
+            SUMMARY_COLUMNS,
+            (
+                name,
+                str(len(rows)),
+                f"{sum(wall) / 3600:.2f}",
+                f"{sum(cpu) / 3600:.2f}",
+                f"{sum(sizes) / 1e6:.1f}",
+                f"{statistics.median(wall):.0f}" if wall else "",
+                f"{statistics.median(sizes) / 1e3:.0f}",
+                ", ".join(sorted({row["host"] for row in rows})),
+                " to ".join(dict.fromkeys([finished[0], finished[-1]])) if finished else "",
+            ),
+            strict=True,
+        )
+    )
+
+
+def summary(folder: Path) -> list[dict[str, str]]:
+    """What store ``folder`` holds and what it cost, from its index: per folder of jobs (a
+    job's name without its file: ``raw/plain/turbo``), then ``all``, the columns of
+    :data:`SUMMARY_COLUMNS`. Wall seconds are Snakemake's ``s`` (one thread a job, so
+    job-seconds); CPU seconds its ``cpu_time``, sampled every 30 s after a job's first 15 s,
+    so a lower bound that reads 0 for a short job.
+
+    Raises:
+        StoreError: ``folder`` holds no stored job, or its index is damaged.
+    """
+    index = _stored_index(folder)
+    groups: dict[str, list[dict[str, str]]] = {}
+    for job in sorted(index):
+        groups.setdefault(str(PurePosixPath(job).parent), []).append(index[job])
+    return [
+        *(_summary_row(name, rows) for name, rows in groups.items()),
+        _summary_row("all", list(index.values())),
+    ]
+
+
 __all__ = [
     "INDEX",
     "INDEX_COLUMNS",
+    "SUMMARY_COLUMNS",
     "Outcome",
     "StoreError",
     "finished_jobs",
@@ -319,4 +386,5 @@ __all__ = [
     "restore",
     "store",
     "stored_jobs",
+    "summary",
 ]
