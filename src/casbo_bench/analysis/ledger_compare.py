@@ -197,14 +197,17 @@ def _record_table(side: LedgerSide) -> pd.DataFrame:
     )
 
 
-def claim_verdicts(first: LedgerSide, second: LedgerSide) -> pd.DataFrame:
+def claim_verdicts(
+    first: LedgerSide, second: LedgerSide, cells: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per claim record of either ledger: each side's verdict and cells, and ``agree``.
 
     Columns: claim_id, scope, then for each side (headed by its label) the verdict text and
     ``cells <label>`` (``r/c/n/i of N``), then ``shared cells`` (how many of the record's
     cells both judged, :func:`shared_cells`) and ``agree`` (:func:`agreement`; ``undecided``
     also where one side did not judge the record). Rows in the first ledger's order, the
-    second's extra records after them.
+    second's extra records after them. ``cells``: :func:`shared_cells` of the two sides where
+    the caller already has it.
 
     Raises:
         ClaimsError: the ledgers were judged under different decision rules.
@@ -212,7 +215,9 @@ def claim_verdicts(first: LedgerSide, second: LedgerSide) -> pd.DataFrame:
     check_same_rule(first, second)
     one, two = _labels(first, second)
     left, right = _record_table(first), _record_table(second)
-    shared = shared_cells(first, second).groupby(list(RECORD_KEYS)).size()
+    if cells is None:
+        cells = shared_cells(first, second)
+    shared = cells.groupby(list(RECORD_KEYS)).size()
     rows = []
     for key in dict.fromkeys([*left.index, *right.index]):
         a = left.loc[key] if key in left.index else None
@@ -304,8 +309,8 @@ def comparison_markdown(first: LedgerSide, second: LedgerSide) -> str:
         ClaimsError: the ledgers were judged under different decision rules.
     """
     one, two = _labels(first, second)
-    records = claim_verdicts(first, second)
     cells = shared_cells(first, second)
+    records = claim_verdicts(first, second, cells)
     differing = records[records["agree"].isin(["no", "opposite"])]
     redefined = differently_defined(first, second)
     lines = [
