@@ -21,7 +21,11 @@ import yaml
 
 from casbo_bench.analysis.views import best_at
 from casbo_bench.publish import ArchiveError, check_archive, compact_trace, publish, regenerate
-from casbo_bench.schemas.archive import ArchiveValidationError
+from casbo_bench.schemas.archive import (
+    BEST_STRUCTURE_COLUMNS,
+    ArchiveValidationError,
+    validate_best_structures,
+)
 from casbo_bench.traces import load_traces
 from tests.snakemake_runs import ENVIRONMENT, REPOSITORY, TINY_CONFIG, run_snakemake
 
@@ -36,7 +40,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(TINY_CONFIG, workdir / "config" / "config.yaml")
     result = run_snakemake(workdir)
     assert result.returncode == 0, result.stderr[-4000:]
-    publish = ["publish", "--results", "results/tiny", "--figures", "paper_figures/tiny"]
+    publish = ["publish", "--results", "results/tiny"]
     rebuild = ["regenerate", "--archive", "published/tiny", "--results-out"]
     pooled = ["results/tiny-archive", "--processes", "3"]
     serial = ["results/tiny-serial", "--processes", "1"]
@@ -91,6 +95,19 @@ def test_every_figure_of_the_run_is_rebuilt(published: Path) -> None:
 
 
 @pytest.mark.slow
+def test_molecule_figures_are_redrawn_equal_to_the_runs(published: Path) -> None:
+    """The archive keeps no molecule figure; each is drawn again from the compact trace and
+    the best structures, byte for byte the run's."""
+    run = published / "paper_figures" / "tiny" / "molecules"
+    names = sorted(path.name for path in run.iterdir() if not path.name.startswith("."))
+    assert any(name.startswith("best_molecules_") for name in names)
+    assert any(name.startswith("score_") and name.endswith(".pdf") for name in names)
+    rebuilt = published / "paper_figures" / "tiny-archive" / "molecules"
+    differ = [name for name in names if (run / name).read_bytes() != (rebuilt / name).read_bytes()]
+    assert not differ, differ
+
+
+@pytest.mark.slow
 def test_rebuilt_files_do_not_depend_on_the_number_of_processes(published: Path) -> None:
     def contents(*folders: Path) -> dict[str, bytes]:
         return {
@@ -119,7 +136,8 @@ def test_rebuilt_files_do_not_depend_on_the_number_of_processes(published: Path)
 def test_archive_checks_and_refuses_a_damaged_file(published: Path, tmp_path: Path) -> None:
     manifest = check_archive(published / "published" / "tiny")
     assert manifest["config_sha256"] and manifest["runs"] > 0
-    assert (published / "published" / "tiny" / "kept" / "figures" / "molecules").is_dir()
+    assert (published / "published" / "tiny" / "molecules" / "best_structures.parquet").is_file()
+    assert not (published / "published" / "tiny" / "kept" / "figures").exists()
     assert not list((published / "published" / "tiny").rglob(".*"))  # no .snakemake_timestamp
     # Every job uses one thread: its wall seconds are its job-seconds; cpu_time is sampled.
     walls = [
@@ -156,7 +174,7 @@ def test_a_run_without_its_rate_check_publishes_and_rebuilds(
     config["rate_check"] = {"enabled": False}
     (results / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     archive = tmp_path / "published" / "tiny"
-    publish(results, published / "paper_figures" / "tiny", archive)
+    publish(results, archive)
     manifest = check_archive(archive)
     assert not [name for name in manifest["files"] if name.startswith("rate_checks/")]
     rebuilt = tmp_path / "rebuilt"
@@ -227,3 +245,18 @@ def test_every_committed_archive_passes_its_check(archive: Path) -> None:
     """Each archive under published/ holds exactly its listed files, intact and valid."""
     manifest = check_archive(archive)
     assert manifest["name"] == archive.name
+
+
+def test_best_structures_refuse_a_run_listed_twice_or_an_empty_structure() -> None:
+    row = {"method": "casbo", "problem": "mol-qed", "d": 27, "K": 1, "scoring": "plain"}
+    frame = pd.DataFrame(
+        [
+            {**row, "seed": 0, "best_score": 0.5, "xyz": "1\n\nC 0 0 0"},
+            {**row, "seed": 0, "best_score": 0.4, "xyz": ""},
+        ]
+    ).astype(BEST_STRUCTURE_COLUMNS)
+    with pytest.raises(ArchiveValidationError) as raised:
+        validate_best_structures(frame, "best.parquet")
+    message = str(raised.value)
+    assert message.startswith("best structures best.parquet failed validation")
+    assert "one row per run" in message and "non-empty string" in message

@@ -22,9 +22,12 @@ compact trace keeps evaluation 1, every row where ``b_r`` changes, every failed 
 last row (:func:`compact_trace`): ``b_r`` is a step function that changes only on kept rows,
 so (a) and (b) read the same values, and (c) to (e) are kept rows. The rate check depends on
 the runs only through ``R_T`` at its T grid, which the archive keeps exactly
-(``rate_checks/gaps.parquet``). The molecule report rebuilds and scores molecules with RDKit
-and the property predictor from the last evaluations of every run: its tables, figures and
-SDF file are kept as written (``kept/``) and copied, not rebuilt.
+(``rate_checks/gaps.parquet``). The molecule report's figures read a run through its curves
+of best-so-far against the cumulative costs ``calls`` and ``denoiser_evals``, which change
+only on kept rows too (the costs never decrease), and its best structure, which the archive
+keeps (``molecules/best_structures.parquet``): they are redrawn. Its tables and SDF file
+score molecules with the property predictor and GFN2-xTB: they are kept as written
+(``kept/``) and copied, not rebuilt.
 """
 
 from __future__ import annotations
@@ -51,20 +54,26 @@ from casbo_bench.config_checks import enabled_block
 from casbo_bench.errors import UserFacingError
 from casbo_bench.files import sha256_file, write_atomically, write_text_atomically
 from casbo_bench.schemas.archive import (
+    BEST_STRUCTURE_COLUMNS,
     COMPACT_COLUMNS,
     ArchiveValidationError,
+    validate_best_structures,
     validate_compact_trace,
 )
 from casbo_bench.schemas.trace import COST_COLUMNS, RUN_KEYS
 
-ARCHIVE_FORMAT = 2
-"""The layout version written to ``manifest.json`` (2: ``job_hours`` and ``cpu_hours`` with
-their ``hours_source``; 1 had only ``cpu_hours``, summed from ``cpu_time``, with
-``cpu_hours_source``)."""
+ARCHIVE_FORMAT = 3
+"""The layout version written to ``manifest.json`` (3: the molecule report's figures are
+redrawn from ``molecules/best_structures.parquet`` and the compact trace, no longer kept;
+2: ``job_hours`` and ``cpu_hours`` with their ``hours_source``; 1 had only ``cpu_hours``,
+summed from ``cpu_time``, with ``cpu_hours_source``). :func:`regenerate` reads every format:
+whatever an archive lists as kept is copied."""
 
 MANIFEST = "manifest.json"
 MOLECULE_GROUP = "molecules"
 """The ledger's name of the molecule benchmark (workflow/rules/claims_common.smk)."""
+BEST_STRUCTURES = f"{MOLECULE_GROUP}/best_structures.parquet"
+"""An archive's best structure of every complete molecule run (from format 3)."""
 
 COMPACT_RULE = (
     "per run: evaluation 1, every evaluation where best_so_far changes, every failed "
@@ -113,17 +122,31 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:
     )
 
 
-def _compact_files(paths: Sequence[Path], source: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The compact traces of ``paths`` (read and reduced one file at a time) and their
-    provenance records."""
+def _compact_files(
+    paths: Sequence[Path], source: str, structures: bool = False
+) -> tuple[pd.DataFrame, list[dict[str, Any]], pd.DataFrame | None]:
+    """The compact traces of ``paths`` (read and reduced one file at a time), their
+    provenance records and, with ``structures``, the best structure of every complete run
+    (:data:`~casbo_bench.schemas.archive.BEST_STRUCTURE_COLUMNS`; else None)."""
     from casbo_bench.traces import read_provenance, read_trace
 
-    frames = [compact_trace(read_trace(path)) for path in paths]
-    records = [read_provenance(path) for path in paths]
+    frames, best, records = [], [], []
+    for path in paths:
+        trace = read_trace(path)
+        frames.append(compact_trace(trace))
+        if structures:
+            from casbo_bench.analysis.molecules import best_molecules
+
+            best.append(best_molecules(trace)[list(BEST_STRUCTURE_COLUMNS)])
+        records.append(read_provenance(path))
     frame = pd.concat(frames, ignore_index=True).sort_values(
         [*RUN_KEYS, "evaluation"], kind="stable", ignore_index=True
     )
-    return validate_compact_trace(frame, source), records
+    found = None
+    if structures:
+        found = pd.concat(best, ignore_index=True).sort_values(list(RUN_KEYS), ignore_index=True)
+        found = validate_best_structures(found.astype(BEST_STRUCTURE_COLUMNS), source)
+    return validate_compact_trace(frame, source), records, found
 
 
 def _benchmark_hours(results: Path, column: str) -> float | None:
@@ -178,7 +201,7 @@ def _provenance_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _kept_files(results: Path, figures: Path, rate_check: bool) -> dict[str, Path]:
+def _kept_files(results: Path, rate_check: bool) -> dict[str, Path]:
     """Archive path -> source of what the archive keeps as written (the rate check's files
     only where the config runs one: a folder left by an earlier config is not this run's)."""
     kept: dict[str, Path] = {}
@@ -190,13 +213,10 @@ def _kept_files(results: Path, figures: Path, rate_check: bool) -> dict[str, Pat
     for name in ("verdicts.csv", "local_slopes.csv", "calibration.csv") if rate_check else ():
         if (results / "rate_checks" / name).is_file():
             kept[f"rate_checks/{name}"] = results / "rate_checks" / name
-    # Rebuilt only with RDKit, the predictor and every run's last evaluations: kept as is.
+    # Rebuilt only with the predictor and xTB: kept as is.
     molecule_tables = results / "tables" / MOLECULE_GROUP
     for path in sorted(molecule_tables.glob("*")) if molecule_tables.is_dir() else []:
         kept[f"kept/tables/{MOLECULE_GROUP}/{path.name}"] = path
-    for path in sorted((figures / MOLECULE_GROUP).glob("*")):
-        if not path.name.startswith("."):  # Snakemake's .snakemake_timestamp of the folder
-            kept[f"kept/figures/{MOLECULE_GROUP}/{path.name}"] = path
     sdf = results / MOLECULE_GROUP / "best_molecules.sdf"
     if sdf.is_file():
         kept[f"kept/{MOLECULE_GROUP}/best_molecules.sdf"] = sdf
@@ -218,9 +238,9 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def publish(results: Path, figures: Path, out: Path) -> Path:
-    """Write the archive of the finished run ``results`` (with its figures ``figures``) to
-    ``out``; returns the manifest's path.
+def publish(results: Path, out: Path) -> Path:
+    """Write the archive of the finished run ``results`` to ``out``; returns the manifest's
+    path.
 
     Raises:
         ArchiveError: ``results`` lacks its config or a group's traces, or ``out`` is not empty.
@@ -241,22 +261,26 @@ def publish(results: Path, figures: Path, out: Path) -> Path:
             raise ArchiveError(
                 f"{folder} holds no traces of group {name}; run the workflow to the end first"
             )
-        own, own_records = _compact_files(files, f"{folder}/*/*.parquet")
+        own, own_records, _ = _compact_files(files, f"{folder}/*/*.parquet")
         written[f"traces/{name}.parquet"] = _write_parquet(own, out / "traces" / f"{name}.parquet")
         records += own_records
         runs += len(own.drop_duplicates(list(RUN_KEYS)))
         variants = sorted((results / "robustness" / "raw" / name).glob("*/*.parquet"))
         if variants:
-            frame, variant_records = _compact_files(variants, f"robustness/raw/{name}")
+            frame, variant_records, _ = _compact_files(variants, f"robustness/raw/{name}")
             path = out / "traces" / f"{name}.variants.parquet"
             written[f"traces/{name}.variants.parquet"] = _write_parquet(frame, path)
             records += variant_records
             runs += len(frame.drop_duplicates(list(RUN_KEYS)))
     molecule_files = sorted((results / MOLECULE_GROUP / "raw").glob("*/*.parquet"))
     if molecule_files:
-        frame, molecule_records = _compact_files(molecule_files, f"{MOLECULE_GROUP}/raw")
+        frame, molecule_records, structures = _compact_files(
+            molecule_files, f"{MOLECULE_GROUP}/raw", structures=True
+        )
         path = out / "traces" / f"{MOLECULE_GROUP}.parquet"
         written[f"traces/{MOLECULE_GROUP}.parquet"] = _write_parquet(frame, path)
+        assert structures is not None  # asked for
+        written[BEST_STRUCTURES] = _write_parquet(structures, out / BEST_STRUCTURES)
         records += molecule_records
         runs += len(frame.drop_duplicates(list(RUN_KEYS)))
     rate_check = enabled_block(config, "rate_check") is not None
@@ -283,7 +307,7 @@ def publish(results: Path, figures: Path, out: Path) -> Path:
             )
         path = out / "rate_checks" / "gaps.parquet"
         written["rate_checks/gaps.parquet"] = _write_parquet(gaps, path)
-    for name, source in _kept_files(results, figures, rate_check).items():
+    for name, source in _kept_files(results, rate_check).items():
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
@@ -367,6 +391,18 @@ def read_compact(archive: Path, name: str) -> pd.DataFrame:
     return validate_compact_trace(frame, str(path))
 
 
+def read_best_structures(archive: Path) -> pd.DataFrame:
+    """The best structures :data:`BEST_STRUCTURES` of ``archive``, validated."""
+    path = archive / BEST_STRUCTURES
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as error:
+        raise ArchiveValidationError(
+            f"{path} is not a readable Parquet file ({error}); publish the run again"
+        ) from None
+    return validate_best_structures(frame, str(path))
+
+
 def check_archive(archive: Path) -> dict[str, Any]:
     """Verify ``archive``: every file of the manifest present with its sha256, no file
     missing from the manifest, every compact trace, table, verdict and the ledger valid.
@@ -419,6 +455,8 @@ def check_archive(archive: Path) -> dict[str, Any]:
             validate_gaps(pd.read_parquet(path).astype(GAP_COLUMNS), str(path))
         elif name == "claims.csv":
             claims.read_ledger(path)
+        elif name == BEST_STRUCTURES:
+            read_best_structures(archive)
     return manifest
 
 
@@ -476,12 +514,15 @@ def regenerate(
 ) -> list[Path]:
     """Rebuild every table, the rate check, the ledger and every figure of ``archive`` into
     ``results_out`` (tables/, rate_checks/, claims.*) and ``figures_out`` (one folder per
-    group, rate_checks/, and the molecule report's figures as kept). Nothing runs an optimizer.
+    group, rate_checks/ and molecules/), and copy what it keeps as written (the molecule
+    report's tables and SDF file; an archive of format 2 keeps its figures too). Nothing
+    runs an optimizer.
 
     The pieces are independent and share ``processes`` worker processes (default: every
-    usable core): each group's tables and figures, the rate check, then its figures in one
-    share per worker, while this process builds the ledger. Every piece draws from its own
-    named seed, so the files do not depend on how many processes ran them.
+    usable core): each group's tables and figures, the molecule report's figures, the rate
+    check, then its figures in one share per worker, while this process builds the ledger.
+    Every piece draws from its own named seed, so the files do not depend on how many
+    processes ran them.
 
     Raises:
         ArchiveError, ArchiveValidationError: as :func:`check_archive`, which runs first.
@@ -499,7 +540,16 @@ def regenerate(
             if (archive / "rate_checks" / "gaps.parquet").is_file()
             else None
         )
-        group_pieces = [
+        group_pieces = []
+        if (archive / BEST_STRUCTURES).is_file():
+            # Queued first: the longest piece (paper-local: 24 s of 75), which queued last
+            # would leave a core idle while it runs.
+            group_pieces.append(
+                pool.submit(
+                    _regenerate_molecule_figures, archive, config, figures_out / MOLECULE_GROUP
+                )
+            )
+        group_pieces += [
             pool.submit(_regenerate_group, archive, config, name, results_out, figures_out)
             for name in _group_names(config)
         ]
@@ -579,6 +629,26 @@ def _regenerate_group(
         confidence=settings["confidence"],
         targets=settings["targets"],
         title_prefix=f"{config['name']} · {name}",
+    )
+
+
+def _regenerate_molecule_figures(
+    archive: Path, config: Mapping[str, Any], out_dir: Path
+) -> list[Path]:
+    """The molecule report's figures, with the settings rule ``molecule_report`` passes
+    (workflow/rules/molecules_common.smk; a worker's piece of :func:`regenerate`)."""
+    from casbo_bench.analysis import molecules
+    from casbo_bench.schemas.trace import complete_runs
+
+    best = read_best_structures(archive)
+    return molecules.write_figures(
+        complete_runs(read_compact(archive, MOLECULE_GROUP)),
+        best,
+        molecules.rebuild_best(best),
+        out_dir,
+        band_seed=int(config["bootstrap_seed"]),
+        confidence=float(config["band_confidence"]),
+        title_prefix=str(config["name"]),
     )
 
 

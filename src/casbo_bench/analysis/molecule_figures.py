@@ -135,6 +135,8 @@ def molecule_grid(
 ) -> bytes:
     """PNG bytes of ``task``'s best molecules: a row per method, a column per seed (no SVG:
     at 15 seeds and 11 methods it took 2 MB a task, the structures being in the SDF beside it).
+    ``best`` has per run ``method``, ``seed``, ``problem``, ``best_score`` and ``xyz``, and
+    ``rebuilt`` the rebuilt molecule of each of its rows.
 
     An invalid structure is drawn as its atoms without bonds, labelled "invalid"; one in
     several pieces is labelled with its number of fragments.
@@ -142,7 +144,7 @@ def molecule_grid(
     position = {
         (str(method), int(seed)): index
         for index, (method, seed, name) in enumerate(
-            zip(best["method"], best["seed"], best["task"], strict=True)
+            zip(best["method"], best["seed"], best["problem"], strict=True)
         )
         if name == task
     }

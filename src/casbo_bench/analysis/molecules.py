@@ -460,6 +460,36 @@ def _write_bytes(path: Path, data: bytes) -> Path:
     return write_atomically(path, lambda stream: stream.write(data))
 
 
+def write_figures(
+    traces: pd.DataFrame,
+    best: pd.DataFrame,
+    rebuilt: Sequence[RebuiltMolecule],
+    figures_dir: Path,
+    band_seed: int = 0,
+    confidence: float = 0.95,
+    title_prefix: str = "",
+) -> list[Path]:
+    """Per task, the score figure (PDF and PNG) and the grid of best molecules (PNG) in
+    ``figures_dir``; returns the files written.
+
+    Args:
+        traces: complete runs; the rows the curves read suffice (a published archive's
+            compact trace draws the same figures: :mod:`casbo_bench.publish`).
+        best: per run its keys, ``best_score`` and ``xyz`` (:func:`best_molecules`).
+        rebuilt: the rebuilt molecule of each row of ``best`` (:func:`rebuild_best`).
+        band_seed, confidence, title_prefix: as :func:`.molecule_figures.score_figure`.
+    """
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    styles = method_styles(traces["method"].unique())
+    written: list[Path] = []
+    for task in sorted(traces["problem"].unique()):
+        figure = score_figure(traces, task, styles, band_seed, confidence, title_prefix)
+        written += save_figure(figure, figures_dir, f"score_{task}")
+        grid = molecule_grid(best, rebuilt, task)
+        written.append(_write_bytes(figures_dir / f"best_molecules_{task}.png", grid))
+    return written
+
+
 def make_report(
     traces: pd.DataFrame,
     tables_dir: Path,
@@ -483,13 +513,9 @@ def make_report(
     rebuilt = rebuild_best(best)
     checked = check_properties(best, rebuilt, predictor)
     written = write_tables(scores, checked, tables_dir, optimized)
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    styles = method_styles(traces["method"].unique())
-    for task in sorted(traces["problem"].unique()):
-        figure = score_figure(traces, task, styles, band_seed, confidence, title_prefix)
-        written += save_figure(figure, figures_dir, f"score_{task}")
-        grid = molecule_grid(best, rebuilt, task)
-        written.append(_write_bytes(figures_dir / f"best_molecules_{task}.png", grid))
+    written += write_figures(
+        traces, best, rebuilt, figures_dir, band_seed, confidence, title_prefix
+    )
     sdf, count = write_sdf(best, checked, rebuilt, sdf_path)
     logger.info("wrote %d of %d best structures to %s", count, len(best), sdf)
     return [*written, sdf]

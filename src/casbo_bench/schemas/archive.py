@@ -7,6 +7,10 @@ columns :data:`COMPACT_COLUMNS`. So within a run the evaluations strictly increa
 best-so-far never increases, and a complete run ends at its budget. Validated by
 :func:`validate_compact_trace`, which raises :class:`ArchiveValidationError` with one line per
 failed check.
+
+An archive with molecule tasks also keeps each run's best structure
+(:data:`BEST_STRUCTURE_COLUMNS`, :func:`validate_best_structures`): the molecule report's
+figures draw it, and a compact trace carries no structures.
 """
 
 from __future__ import annotations
@@ -142,4 +146,48 @@ def validate_compact_trace(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         f"compact trace {source}",
         ArchiveValidationError,
         COMPACT_COLUMNS,
+    )
+
+
+BEST_STRUCTURE_COLUMNS: dict[str, str] = {
+    **{name: TRACE_COLUMNS[name] for name in RUN_KEYS},
+    "best_score": "float64",
+    "xyz": "str",
+}
+"""Column -> dtype of an archive's best structures: per complete molecule run, the score and
+the xyz text of its best evaluation (:func:`casbo_bench.analysis.molecules.best_molecules`)."""
+
+BEST_STRUCTURE_SCHEMA = pa.DataFrameSchema(
+    columns={
+        "method": KEY_COLUMNS["method"],
+        **{key: KEY_COLUMNS[key] for key in SETTING_KEYS},
+        "seed": pa.Column("int64", pa.Check.ge(0, error="must be >= 0")),
+        "best_score": pa.Column("float64"),
+        "xyz": pa.Column(str, NON_EMPTY),
+    },
+    checks=[
+        pa.Check(lambda frame: len(frame) > 0, error="best structures must have rows"),
+        pa.Check(
+            lambda frame: ~frame.duplicated(list(RUN_KEYS), keep=False),
+            error="one row per run (a run listed twice)",
+        ),
+    ],
+    strict=True,
+    name="best structures",
+)
+"""The pandera schema of an archive's best structures."""
+
+
+def validate_best_structures(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Validate ``frame`` against :data:`BEST_STRUCTURE_SCHEMA` and return it unchanged.
+
+    Raises:
+        ArchiveValidationError: a check failed; the first line names ``source``.
+    """
+    return validate_frame(
+        BEST_STRUCTURE_SCHEMA,
+        frame,
+        f"best structures {source}",
+        ArchiveValidationError,
+        BEST_STRUCTURE_COLUMNS,
     )
