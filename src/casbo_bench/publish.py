@@ -333,8 +333,9 @@ def publish(results: Path, out: Path) -> Path:
         "where the run wrote none",
         "runs": runs,
         "compact_traces": COMPACT_RULE,
-        "exact": "tables, ledger, rate verdicts and benchmark figures are rebuilt exactly "
-        "(docs/architecture.md, Published archives)",
+        "exact": "tables, ledger, rate verdicts and every figure are rebuilt exactly, the "
+        "molecule figures from best_structures.parquet; the molecule tables and SDF file are "
+        "kept (docs/architecture.md, Published archives)",
         "kept_as_written": sorted(name for name in written if name.startswith("kept/")),
         "publish_seconds": round(time.perf_counter() - started, 1),
         "files": {name: sha256_file(path) for name, path in sorted(written.items())},
