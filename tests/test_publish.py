@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from casbo_bench.analysis.views import best_at
+from casbo_bench.files import sha256_file
 from casbo_bench.publish import ArchiveError, check_archive, compact_trace, publish, regenerate
 from casbo_bench.schemas.archive import (
     BEST_STRUCTURE_COLUMNS,
@@ -97,7 +98,12 @@ def test_every_figure_of_the_run_is_rebuilt(published: Path) -> None:
 @pytest.mark.slow
 def test_molecule_figures_are_redrawn_equal_to_the_runs(published: Path) -> None:
     """The archive keeps no molecule figure; each is drawn again from the compact trace and
-    the best structures, byte for byte the run's."""
+    the best structures, byte for byte the run's, though the compact trace dropped rows."""
+    full = load_traces(
+        sorted((published / "results" / "tiny" / "molecules" / "raw").glob("*/*.parquet"))
+    )
+    compact = pd.read_parquet(published / "published" / "tiny" / "traces" / "molecules.parquet")
+    assert len(compact) < len(full)
     run = published / "paper_figures" / "tiny" / "molecules"
     names = sorted(path.name for path in run.iterdir() if not path.name.startswith("."))
     assert any(name.startswith("best_molecules_") for name in names)
@@ -105,6 +111,51 @@ def test_molecule_figures_are_redrawn_equal_to_the_runs(published: Path) -> None
     rebuilt = published / "paper_figures" / "tiny-archive" / "molecules"
     differ = [name for name in names if (run / name).read_bytes() != (rebuilt / name).read_bytes()]
     assert not differ, differ
+
+
+@pytest.mark.slow
+def test_an_archive_of_format_2_copies_its_kept_molecule_figures(
+    published: Path, tmp_path: Path
+) -> None:
+    """An archive published before the figures were redrawn (published/claims) keeps them
+    under kept/figures/ and lacks the best structures: it still checks and rebuilds. From
+    format 3 the best structures are required and must name the complete runs."""
+    archive = tmp_path / "tiny"
+    shutil.copytree(published / "published" / "tiny", archive)
+    manifest = json.loads((archive / "manifest.json").read_text(encoding="utf-8"))
+    (archive / "molecules" / "best_structures.parquet").unlink()
+    del manifest["files"]["molecules/best_structures.parquet"]
+    (archive / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ArchiveValidationError, match=r"missing from an archive of format 3"):
+        check_archive(archive)
+    figures = published / "paper_figures" / "tiny" / "molecules"
+    (archive / "kept" / "figures" / "molecules").mkdir(parents=True)
+    for path in sorted(figures.glob("[!.]*")):
+        name = f"kept/figures/molecules/{path.name}"
+        shutil.copyfile(path, archive / name)
+        manifest["files"][name] = sha256_file(path)
+        manifest["kept_as_written"].append(name)
+    manifest["format"] = 2
+    (archive / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    regenerate(archive, tmp_path / "results", tmp_path / "figures", processes=1)
+    for path in sorted(figures.glob("[!.]*")):
+        assert (tmp_path / "figures" / "molecules" / path.name).read_bytes() == path.read_bytes()
+
+
+@pytest.mark.slow
+def test_best_structures_must_name_the_complete_molecule_runs(
+    published: Path, tmp_path: Path
+) -> None:
+    archive = tmp_path / "tiny"
+    shutil.copytree(published / "published" / "tiny", archive)
+    path = archive / "molecules" / "best_structures.parquet"
+    structures = pd.read_parquet(path)
+    structures.iloc[1:].to_parquet(path, index=False)
+    manifest = json.loads((archive / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["molecules/best_structures.parquet"] = sha256_file(path)
+    (archive / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ArchiveValidationError, match=r"holds 0 run\(s\) .* lacks 1 that are"):
+        check_archive(archive)
 
 
 @pytest.mark.slow

@@ -77,7 +77,8 @@ BEST_STRUCTURES = f"{MOLECULE_GROUP}/best_structures.parquet"
 
 COMPACT_RULE = (
     "per run: evaluation 1, every evaluation where best_so_far changes, every failed "
-    "evaluation and the last evaluation; columns " + ", ".join(COMPACT_COLUMNS)
+    "evaluation and the last evaluation; columns " + ", ".join(COMPACT_COLUMNS) + ", and on "
+    "molecule tasks the cumulative costs " + " and ".join(COST_COLUMNS)
 )
 
 
@@ -127,26 +128,29 @@ def _compact_files(
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], pd.DataFrame | None]:
     """The compact traces of ``paths`` (read and reduced one file at a time), their
     provenance records and, with ``structures``, the best structure of every complete run
-    (:data:`~casbo_bench.schemas.archive.BEST_STRUCTURE_COLUMNS`; else None)."""
+    (:data:`~casbo_bench.schemas.archive.BEST_STRUCTURE_COLUMNS`; None without
+    ``structures`` or where no run is complete). A run lies in one file (its evaluations
+    number from 1 there), so a file's best structures are its runs'."""
     from casbo_bench.traces import read_provenance, read_trace
 
+    if structures:
+        from casbo_bench.analysis.molecules import best_molecules
     frames, best, records = [], [], []
     for path in paths:
         trace = read_trace(path)
         frames.append(compact_trace(trace))
-        if structures:
-            from casbo_bench.analysis.molecules import best_molecules
-
-            best.append(best_molecules(trace)[list(BEST_STRUCTURE_COLUMNS)])
+        found = best_molecules(trace) if structures else pd.DataFrame()
+        if not found.empty:  # a file whose runs all failed has none
+            best.append(found[list(BEST_STRUCTURE_COLUMNS)])
         records.append(read_provenance(path))
     frame = pd.concat(frames, ignore_index=True).sort_values(
         [*RUN_KEYS, "evaluation"], kind="stable", ignore_index=True
     )
-    found = None
-    if structures:
-        found = pd.concat(best, ignore_index=True).sort_values(list(RUN_KEYS), ignore_index=True)
-        found = validate_best_structures(found.astype(BEST_STRUCTURE_COLUMNS), source)
-    return validate_compact_trace(frame, source), records, found
+    frame = validate_compact_trace(frame, source)
+    if not best:
+        return frame, records, None
+    ordered = pd.concat(best, ignore_index=True).sort_values(list(RUN_KEYS), ignore_index=True)
+    return frame, records, validate_best_structures(ordered.astype(BEST_STRUCTURE_COLUMNS), source)
 
 
 def _benchmark_hours(results: Path, column: str) -> float | None:
@@ -279,8 +283,8 @@ def publish(results: Path, out: Path) -> Path:
         )
         path = out / "traces" / f"{MOLECULE_GROUP}.parquet"
         written[f"traces/{MOLECULE_GROUP}.parquet"] = _write_parquet(frame, path)
-        assert structures is not None  # asked for
-        written[BEST_STRUCTURES] = _write_parquet(structures, out / BEST_STRUCTURES)
+        if structures is not None:
+            written[BEST_STRUCTURES] = _write_parquet(structures, out / BEST_STRUCTURES)
         records += molecule_records
         runs += len(frame.drop_duplicates(list(RUN_KEYS)))
     rate_check = enabled_block(config, "rate_check") is not None
@@ -456,9 +460,35 @@ def check_archive(archive: Path) -> dict[str, Any]:
             validate_gaps(pd.read_parquet(path).astype(GAP_COLUMNS), str(path))
         elif name == "claims.csv":
             claims.read_ledger(path)
-        elif name == BEST_STRUCTURES:
-            read_best_structures(archive)
+    _check_best_structures(archive, manifest)
     return manifest
+
+
+def _check_best_structures(archive: Path, manifest: Mapping[str, Any]) -> None:
+    """From format 3 an archive with complete molecule runs keeps the best structure of
+    each, and of no other run: the molecule figures are drawn from them."""
+    from casbo_bench.schemas.trace import complete_runs
+
+    listed = BEST_STRUCTURES in manifest.get("files", {})
+    if not (archive / "traces" / f"{MOLECULE_GROUP}.parquet").is_file():
+        runs = set()
+    else:
+        complete = complete_runs(read_compact(archive, MOLECULE_GROUP))
+        runs = set(complete[list(RUN_KEYS)].drop_duplicates().itertuples(index=False))
+    if not listed:
+        if runs and int(manifest.get("format", 0)) >= 3:
+            raise ArchiveValidationError(
+                f"{archive / BEST_STRUCTURES} is missing from an archive of format 3 with "
+                f"{len(runs)} complete molecule runs; publish the run again"
+            )
+        return
+    kept = set(read_best_structures(archive)[list(RUN_KEYS)].itertuples(index=False))
+    if kept != runs:
+        raise ArchiveValidationError(
+            f"{archive / BEST_STRUCTURES} holds {len(kept - runs)} run(s) that are no complete "
+            f"run of traces/{MOLECULE_GROUP}.parquet and lacks {len(runs - kept)} that are; "
+            f"publish the run again"
+        )
 
 
 def analysis_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -543,8 +573,8 @@ def regenerate(
         )
         group_pieces = []
         if (archive / BEST_STRUCTURES).is_file():
-            # Queued first: the longest piece (paper-local: 24 s of 75), which queued last
-            # would leave a core idle while it runs.
+            # Queued first: on paper-local the longest piece, which queued last would leave
+            # a core idle while it runs.
             group_pieces.append(
                 pool.submit(
                     _regenerate_molecule_figures, archive, config, figures_out / MOLECULE_GROUP

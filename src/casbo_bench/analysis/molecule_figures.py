@@ -10,7 +10,9 @@
 - :func:`molecule_grid`: each run's best molecule drawn by RDKit, a row per method, a column
   per seed (methods in the figures' order), as PNG bytes.
 
-Written by :func:`casbo_bench.analysis.molecules.make_report`.
+Written by :func:`casbo_bench.analysis.molecules.write_figures`, for the workflow's molecule
+report (:func:`~casbo_bench.analysis.molecules.make_report`) and for a published archive
+(:func:`casbo_bench.publish.regenerate`).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 A compact trace keeps, of each run (:data:`~casbo_bench.schemas.trace.RUN_KEYS`), the rows
 the analysis can read a value from: evaluation 1, every evaluation where ``best_so_far``
 changes (inf to finite included), every failed evaluation and the last evaluation, with the
-columns :data:`COMPACT_COLUMNS`. So within a run the evaluations strictly increase from 1,
-best-so-far never increases, and a complete run ends at its budget. Validated by
+columns :data:`COMPACT_COLUMNS` (and on molecule tasks the cumulative costs ``calls`` and
+``denoiser_evals``). So within a run the evaluations strictly increase from 1, best-so-far
+never increases, the costs never decrease, and a complete run ends at its budget. Validated by
 :func:`validate_compact_trace`, which raises :class:`ArchiveValidationError` with one line per
 failed check.
 
@@ -80,6 +81,16 @@ def _best_never_increases(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(first | (best <= previous), index=ordered.index)
 
 
+def _costs_never_decrease(frame: pd.DataFrame) -> pd.Series:
+    ordered, first = _ordered_runs(frame)
+    sound = np.ones(len(ordered), dtype=bool)
+    for name in COST_COLUMNS:
+        if name in ordered.columns:
+            costs = ordered[name].to_numpy(dtype=np.float64)
+            sound &= first | (np.diff(costs, prepend=0.0) >= 0)
+    return pd.Series(sound, index=ordered.index)
+
+
 def _complete_runs_end_at_budget(frame: pd.DataFrame) -> pd.Series:
     ordered = frame.sort_values([*RUN_KEYS, "evaluation"], kind="stable")
     last = ordered.groupby(list(RUN_KEYS), sort=False).tail(1)
@@ -123,6 +134,11 @@ COMPACT_TRACE_SCHEMA = pa.DataFrameSchema(
             error="the evaluations of a run must strictly increase (a duplicate row)",
         ),
         pa.Check(_best_never_increases, error="best_so_far must not increase within a run"),
+        # The molecule figures read best-so-far at a cost off the kept rows (publish).
+        pa.Check(
+            _costs_never_decrease,
+            error="calls and denoiser_evals must not decrease within a run",
+        ),
         pa.Check(
             _complete_runs_end_at_budget,
             error="a complete run must keep its last evaluation, its budget",
