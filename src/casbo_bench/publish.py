@@ -387,25 +387,22 @@ def read_manifest(archive: Path) -> dict[str, Any]:
 def read_compact(archive: Path, name: str) -> pd.DataFrame:
     """The compact trace ``traces/<name>.parquet`` of ``archive``, validated."""
     path = archive / "traces" / f"{name}.parquet"
-    try:
-        frame = pd.read_parquet(path)
-    except (OSError, ValueError) as error:
-        raise ArchiveValidationError(
-            f"{path} is not a readable Parquet file ({error}); publish the run again"
-        ) from None
-    return validate_compact_trace(frame, str(path))
+    return validate_compact_trace(_read_parquet(path), str(path))
 
 
 def read_best_structures(archive: Path) -> pd.DataFrame:
     """The best structures :data:`BEST_STRUCTURES` of ``archive``, validated."""
     path = archive / BEST_STRUCTURES
+    return validate_best_structures(_read_parquet(path), str(path))
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
     try:
-        frame = pd.read_parquet(path)
+        return pd.read_parquet(path)
     except (OSError, ValueError) as error:
         raise ArchiveValidationError(
             f"{path} is not a readable Parquet file ({error}); publish the run again"
         ) from None
-    return validate_best_structures(frame, str(path))
 
 
 def check_archive(archive: Path) -> dict[str, Any]:
