@@ -257,37 +257,53 @@ CellKey = tuple[str, str, int, int, str]
 """A comparison cell's (group, problem, d, K, scoring)."""
 
 
-def _side(runs: pd.DataFrame, label: str, steps: int, spec: ClaimsSpec) -> tuple[pd.DataFrame, str]:
-    """The runs of ``label`` in one setting, else its stand-in's at K = 1, with the name the
-    ledger gives them."""
-    own = runs[runs["method"] == label]
+SettingRuns = list[tuple[tuple[str, int, int, str], dict[str, pd.DataFrame]]]
+"""A group's settings (problem, d, K, scoring) in order, each with its runs per method."""
+
+
+def _by_setting(traces: pd.DataFrame) -> SettingRuns:
+    """``traces`` split by setting and then by method (rows in their order)."""
+    return [
+        (
+            cast(tuple[str, int, int, str], setting),
+            {str(method): own for method, own in runs.groupby("method", sort=False)},
+        )
+        for setting, runs in traces.groupby(list(SETTING_KEYS), sort=True)
+    ]
+
+
+def _side(
+    runs: Mapping[str, pd.DataFrame], label: str, steps: int, spec: ClaimsSpec
+) -> tuple[pd.DataFrame | None, str]:
+    """The runs of ``label`` in one setting (``runs``: per method), else its stand-in's at
+    K = 1, with the name the ledger gives them; None where neither ran."""
     stand_in = spec.stand_ins.get(label)
-    if own.empty and steps == 1 and stand_in is not None:
-        return runs[runs["method"] == stand_in], f"{label} ({stand_in} at K = 1)"
-    return own, label
+    if label not in runs and steps == 1 and stand_in is not None:
+        return runs.get(stand_in), f"{label} ({stand_in} at K = 1)"
+    return runs.get(label), label
 
 
 def _cells(
     record: ClaimRecord,
     comparisons: Sequence[Comparison],
     benchmarks: Mapping[str, pd.DataFrame],
-    spec: ClaimsSpec,
+    context: _Context,
     only: set[CellKey] | None = None,
 ) -> list[_Cell]:
     """Every cell of ``comparisons`` on the record's groups where both sides have runs
     (restricted to ``only`` when given)."""
     cells: list[_Cell] = []
     for group in (group for group in record.groups if group in benchmarks):
-        for setting, runs in benchmarks[group].groupby(list(SETTING_KEYS), sort=True):
-            problem, d, steps, scoring = cast(tuple[str, int, int, str], setting)
+        for setting, runs in context.settings(group, benchmarks[group]):
+            problem, d, steps, scoring = setting
             key = (group, str(problem), int(d), int(steps), str(scoring))
             if only is not None and key not in only:
                 continue
             for comparison in (c for c in comparisons if c.covers(int(steps))):
-                own, method = _side(runs, comparison.method, int(steps), spec)
+                own, method = _side(runs, comparison.method, int(steps), context.spec)
                 for baseline in comparison.baselines:
-                    other, shown = _side(runs, baseline, int(steps), spec)
-                    if own.empty or other.empty:
+                    other, shown = _side(runs, baseline, int(steps), context.spec)
+                    if own is None or other is None:
                         continue
                     cells.append(_Cell(group, key[1:], method, shown, own, other))
     return cells
@@ -302,13 +318,14 @@ def _cost_unit(*sides: pd.DataFrame) -> str:
     return "evaluation"
 
 
-def _spent(runs: pd.DataFrame, unit: str) -> int:
-    """The cost every complete run of ``runs`` reached: the least of their totals."""
-    complete = complete_runs(runs)
-    if unit == "evaluation" or complete.empty:
+def _spent(runs: pd.DataFrame, unit: str, curves: _SeedCurves | None = None) -> int:
+    """The cost every complete run of ``runs`` (one side of a cell) reached: the least of
+    their totals, read off their step curves ``curves`` (built here when not given)."""
+    curves = curves if curves is not None else _SeedCurves.of(runs, unit)
+    if unit == "evaluation" or not curves.seeds:
         # No complete run: the budget, at which the test then reports the missing seeds.
         return int(runs["budget"].max())
-    return int(complete.groupby("seed")[unit].max().min())
+    return int(min(costs.max() for costs in curves.costs))
 
 
 @dataclass(frozen=True)
@@ -432,7 +449,9 @@ def _judge(cells: Sequence[_Cell], rule: ClaimsRule) -> None:
     budget's tests as one family, and give every test its verdict."""
     for cell in cells:
         unit = _cost_unit(cell.own, cell.other)
-        budgets = (_spent(cell.own, unit), _spent(cell.other, unit))
+        budgets = tuple(
+            _spent(getattr(cell, side), unit, cell.curves(side, unit)) for side in ("own", "other")
+        )
         compared = min(budgets)
         named = "evaluations" if unit == "evaluation" else "black-box calls"
         if budgets[0] != budgets[1]:
@@ -455,9 +474,17 @@ def _judge(cells: Sequence[_Cell], rule: ClaimsRule) -> None:
 
 @dataclass(frozen=True)
 class _Context:
-    """What every row of one ledger shares."""
+    """What every row of one ledger shares: the spec, and each group's runs split by setting
+    and method once (every record and variant reads them again)."""
 
     spec: ClaimsSpec
+    _settings: dict[str, SettingRuns] = field(default_factory=dict, repr=False, compare=False)
+
+    def settings(self, group: str, traces: pd.DataFrame) -> SettingRuns:
+        """:func:`_by_setting` of ``group``'s ``traces`` (those of this ledger), split once."""
+        if group not in self._settings:
+            self._settings[group] = _by_setting(traces)
+        return self._settings[group]
 
     @property
     def rule(self) -> ClaimsRule:
@@ -551,7 +578,7 @@ def _family_rows(
     """The overall row and the cell rows of one Holm family: ``comparisons`` of ``record``
     (on the cells in ``only`` when given)."""
     rule = context.rule
-    cells = _cells(record, comparisons, benchmarks, context.spec, only)
+    cells = _cells(record, comparisons, benchmarks, context, only)
     _judge(cells, rule)
     groups = [group for group in record.groups if group in benchmarks]
     evidence = context.evidence(groups)
