@@ -21,6 +21,7 @@ import yaml
 
 from casbo_bench.analysis.views import best_at
 from casbo_bench.files import sha256_file
+from casbo_bench.names import MOLECULE_GRID_PREFIX
 from casbo_bench.publish import ArchiveError, check_archive, compact_trace, publish, regenerate
 from casbo_bench.schemas.archive import (
     BEST_STRUCTURE_COLUMNS,
@@ -41,7 +42,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(TINY_CONFIG, workdir / "config" / "config.yaml")
     result = run_snakemake(workdir)
     assert result.returncode == 0, result.stderr[-4000:]
-    publish = ["publish", "--results", "results/tiny"]
+    publish = ["publish", "--results", "results/tiny", "--figures", "paper_figures/tiny"]
     rebuild = ["regenerate", "--archive", "published/tiny", "--results-out"]
     pooled = ["results/tiny-archive", "--processes", "3"]
     serial = ["results/tiny-serial", "--processes", "1"]
@@ -96,17 +97,12 @@ def test_every_figure_of_the_run_is_rebuilt(published: Path) -> None:
 
 
 @pytest.mark.slow
-def test_molecule_figures_are_redrawn_equal_to_the_runs(published: Path) -> None:
-    """The archive keeps no molecule figure; each is drawn again from the compact trace and
-    the best structures, byte for byte the run's, though the compact trace dropped rows."""
-    full = load_traces(
-        sorted((published / "results" / "tiny" / "molecules" / "raw").glob("*/*.parquet"))
-    )
-    compact = pd.read_parquet(published / "published" / "tiny" / "traces" / "molecules.parquet")
-    assert len(compact) < len(full)
+def test_molecule_figures_are_rebuilt_equal_to_the_runs(published: Path) -> None:
+    """The grids of best molecules are drawn again from the best structures, the score
+    figures copied: each byte for byte the run's."""
     run = published / "paper_figures" / "tiny" / "molecules"
     names = sorted(path.name for path in run.iterdir() if not path.name.startswith("."))
-    assert any(name.startswith("best_molecules_") for name in names)
+    assert any(name.startswith(MOLECULE_GRID_PREFIX) for name in names)
     assert any(name.startswith("score_") and name.endswith(".pdf") for name in names)
     rebuilt = published / "paper_figures" / "tiny-archive" / "molecules"
     differ = [name for name in names if (run / name).read_bytes() != (rebuilt / name).read_bytes()]
@@ -117,9 +113,9 @@ def test_molecule_figures_are_redrawn_equal_to_the_runs(published: Path) -> None
 def test_an_archive_of_format_2_copies_its_kept_molecule_figures(
     published: Path, tmp_path: Path
 ) -> None:
-    """An archive published before the figures were redrawn (published/claims) keeps them
+    """An archive published before the grids were drawn again (published/claims) keeps them
     under kept/figures/ and lacks the best structures: it still checks and rebuilds. From
-    format 3 the best structures are required and must name the complete runs."""
+    format 3 the best structures are required."""
     archive = tmp_path / "tiny"
     shutil.copytree(published / "published" / "tiny", archive)
     manifest = json.loads((archive / "manifest.json").read_text(encoding="utf-8"))
@@ -129,8 +125,7 @@ def test_an_archive_of_format_2_copies_its_kept_molecule_figures(
     with pytest.raises(ArchiveValidationError, match=r"missing from an archive of format 3"):
         check_archive(archive)
     figures = published / "paper_figures" / "tiny" / "molecules"
-    (archive / "kept" / "figures" / "molecules").mkdir(parents=True)
-    for path in sorted(figures.glob("[!.]*")):
+    for path in sorted(figures.glob(f"{MOLECULE_GRID_PREFIX}*")):
         name = f"kept/figures/molecules/{path.name}"
         shutil.copyfile(path, archive / name)
         manifest["files"][name] = sha256_file(path)
@@ -188,7 +183,8 @@ def test_archive_checks_and_refuses_a_damaged_file(published: Path, tmp_path: Pa
     manifest = check_archive(published / "published" / "tiny")
     assert manifest["config_sha256"] and manifest["runs"] > 0
     assert (published / "published" / "tiny" / "molecules" / "best_structures.parquet").is_file()
-    assert not (published / "published" / "tiny" / "kept" / "figures").exists()
+    kept = {path.name for path in (published / "published" / "tiny" / "kept").rglob("*.png")}
+    assert kept and all(name.startswith("score_") for name in kept)  # grids are drawn again
     assert not list((published / "published" / "tiny").rglob(".*"))  # no .snakemake_timestamp
     # Every job uses one thread: its wall seconds are its job-seconds; cpu_time is sampled.
     walls = [
@@ -225,7 +221,7 @@ def test_a_run_without_its_rate_check_publishes_and_rebuilds(
     config["rate_check"] = {"enabled": False}
     (results / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     archive = tmp_path / "published" / "tiny"
-    publish(results, archive)
+    publish(results, published / "paper_figures" / "tiny", archive)
     manifest = check_archive(archive)
     assert not [name for name in manifest["files"] if name.startswith("rate_checks/")]
     rebuilt = tmp_path / "rebuilt"

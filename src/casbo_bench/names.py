@@ -37,3 +37,8 @@ workflow/schemas/config.schema.yaml states the same default for ``failure_penalt
 JOB_FOLDERS: tuple[str, ...] = ("raw", "robustness/raw", "rate_checks/raw", "molecules/raw")
 """The folders below results/<name>/ in which the workflow's job table registers runs: the
 name of every job of rule run (its ``{job}`` wildcard) begins with one of them."""
+
+MOLECULE_GRID_PREFIX = "best_molecules_"
+"""The molecule report's grid of a task's best molecules is ``<prefix><task>.png``
+(:func:`casbo_bench.analysis.molecules.write_grids`; a published archive draws these again
+rather than keeping them, :mod:`casbo_bench.publish`)."""

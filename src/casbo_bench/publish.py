@@ -22,12 +22,12 @@ compact trace keeps evaluation 1, every row where ``b_r`` changes, every failed 
 last row (:func:`compact_trace`): ``b_r`` is a step function that changes only on kept rows,
 so (a) and (b) read the same values, and (c) to (e) are kept rows. The rate check depends on
 the runs only through ``R_T`` at its T grid, which the archive keeps exactly
-(``rate_checks/gaps.parquet``). The molecule report's figures read a run through its curves
-of best-so-far against the cumulative costs ``calls`` and ``denoiser_evals``, which change
-only on kept rows too (the costs never decrease), and its best structure, which the archive
-keeps (``molecules/best_structures.parquet``): they are redrawn. Its tables and SDF file
-score molecules with the property predictor and GFN2-xTB: they are kept as written
-(``kept/``) and copied, not rebuilt.
+(``rate_checks/gaps.parquet``). The molecule report's grids of best molecules read a run
+only through its best structure, which the archive keeps (``molecules/best_structures.
+parquet``): they are drawn again. Its tables and SDF file score molecules with the property
+predictor and GFN2-xTB, and its score figures cost more to draw than the rest of a rebuild
+(their curves would read the kept rows: best-so-far at a cumulative cost changes only
+there too): these are kept as written (``kept/``) and copied.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ import yaml
 from casbo_bench.config_checks import enabled_block
 from casbo_bench.errors import UserFacingError
 from casbo_bench.files import sha256_file, write_atomically, write_text_atomically
+from casbo_bench.names import MOLECULE_GRID_PREFIX
 from casbo_bench.schemas.archive import (
     BEST_STRUCTURE_COLUMNS,
     COMPACT_COLUMNS,
@@ -63,8 +64,8 @@ from casbo_bench.schemas.archive import (
 from casbo_bench.schemas.trace import COST_COLUMNS, RUN_KEYS
 
 ARCHIVE_FORMAT = 3
-"""The layout version written to ``manifest.json`` (3: the molecule report's figures are
-redrawn from ``molecules/best_structures.parquet`` and the compact trace, no longer kept;
+"""The layout version written to ``manifest.json`` (3: the molecule report's grids of best
+molecules are drawn again from ``molecules/best_structures.parquet``, no longer kept;
 2: ``job_hours`` and ``cpu_hours`` with their ``hours_source``; 1 had only ``cpu_hours``,
 summed from ``cpu_time``, with ``cpu_hours_source``). :func:`regenerate` reads every format:
 whatever an archive lists as kept is copied."""
@@ -205,7 +206,7 @@ def _provenance_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _kept_files(results: Path, rate_check: bool) -> dict[str, Path]:
+def _kept_files(results: Path, figures: Path, rate_check: bool) -> dict[str, Path]:
     """Archive path -> source of what the archive keeps as written (the rate check's files
     only where the config runs one: a folder left by an earlier config is not this run's)."""
     kept: dict[str, Path] = {}
@@ -217,10 +218,14 @@ def _kept_files(results: Path, rate_check: bool) -> dict[str, Path]:
     for name in ("verdicts.csv", "local_slopes.csv", "calibration.csv") if rate_check else ():
         if (results / "rate_checks" / name).is_file():
             kept[f"rate_checks/{name}"] = results / "rate_checks" / name
-    # Rebuilt only with the predictor and xTB: kept as is.
+    # Rebuilt only with the predictor and xTB, or slow to draw: kept as is.
     molecule_tables = results / "tables" / MOLECULE_GROUP
     for path in sorted(molecule_tables.glob("*")) if molecule_tables.is_dir() else []:
         kept[f"kept/tables/{MOLECULE_GROUP}/{path.name}"] = path
+    for path in sorted((figures / MOLECULE_GROUP).glob("*")):
+        # Not Snakemake's .snakemake_timestamp of the folder, nor the grids (drawn again).
+        if not path.name.startswith((".", MOLECULE_GRID_PREFIX)):
+            kept[f"kept/figures/{MOLECULE_GROUP}/{path.name}"] = path
     sdf = results / MOLECULE_GROUP / "best_molecules.sdf"
     if sdf.is_file():
         kept[f"kept/{MOLECULE_GROUP}/best_molecules.sdf"] = sdf
@@ -242,9 +247,9 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def publish(results: Path, out: Path) -> Path:
-    """Write the archive of the finished run ``results`` to ``out``; returns the manifest's
-    path.
+def publish(results: Path, figures: Path, out: Path) -> Path:
+    """Write the archive of the finished run ``results`` (with its figures ``figures``) to
+    ``out``; returns the manifest's path.
 
     Raises:
         ArchiveError: ``results`` lacks its config or a group's traces, or ``out`` is not empty.
@@ -311,7 +316,7 @@ def publish(results: Path, out: Path) -> Path:
             )
         path = out / "rate_checks" / "gaps.parquet"
         written["rate_checks/gaps.parquet"] = _write_parquet(gaps, path)
-    for name, source in _kept_files(results, rate_check).items():
+    for name, source in _kept_files(results, figures, rate_check).items():
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
@@ -337,9 +342,9 @@ def publish(results: Path, out: Path) -> Path:
         "where the run wrote none",
         "runs": runs,
         "compact_traces": COMPACT_RULE,
-        "exact": "tables, ledger, rate verdicts and every figure are rebuilt exactly, the "
-        "molecule figures from best_structures.parquet; the molecule tables and SDF file are "
-        "kept (docs/architecture.md, Published archives)",
+        "exact": "tables, ledger, rate verdicts and figures are rebuilt exactly, the molecule "
+        "grids from best_structures.parquet; the molecule tables, score figures and SDF file "
+        "are kept (docs/architecture.md, Published archives)",
         "kept_as_written": sorted(name for name in written if name.startswith("kept/")),
         "publish_seconds": round(time.perf_counter() - started, 1),
         "files": {name: sha256_file(path) for name, path in sorted(written.items())},
@@ -543,12 +548,12 @@ def regenerate(
     """Rebuild every table, the rate check, the ledger and every figure of ``archive`` into
     ``results_out`` (tables/, rate_checks/, claims.*) and ``figures_out`` (one folder per
     group, rate_checks/ and molecules/), and copy what it keeps as written (the molecule
-    report's tables and SDF file; an archive of format 2 keeps its figures too). Nothing
-    runs an optimizer.
+    report's tables, score figures and SDF file; an archive of format 2 keeps its grids
+    too). Nothing runs an optimizer.
 
     The pieces are independent and share ``processes`` worker processes (default: every
-    usable core): each group's tables and figures, the molecule report's figures, the rate
-    check, then its figures in one share per worker, while this process builds the ledger.
+    usable core): each group's tables and figures, the molecule grids, the rate check, then
+    its figures in one share per worker, while this process builds the ledger.
     Every piece draws from its own named seed, so the files do not depend on how many
     processes ran them.
 
@@ -568,19 +573,14 @@ def regenerate(
             if (archive / "rate_checks" / "gaps.parquet").is_file()
             else None
         )
-        group_pieces = []
-        if (archive / BEST_STRUCTURES).is_file():
-            # Queued first: on paper-local the longest piece, which queued last would leave
-            # a core idle while it runs.
-            group_pieces.append(
-                pool.submit(
-                    _regenerate_molecule_figures, archive, config, figures_out / MOLECULE_GROUP
-                )
-            )
-        group_pieces += [
+        group_pieces = [
             pool.submit(_regenerate_group, archive, config, name, results_out, figures_out)
             for name in _group_names(config)
         ]
+        if (archive / BEST_STRUCTURES).is_file():
+            group_pieces.append(
+                pool.submit(_regenerate_molecule_grids, archive, figures_out / MOLECULE_GROUP)
+            )
         rate_figures = []
         verdicts = None
         if rate_check is not None:
@@ -660,24 +660,13 @@ def _regenerate_group(
     )
 
 
-def _regenerate_molecule_figures(
-    archive: Path, config: Mapping[str, Any], out_dir: Path
-) -> list[Path]:
-    """The molecule report's figures, with the settings rule ``molecule_report`` passes
-    (workflow/rules/molecules_common.smk; a worker's piece of :func:`regenerate`)."""
+def _regenerate_molecule_grids(archive: Path, out_dir: Path) -> list[Path]:
+    """The molecule report's grids of best molecules (a worker's piece of
+    :func:`regenerate`)."""
     from casbo_bench.analysis import molecules
-    from casbo_bench.schemas.trace import complete_runs
 
     best = read_best_structures(archive)
-    return molecules.write_figures(
-        complete_runs(read_compact(archive, MOLECULE_GROUP)),
-        best,
-        molecules.rebuild_best(best),
-        out_dir,
-        band_seed=int(config["bootstrap_seed"]),
-        confidence=float(config["band_confidence"]),
-        title_prefix=str(config["name"]),
-    )
+    return molecules.write_grids(best, molecules.rebuild_best(best), out_dir)
 
 
 def _regenerate_rate_check(

@@ -10,9 +10,10 @@
 - :func:`molecule_grid`: each run's best molecule drawn by RDKit, a row per method, a column
   per seed (methods in the figures' order), as PNG bytes.
 
-Written by :func:`casbo_bench.analysis.molecules.write_figures`, for the workflow's molecule
-report (:func:`~casbo_bench.analysis.molecules.make_report`) and for a published archive
-(:func:`casbo_bench.publish.regenerate`).
+Written by :func:`casbo_bench.analysis.molecules.write_score_figures` and
+:func:`~casbo_bench.analysis.molecules.write_grids`, for the workflow's molecule report
+(:func:`~casbo_bench.analysis.molecules.make_report`); a published archive draws the grids
+again (:func:`casbo_bench.publish.regenerate`).
 """
 
 from __future__ import annotations

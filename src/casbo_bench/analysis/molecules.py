@@ -65,6 +65,7 @@ from casbo_bench.files import write_atomically, write_text_atomically
 from casbo_bench.molecules.data import parse_xyz
 from casbo_bench.molecules.rebuild import RebuiltMolecule, rebuild_molecule
 from casbo_bench.molecules.scores import xtb_properties
+from casbo_bench.names import MOLECULE_GRID_PREFIX
 from casbo_bench.schemas.molecules import (
     BEST_COLUMNS,
     CHECKED_PROPERTIES,
@@ -460,33 +461,41 @@ def _write_bytes(path: Path, data: bytes) -> Path:
     return write_atomically(path, lambda stream: stream.write(data))
 
 
-def write_figures(
+def write_score_figures(
     traces: pd.DataFrame,
-    best: pd.DataFrame,
-    rebuilt: Sequence[RebuiltMolecule],
     figures_dir: Path,
     band_seed: int = 0,
     confidence: float = 0.95,
     title_prefix: str = "",
 ) -> list[Path]:
-    """Per task, the score figure (PDF and PNG) and the grid of best molecules (PNG) in
-    ``figures_dir``; returns the files written.
-
-    Args:
-        traces: complete runs; the rows the curves read suffice (a published archive's
-            compact trace draws the same figures: :mod:`casbo_bench.publish`).
-        best: per run its keys, ``best_score`` and ``xyz`` (:func:`best_molecules`).
-        rebuilt: the rebuilt molecule of each row of ``best`` (:func:`rebuild_best`).
-        band_seed, confidence, title_prefix: as :func:`.molecule_figures.score_figure`.
-    """
+    """Per task of the complete runs ``traces``, the score figure (PDF and PNG) in
+    ``figures_dir`` (:func:`.molecule_figures.score_figure`, with ``band_seed``,
+    ``confidence`` and ``title_prefix``); returns the files written."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     styles = method_styles(traces["method"].unique())
     written: list[Path] = []
     for task in sorted(traces["problem"].unique()):
         figure = score_figure(traces, task, styles, band_seed, confidence, title_prefix)
         written += save_figure(figure, figures_dir, f"score_{task}")
-        grid = molecule_grid(best, rebuilt, task)
-        written.append(_write_bytes(figures_dir / f"best_molecules_{task}.png", grid))
+    return written
+
+
+def write_grids(
+    best: pd.DataFrame, rebuilt: Sequence[RebuiltMolecule], figures_dir: Path
+) -> list[Path]:
+    """Per task, the grid of best molecules (PNG, :func:`.molecule_figures.molecule_grid`) in
+    ``figures_dir``; returns the files written.
+
+    Args:
+        best: per complete run its keys, ``best_score`` and ``xyz`` (:func:`best_molecules`;
+            a published archive keeps these columns: :mod:`casbo_bench.publish`).
+        rebuilt: the rebuilt molecule of each row of ``best`` (:func:`rebuild_best`).
+    """
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task in sorted(best["problem"].unique()):
+        grid = molecule_grid(best, rebuilt, str(task))
+        written.append(_write_bytes(figures_dir / f"{MOLECULE_GRID_PREFIX}{task}.png", grid))
     return written
 
 
@@ -513,9 +522,8 @@ def make_report(
     rebuilt = rebuild_best(best)
     checked = check_properties(best, rebuilt, predictor)
     written = write_tables(scores, checked, tables_dir, optimized)
-    written += write_figures(
-        traces, best, rebuilt, figures_dir, band_seed, confidence, title_prefix
-    )
+    written += write_score_figures(traces, figures_dir, band_seed, confidence, title_prefix)
+    written += write_grids(best, rebuilt, figures_dir)
     sdf, count = write_sdf(best, checked, rebuilt, sdf_path)
     logger.info("wrote %d of %d best structures to %s", count, len(best), sdf)
     return [*written, sdf]

@@ -18,7 +18,8 @@ DESCRIPTION = (
     "sha256). With --check ARCHIVE: verify an archive (sha256 of every file, schemas)."
 )
 EXAMPLES = (
-    "casbo-bench publish --results results/paper-local --out published/paper-local",
+    "casbo-bench publish --results results/paper-local --figures paper_figures/paper-local "
+    "--out published/paper-local",
     "casbo-bench publish --check published/paper-local",
 )
 
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=Path, help="the finished run's results/<name>")
+    parser.add_argument("--figures", type=Path, help="its figures, paper_figures/<name>")
     parser.add_argument(
         "--out", type=writable_folder("archive"), help="the archive folder (new or empty)"
     )
@@ -43,11 +45,13 @@ def handle(arguments: argparse.Namespace) -> int:
             f"config {manifest['name']})"
         )
         return 0
-    missing = [f"--{name}" for name in ("results", "out") if not getattr(arguments, name)]
+    missing = [
+        f"--{name}" for name in ("results", "figures", "out") if not getattr(arguments, name)
+    ]
     if missing:
         raise UsageError(f"give {', '.join(missing)} (or --check ARCHIVE)")
     if not arguments.results.is_dir():
         raise UsageError(f"--results {arguments.results} is not a folder; give results/<name>")
-    written = publish.publish(arguments.results, arguments.out)
+    written = publish.publish(arguments.results, arguments.figures, arguments.out)
     logger.info("wrote %s", written)
     return 0
