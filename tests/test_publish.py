@@ -25,8 +25,10 @@ from casbo_bench.names import MOLECULE_GRID_PREFIX
 from casbo_bench.publish import ArchiveError, check_archive, compact_trace, publish, regenerate
 from casbo_bench.schemas.archive import (
     BEST_STRUCTURE_COLUMNS,
+    COMPACT_COLUMNS,
     ArchiveValidationError,
     validate_best_structures,
+    validate_compact_trace,
 )
 from casbo_bench.traces import load_traces
 from tests.snakemake_runs import ENVIRONMENT, REPOSITORY, TINY_CONFIG, run_snakemake
@@ -307,3 +309,33 @@ def test_best_structures_refuse_a_run_listed_twice_or_an_empty_structure() -> No
     message = str(raised.value)
     assert message.startswith("best structures best.parquet failed validation")
     assert "one row per run" in message and "non-empty string" in message
+
+
+@pytest.mark.parametrize(("calls", "sound"), [([3, 5], True), ([5, 3], False)])
+def test_a_compact_trace_refuses_costs_that_decrease(calls: list[int], sound: bool) -> None:
+    """The molecule curves read best-so-far at a cumulative cost off the kept rows, which is
+    exact only while the costs never decrease within a run."""
+    run = {"method": "casbo", "problem": "mol-qed", "d": 27, "K": 1, "scoring": "final"}
+    frame = pd.DataFrame(
+        {
+            **{key: [value] * 2 for key, value in run.items()},
+            "seed": [0, 0],
+            "optimizer": ["casbo"] * 2,
+            "budget": [2, 2],
+            "evaluation": [1, 2],
+            "loss": [1.0, 0.5],
+            "best_so_far": [1.0, 0.5],
+            "fresh_sample_loss": [np.nan, 0.4],
+            "safeguard_events": [0, 0],
+            "failed": [False, False],
+            "error": ["", ""],
+            "status": ["complete"] * 2,
+            "calls": calls,
+            "denoiser_evals": [10, 20],
+        }
+    ).astype({**COMPACT_COLUMNS, "calls": "int64", "denoiser_evals": "int64"})
+    if sound:
+        validate_compact_trace(frame, "sound.parquet")
+        return
+    with pytest.raises(ArchiveValidationError, match="must not decrease within a run"):
+        validate_compact_trace(frame, "decreasing.parquet")

@@ -1,5 +1,6 @@
 """Published archives: what a finished run found, compact enough for the repository, from which
-every table, the claims ledger, the rate-check verdicts and every figure are rebuilt.
+every table, the claims ledger, the rate-check verdicts and every figure are rebuilt (the
+molecule report's tables, score figures and SDF file copied as kept).
 
 :func:`publish` reads ``results/<name>`` and ``paper_figures/<name>`` and writes the archive
 (layout in docs/architecture.md, "Published archives"); :func:`check_archive` verifies one

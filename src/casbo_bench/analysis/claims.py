@@ -478,13 +478,16 @@ class _Context:
     and method once (every record and variant reads them again)."""
 
     spec: ClaimsSpec
-    _settings: dict[str, SettingRuns] = field(default_factory=dict, repr=False, compare=False)
+    _settings: dict[str, tuple[pd.DataFrame, SettingRuns]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def settings(self, group: str, traces: pd.DataFrame) -> SettingRuns:
-        """:func:`_by_setting` of ``group``'s ``traces`` (those of this ledger), split once."""
-        if group not in self._settings:
-            self._settings[group] = _by_setting(traces)
-        return self._settings[group]
+        """:func:`_by_setting` of ``group``'s ``traces``, split once per frame."""
+        cached = self._settings.get(group)
+        if cached is None or cached[0] is not traces:
+            cached = self._settings[group] = (traces, _by_setting(traces))
+        return cached[1]
 
     @property
     def rule(self) -> ClaimsRule:

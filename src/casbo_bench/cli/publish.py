@@ -13,7 +13,8 @@ HELP = "Write the compact archive of a finished run (published/<name>), or check
 DESCRIPTION = (
     "Write the compact archive of a finished run: its tables, claims ledger, rate-check "
     "verdicts and gaps, compact traces from which every table, the ledger and every figure "
-    "are rebuilt exactly ('casbo-bench regenerate', 'make figures'), and manifest.json "
+    "are rebuilt exactly ('casbo-bench regenerate', 'make figures'; the molecule report's "
+    "tables, score figures and SDF file are kept as written), and manifest.json "
     "(config and its sha256, hashes, commits, machines, dates, CPU-hours, every file's "
     "sha256). With --check ARCHIVE: verify an archive (sha256 of every file, schemas)."
 )
