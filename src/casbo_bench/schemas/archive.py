@@ -25,11 +25,10 @@ from casbo_bench.schemas.checks import validate_frame
 from casbo_bench.schemas.trace import (
     COMPLETE,
     COST_COLUMNS,
-    KEY_COLUMNS,
     NON_EMPTY,
+    RUN_KEY_COLUMNS,
     RUN_KEYS,
     RUN_STATUSES,
-    SETTING_KEYS,
     TRACE_COLUMNS,
 )
 
@@ -100,9 +99,7 @@ def _complete_runs_end_at_budget(frame: pd.DataFrame) -> pd.Series:
 
 COMPACT_TRACE_SCHEMA = pa.DataFrameSchema(
     columns={
-        "method": KEY_COLUMNS["method"],
-        **{key: KEY_COLUMNS[key] for key in SETTING_KEYS},
-        "seed": pa.Column("int64", pa.Check.ge(0, error="must be >= 0")),
+        **RUN_KEY_COLUMNS,
         "optimizer": pa.Column(str, NON_EMPTY),
         "budget": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
         "evaluation": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
@@ -175,9 +172,7 @@ the xyz text of its best evaluation (:func:`casbo_bench.analysis.molecules.best_
 
 BEST_STRUCTURE_SCHEMA = pa.DataFrameSchema(
     columns={
-        "method": KEY_COLUMNS["method"],
-        **{key: KEY_COLUMNS[key] for key in SETTING_KEYS},
-        "seed": pa.Column("int64", pa.Check.ge(0, error="must be >= 0")),
+        **RUN_KEY_COLUMNS,
         "best_score": pa.Column("float64"),
         "xyz": pa.Column(str, NON_EMPTY),
     },

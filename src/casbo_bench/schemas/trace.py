@@ -188,12 +188,18 @@ KEY_COLUMNS: dict[str, pa.Column] = {
 }
 """The checks of the columns that name a cell (:data:`CELL_KEYS`), shared by every schema."""
 
+RUN_KEY_COLUMNS: dict[str, pa.Column] = {
+    "method": KEY_COLUMNS["method"],
+    **{key: KEY_COLUMNS[key] for key in SETTING_KEYS},
+    "seed": pa.Column("int64", pa.Check.ge(0, error="must be >= 0")),
+}
+"""The checks of the columns that name a run (:data:`RUN_KEYS`): the trace's, and those of
+an archive's compact trace and best structures (:mod:`casbo_bench.schemas.archive`)."""
+
 TRACE_SCHEMA = pa.DataFrameSchema(
     columns={
-        "method": KEY_COLUMNS["method"],
+        **RUN_KEY_COLUMNS,
         "optimizer": pa.Column(str, NON_EMPTY),
-        **{key: KEY_COLUMNS[key] for key in SETTING_KEYS},
-        "seed": pa.Column("int64", pa.Check.ge(0, error="must be >= 0")),
         "budget": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
         "iteration": pa.Column("int64", pa.Check.ge(0, error="must be >= 0")),
         "evaluation": pa.Column("int64", pa.Check.ge(1, error="must be >= 1")),
