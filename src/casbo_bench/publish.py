@@ -449,10 +449,13 @@ def check_archive(archive: Path) -> dict[str, Any]:
             f"{archive} holds files its manifest does not list: {', '.join(unlisted)}; "
             f"remove them or publish again"
         )
+    molecules = None  # the molecule runs' compact trace, which the structures must match
     for name in listed:
         path = archive / name
         if name.startswith("traces/"):
-            read_compact(archive, Path(name).name.removesuffix(".parquet"))
+            stem = Path(name).name.removesuffix(".parquet")
+            compact = read_compact(archive, stem)
+            molecules = compact if stem == MOLECULE_GROUP else molecules
         elif name.startswith("tables/") and path.parent.name != MOLECULE_GROUP:
             table = path.stem
             if table != "rate_checks":
@@ -463,20 +466,22 @@ def check_archive(archive: Path) -> dict[str, Any]:
             validate_gaps(pd.read_parquet(path).astype(GAP_COLUMNS), str(path))
         elif name == "claims.csv":
             claims.read_ledger(path)
-    _check_best_structures(archive, manifest)
+    _check_best_structures(archive, manifest, molecules)
     return manifest
 
 
-def _check_best_structures(archive: Path, manifest: Mapping[str, Any]) -> None:
-    """From format 3 an archive with complete molecule runs keeps the best structure of
-    each, and of no other run: the molecule figures are drawn from them."""
+def _check_best_structures(
+    archive: Path, manifest: Mapping[str, Any], molecules: pd.DataFrame | None
+) -> None:
+    """From format 3 an archive with complete molecule runs (``molecules``: its validated
+    compact trace, if it has one) keeps the best structure of each, and of no other run:
+    the molecule grids are drawn from them."""
     from casbo_bench.schemas.trace import complete_runs
 
     listed = BEST_STRUCTURES in manifest.get("files", {})
-    if not (archive / "traces" / f"{MOLECULE_GROUP}.parquet").is_file():
-        runs = set()
-    else:
-        complete = complete_runs(read_compact(archive, MOLECULE_GROUP))
+    runs = set()
+    if molecules is not None:
+        complete = complete_runs(molecules)
         runs = set(complete[list(RUN_KEYS)].drop_duplicates().itertuples(index=False))
     if not listed:
         if runs and int(manifest.get("format", 0)) >= 3:
